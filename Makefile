@@ -1,0 +1,47 @@
+# mesotherapy-outcomes: every target sets itself up (.venv, install, kernel) and is safe to run again.
+# `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+OUTCOMES := $(VENV)/bin/outcomes
+STAMP := $(VENV)/.installed
+RAW ?= data/raw
+PROCESSED ?= data/processed
+REPORTS ?= reports
+JOBS ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help setup data report test lab bench clean-env
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (found " + sys.version.split()[0] + ")")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "Could not create $(VENV): on Debian/Ubuntu install python3-venv first." >&2; exit 1; }
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m ipykernel install --sys-prefix --name mesotherapy-outcomes --display-name "Python (mesotherapy-outcomes)" >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv, install the package and register its Jupyter kernel
+
+data: $(STAMP) ## Demo cohort into data/raw if it has no patients file, then clean into data/processed
+	$(OUTCOMES) demo --raw $(RAW)
+	$(OUTCOMES) clean --raw $(RAW) --out $(PROCESSED)
+
+report: data ## The main job: set-up, data, then every report in reports.yml (PDFs in reports/<date>/)
+	$(OUTCOMES) report --grid reports.yml --processed $(PROCESSED) --out $(REPORTS) --jobs $(JOBS)
+
+test: $(STAMP) ## Run the test suite
+	$(PY) -m pytest
+
+lab: $(STAMP) ## Start JupyterLab in the project's environment
+	$(VENV)/bin/jupyter lab notebooks/
+
+bench: $(STAMP) ## Run the benchmark scripts (slow; they print their figures)
+	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean-env: ## Remove .venv (the next target rebuilds it)
+	rm -rf $(VENV)

@@ -1,0 +1,82 @@
+"""The `outcomes` command: simulate, demo, clean, report.
+
+Each command is a thin shell over the library; exit codes are part of the contract:
+0 ok, 1 a soft failure (--strict rejections, a failed report), 2 bad input or usage.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from outcomes import config
+
+app = typer.Typer(
+    help="Mesotherapy outcomes: clean clinic exports, model improvement, write reports.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Folder to write the raw tables and truth.json into.")],
+    patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = config.DEMO_PATIENTS,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = config.DEFAULT_SEED,
+    tidy: Annotated[bool, typer.Option("--tidy", help="Write a clean export instead of a messy one.")] = False,
+) -> None:
+    """Write a synthetic cohort in the raw-data contract, with its true effects in truth.json."""
+    from outcomes.simulation import simulate as run
+
+    run(n_patients=patients, seed=seed, out_dir=out, tidy=tidy)
+    typer.echo(f"Wrote a synthetic cohort of {patients} patients (seed {seed}) to {out}")
+
+
+@app.command()
+def demo(
+    raw: Annotated[Path, typer.Option(help="Raw-data folder.")] = config.RAW_DIR,
+    patients: Annotated[int, typer.Option(min=1)] = config.DEMO_PATIENTS,
+    seed: Annotated[int, typer.Option()] = config.DEFAULT_SEED,
+) -> None:
+    """Fill RAW with the synthetic demo cohort, only when it holds no patients file."""
+    from outcomes.simulation import write_demo_if_empty
+
+    write_demo_if_empty(raw, n_patients=patients, seed=seed)
+
+
+@app.command()
+def clean(
+    raw: Annotated[Path, typer.Option(help="Folder with the raw exports.")] = config.RAW_DIR,
+    out: Annotated[Path, typer.Option(help="Folder for the processed tables.")] = config.PROCESSED_DIR,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit 1 if any row was rejected.")] = False,
+    monthfirst: Annotated[bool, typer.Option("--monthfirst", help="Read 04/03/2025 as April 3rd.")] = False,
+) -> None:
+    """Validate, normalise and link the raw exports into data/processed (atomically)."""
+    from outcomes.cleaning import cli_clean
+
+    raise typer.Exit(cli_clean(raw, out, strict=strict, monthfirst=monthfirst))
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def report(
+    notebook: Annotated[Optional[str], typer.Argument(help="One notebook to run (name or path); omit to run the grid.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("-p", "--param", help="name=value (or use two -p: name value) for a single notebook.")] = None,
+    grid: Annotated[Path, typer.Option(help="YAML file listing the reports to run.")] = config.ROOT / "reports.yml",
+    processed: Annotated[Path, typer.Option(help="Processed-data folder the notebooks read.")] = config.PROCESSED_DIR,
+    out: Annotated[Path, typer.Option(help="Output folder; reports go to OUT/<YYYY-MM-DD>/.")] = config.REPORTS_DIR,
+    jobs: Annotated[int, typer.Option(min=1, help="Reports run in parallel.")] = 1,
+) -> None:
+    """Run parameterised notebooks with papermill and turn each into a PDF without code."""
+    from outcomes.reports.runner import cli_report
+
+    raise typer.Exit(cli_report(notebook=notebook, params=param or [], grid=grid, processed=processed, out=out, jobs=jobs))
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,156 @@
+"""The raw-data contract v1 as data: files, columns, aliases, vocabularies, metric registry.
+
+Everything that reads, writes, simulates or validates raw data takes its names from here,
+so the contract is stated once. docs/data-contract.md is its human-readable form.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+CONTRACT_VERSION = "1"
+
+# --- files -----------------------------------------------------------------
+REQUIRED_TABLES = ("patients", "sessions", "photo_metrics")
+OPTIONAL_TABLES = ("assessments", "adverse_events")
+TABLES = REQUIRED_TABLES + OPTIONAL_TABLES
+SUFFIXES = (".csv", ".csv.gz", ".parquet", ".xlsx")  # searched in this order
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    required: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+COLUMNS: dict[str, tuple[Column, ...]] = {
+    "patients": (
+        Column("patient_id", True, ("patient", "pid", "subject_id")),
+        Column("age"),
+        Column("birth_date", aliases=("dob", "date_of_birth")),
+        Column("sex", aliases=("gender",)),
+        Column("skin_type", aliases=("fitzpatrick", "phototype")),
+        Column("concern"),
+        Column("clinic_id", aliases=("clinic",)),
+    ),
+    "sessions": (
+        Column("patient_id", True, ("patient", "pid", "subject_id")),
+        Column("session_date", True, ("date", "visit_date")),
+        Column("status"),
+        Column("product"),
+        Column("area"),
+        Column("volume_ml"),
+        Column("practitioner_id"),
+    ),
+    "photo_metrics": (
+        Column("patient_id", True, ("patient", "pid", "subject_id")),
+        Column("photo_id", True),
+        Column("taken_at", True, ("date", "captured_at")),
+        Column("metric", True),
+        Column("value", True),
+        Column("view"),
+        Column("device"),
+        Column("color_delta_e"),
+        Column("head_yaw_deg"),
+        Column("makeup"),
+        Column("blur"),
+    ),
+    "assessments": (
+        Column("patient_id", True, ("patient", "pid", "subject_id")),
+        Column("assessed_at", True, ("date",)),
+        Column("scale", True),
+        Column("rater"),
+        Column("score", True),
+    ),
+    "adverse_events": (
+        Column("patient_id", True, ("patient", "pid", "subject_id")),
+        Column("event_date", True, ("date",)),
+        Column("event", True),
+        Column("severity"),
+    ),
+}
+
+# patients need one of these two
+AGE_SOURCES = ("age", "birth_date")
+AGE_RANGE = (16, 100)
+VOLUME_RANGE_ML = (0.0, 20.0)  # 0 < v <= 20
+
+# --- vocabularies -----------------------------------------------------------
+SKIN_TYPES = ("I", "II", "III", "IV", "V", "VI")
+SKIN_TYPE_DTYPE = pd.CategoricalDtype(list(SKIN_TYPES), ordered=True)
+SEXES = ("F", "M", "X", "unknown")
+CONCERNS = (
+    "fine_lines", "skin_quality", "pigmentation", "acne_scars",
+    "hair_loss", "cellulite", "localized_fat",
+)
+SESSION_STATUSES = ("completed", "cancelled", "no_show")
+VIEWS = ("front", "left45", "right45", "left90", "right90")
+DEFAULT_VIEW = "front"
+EVENTS = ("erythema", "edema", "bruising", "pain", "nodule", "pih", "infection", "other")
+SEVERITIES = ("mild", "moderate", "severe")
+RATERS = ("clinician", "patient")
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    low: float
+    high: float
+    meaning: str
+
+
+SCALES = {
+    "gais": Scale("gais", 1, 5, "1 very much improved, 2 much improved, 3 improved, 4 no change, 5 worse"),
+    "wsrs": Scale("wsrs", 1, 5, "1 absent to 5 extreme wrinkles"),
+    "satisfaction": Scale("satisfaction", 0, 100, "0 not at all to 100 fully satisfied"),
+}
+GAIS_RESPONDER_MAX = 3  # GAIS <= 3 is "improved or better"
+
+
+# --- metric registry --------------------------------------------------------
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    better: str  # "lower" or "higher"
+    unit: str
+    low: float = 0.0
+    high: float = float("inf")
+
+    @property
+    def sign(self) -> int:
+        """+1 when higher is better, -1 when lower is better."""
+        return 1 if self.better == "higher" else -1
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("wrinkles", "lower", "score"),
+        Metric("texture", "lower", "score"),
+        Metric("pores", "lower", "count"),
+        Metric("spots", "lower", "count"),
+        Metric("brown_spots", "lower", "score"),
+        Metric("red_areas", "lower", "score"),
+        Metric("uv_spots", "lower", "score"),
+        Metric("melanin_index", "lower", "AU", 0, 999),
+        Metric("erythema_index", "lower", "AU", 0, 999),
+        Metric("hydration", "higher", "AU (corneometer)", 0, 130),
+        Metric("elasticity_r7", "higher", "ratio (cutometer)", 0, 1),
+    )
+}
+
+# --- linking and quality rules ----------------------------------------------
+BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION = 90
+QC_MAX_DELTA_E = 5.0
+QC_MAX_YAW_DIFF_DEG = 10.0
+QC_MAX_BLUR = 0.5
+
+# --- processed outputs ------------------------------------------------------
+OUTCOME_COLUMNS = (
+    "patient_id", "metric", "view", "sessions", "days_since_baseline", "baseline", "value",
+    "change", "improvement_pct", "age", "skin_type", "sex", "concern", "clinic_id",
+    "qc_ok", "qc_reasons",
+)
+REJECTED_COLUMNS = ("table", "source_file", "source_row", "column", "value", "reason")
