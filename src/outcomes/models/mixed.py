@@ -1,0 +1,309 @@
+"""Linear mixed model: repeated measures per patient, without counting a patient many times.
+
+`statsmodels` MixedLM with a random intercept (and by default a random slope on time) per
+group. A fit is only reported as good when an optimizer says it converged, the likelihood is
+finite and the standard errors exist. Several optimizers are tried and the best likelihood is
+kept, because on real data the default one sometimes stops early; when none converges the
+result says so (`converged == False`) and a `ConvergenceWarning` is raised.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from statsmodels.regression.mixed_linear_model import MixedLM
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from ._design import TIME_TRANSFORMS, Design, as_categories, complete_rows, require_columns, time_term
+from ._tidy import interval, tidy_table
+
+OPTIMIZERS = ("lbfgs", "bfgs", "cg", "powell")
+
+
+class MixedModel:
+    """outcome ~ f(time) + covariates [+ f(time):interactions], (1 + slope | group).
+
+    Fitted attributes end in ``_``; ``fixed``, ``random``, ``converged`` and ``llf`` are the
+    short names the issue asks for.
+    """
+
+    def __init__(
+        self,
+        outcome: str,
+        time: str,
+        group: str,
+        covariates: Sequence[str] = (),
+        random_slope: bool = True,
+        time_transform: str = "identity",
+        reml: bool = True,
+        interactions: Sequence[str] = (),
+        optimizers: Sequence[str] = OPTIMIZERS,
+        spline_df: int = 3,
+    ) -> None:
+        if time_transform not in TIME_TRANSFORMS:
+            raise ValueError(f"time_transform must be one of {TIME_TRANSFORMS}, got {time_transform!r}")
+        unknown = set(interactions) - set(covariates)
+        if unknown:
+            raise ValueError(f"interactions {sorted(unknown)} must also be covariates")
+        if not optimizers:
+            raise ValueError("give at least one optimizer")
+        self.outcome = outcome
+        self.time = time
+        self.group = group
+        self.covariates = tuple(covariates)
+        self.random_slope = random_slope
+        self.time_transform = time_transform
+        self.reml = reml
+        self.interactions = tuple(interactions)
+        self.optimizers = tuple(optimizers)
+        self.spline_df = spline_df
+
+    # -- formula -------------------------------------------------------------
+    @property
+    def time_term(self) -> str:
+        return time_term(self.time, self.time_transform, self.spline_df)
+
+    @property
+    def slope_term(self) -> str:
+        """The random slope's variable: the time term itself, or log1p(time) under a spline
+        (a spline has several columns; one smooth diminishing-returns slope per patient is
+        what the data can carry)."""
+        return time_term(self.time, "log1p" if self.time_transform == "spline" else self.time_transform)
+
+    @property
+    def rhs(self) -> str:
+        terms = [self.time_term, *self.covariates]
+        terms += [f"{self.time_term}:{c}" for c in self.interactions]
+        return " + ".join(terms)
+
+    @property
+    def formula(self) -> str:
+        slope = f"1 + {self.slope_term}" if self.random_slope else "1"
+        return f"{self.outcome} ~ {self.rhs} + ({slope} | {self.group})"
+
+    # -- fitting -------------------------------------------------------------
+    def _rows(self, data: pd.DataFrame) -> pd.DataFrame:
+        cols = [self.outcome, self.time, self.group, *self.covariates]
+        require_columns(data, cols)
+        rows = complete_rows(data, cols)
+        if (rows[self.time] < 0).any() and self.time_transform != "identity":
+            raise ValueError(f"{self.time!r} has negative values; {self.time_transform} needs time >= 0")
+        rows = as_categories(rows, self.covariates).sort_values([self.group, self.time], kind="stable")
+        if rows[self.group].nunique() < 2:
+            raise ValueError(f"need at least two groups in {self.group!r} to fit a mixed model")
+        return rows
+
+    def fit(self, data: pd.DataFrame) -> MixedModel:
+        rows = self._rows(data)
+        self.design_ = Design(self.rhs)
+        exog = self.design_.fit(rows)
+        endog = rows[self.outcome].astype(float).to_numpy()
+        self.re_design_ = Design(self.slope_term if self.random_slope else "1")
+        exog_re = self.re_design_.fit(rows)
+        exog_re.columns = ["Intercept", self.slope_term][: exog_re.shape[1]]
+        model = MixedLM(endog, exog, groups=rows[self.group].to_numpy(), exog_re=exog_re)
+        self.result_, self.attempts_ = _best_fit(model, self.reml, self.optimizers)
+        res = self.result_
+        self.converged_ = bool(self.attempts_["ok"].any())
+        self.optimizer_ = self.attempts_.loc[self.attempts_["chosen"], "optimizer"].iloc[0]
+        self.llf_ = float(res.llf)
+        self.n_obs_ = int(len(rows))
+        self.n_groups_ = int(rows[self.group].nunique())
+        self.rows_ = rows
+        k_fe = exog.shape[1]
+        self.fixed_ = tidy_table(res.fe_params, res.bse_fe, terms=list(exog.columns))
+        self.cov_fixed_ = pd.DataFrame(
+            np.asarray(res.cov_params())[:k_fe, :k_fe], index=exog.columns, columns=exog.columns
+        )
+        self.random_ = _random_table(res, list(exog_re.columns))
+        self.n_params_ = len(res.params) + 1  # fixed + random-effect covariance + residual variance
+        if not self.converged_:
+            tried = ", ".join(f"{r.optimizer} ({r.message})" for r in self.attempts_.itertuples())
+            warnings.warn(
+                f"Mixed model {self.formula} did NOT converge with any optimizer: {tried}. "
+                "Its numbers are not trustworthy: simplify the model (e.g. random_slope=False), "
+                "rescale time, or check the data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    # -- short names -----------------------------------------------------------
+    @property
+    def fixed(self) -> pd.DataFrame:
+        return self.fixed_
+
+    @property
+    def random(self) -> pd.DataFrame:
+        return self.random_
+
+    @property
+    def converged(self) -> bool:
+        return self.converged_
+
+    @property
+    def llf(self) -> float:
+        return self.llf_
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Fixed effects (tidy) followed by the variance components (estimate only)."""
+        rand = self.random_.rename(index=lambda s: f"random: {s}")
+        return pd.concat([self.fixed_, rand])
+
+    @property
+    def aic(self) -> float:
+        """Akaike's criterion; only comparable between ML fits (reml=False) on the same rows."""
+        return -2 * self.llf_ + 2 * self.n_params_
+
+    @property
+    def bic(self) -> float:
+        return -2 * self.llf_ + np.log(self.n_obs_) * self.n_params_
+
+    # -- predictions -------------------------------------------------------------
+    def design_matrix(self, new: pd.DataFrame) -> pd.DataFrame:
+        new = new.copy()
+        return self.design_.build(new)
+
+    def predict(self, new: pd.DataFrame, ci: bool = True, level: float = 0.95) -> pd.DataFrame:
+        """Population-average prediction (random effects at zero) for each row of ``new``.
+
+        With ``ci=True`` adds std_error, ci_low, ci_high from the fixed effects' covariance:
+        the uncertainty of the mean curve, not of one patient's value.
+        """
+        x = self.design_matrix(new).to_numpy()
+        beta = self.fixed_["estimate"].to_numpy()
+        out = pd.DataFrame({"estimate": x @ beta}, index=new.index)
+        if ci:
+            se = np.sqrt(np.einsum("ij,jk,ik->i", x, self.cov_fixed_.to_numpy(), x))
+            low, high = interval(out["estimate"].to_numpy(), se, level)
+            out["std_error"], out["ci_low"], out["ci_high"] = se, low, high
+        return out
+
+    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+        """Difference in population mean between rows of ``a`` and ``b`` (pairwise), with CI."""
+        xd = self.design_matrix(a).to_numpy() - self.design_matrix(b).to_numpy()
+        est = xd @ self.fixed_["estimate"].to_numpy()
+        se = np.sqrt(np.einsum("ij,jk,ik->i", xd, self.cov_fixed_.to_numpy(), xd))
+        low, high = interval(est, se, level)
+        return pd.DataFrame({"estimate": est, "std_error": se, "ci_low": low, "ci_high": high}, index=a.index)
+
+    def plot(self, ax=None):
+        from .. import plots
+
+        return plots.coefficients(self.fixed_.drop(index="Intercept", errors="ignore"), ax=ax,
+                                  title=f"{self.outcome}: fixed effects (95% CI)")
+
+    def __repr__(self) -> str:
+        state = "unfitted" if not hasattr(self, "result_") else (
+            f"n={self.n_obs_}, groups={self.n_groups_}, llf={self.llf_:.2f}, converged={self.converged_}")
+        return f"MixedModel({self.formula}; {state})"
+
+
+def _best_fit(model: MixedLM, reml: bool, optimizers: Sequence[str]):
+    """Fit with each optimizer from the default start; keep the best likelihood among the
+    converged ones (or, if none converged, the best one flagged as failed)."""
+    rows, fits = [], []
+    for name in optimizers:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                res = model.fit(reml=reml, method=name)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+                rows.append({"optimizer": name, "llf": np.nan, "ok": False, "message": f"error: {exc}"})
+                fits.append(None)
+                continue
+        bse = np.asarray(res.bse_fe, dtype=float) if np.isfinite(res.llf) else np.array([np.nan])
+        problems = [str(w.message).split("\n")[0] for w in caught if issubclass(w.category, ConvergenceWarning)]
+        ok = bool(res.converged) and np.isfinite(res.llf) and np.all(np.isfinite(bse)) and np.all(bse > 0)
+        # statsmodels quietly swaps optimizer on failure; only its own result counts as this one's
+        if any("trying a different optimizer" in p for p in problems):
+            ok = False
+        message = "converged" if ok else ("; ".join(sorted(set(problems))) or "did not converge")
+        rows.append({"optimizer": name, "llf": float(res.llf), "ok": ok, "message": message[:300]})
+        fits.append(res)
+    attempts = pd.DataFrame(rows)
+    candidates = attempts[attempts["ok"]] if attempts["ok"].any() else attempts[np.isfinite(attempts["llf"])]
+    if candidates.empty:
+        raise RuntimeError(f"every optimizer failed outright: {attempts.to_dict('records')}")
+    best = int(candidates["llf"].idxmax())
+    attempts["chosen"] = attempts.index == best
+    return fits[best], attempts
+
+
+def _random_table(res, re_names: list[str]) -> pd.DataFrame:
+    cov = np.asarray(res.cov_re, dtype=float)
+    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+    names, values = [], []
+    for name, s in zip(re_names, sd):
+        names.append(f"sd({name})")
+        values.append(s)
+    for i in range(len(re_names)):
+        for j in range(i + 1, len(re_names)):
+            names.append(f"corr({re_names[i]}, {re_names[j]})")
+            values.append(cov[i, j] / (sd[i] * sd[j]) if sd[i] > 0 and sd[j] > 0 else np.nan)
+    names.append("sd(Residual)")
+    values.append(float(np.sqrt(res.scale)))
+    return pd.DataFrame({"estimate": values}, index=pd.Index(names, name="component"))
+
+
+def fit_mixed(
+    data: pd.DataFrame,
+    outcome: str,
+    time: str,
+    group: str,
+    covariates: Sequence[str] = (),
+    random_slope: bool = True,
+    time_transform: str = "identity",
+    reml: bool = True,
+    **kwargs,
+) -> MixedModel:
+    """Construct and fit a :class:`MixedModel` (see there for the arguments)."""
+    return MixedModel(outcome, time, group, covariates, random_slope, time_transform, reml, **kwargs).fit(data)
+
+
+def compare_curves(
+    data: pd.DataFrame,
+    outcome: str,
+    time: str,
+    group: str,
+    covariates: Sequence[str] = (),
+    transforms: Sequence[str] = TIME_TRANSFORMS,
+    criterion: str = "aic",
+    **kwargs,
+) -> pd.DataFrame:
+    """Pick the shape of the time effect (linear, log, spline) by an ML information criterion.
+
+    Every shape is fitted by maximum likelihood (REML likelihoods of different fixed effects
+    are not comparable) on exactly the same rows. Returns one row per shape, best first, with
+    llf, n_params, aic, bic, delta (to the best) and converged.
+    """
+    if criterion not in ("aic", "bic"):
+        raise ValueError("criterion must be 'aic' or 'bic'")
+    kwargs.pop("reml", None)
+    kwargs.pop("time_transform", None)
+    cols = [outcome, time, group, *covariates]
+    require_columns(data, cols)
+    rows = complete_rows(data, cols)
+    out = []
+    for transform in transforms:
+        m = MixedModel(outcome, time, group, covariates, time_transform=transform, reml=False, **kwargs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            m.fit(rows)
+        out.append({"time_transform": transform, "llf": m.llf_, "n_params": m.n_params_, "aic": m.aic,
+                    "bic": m.bic, "converged": m.converged_, "n_obs": m.n_obs_})
+    table = pd.DataFrame(out)
+    if table["n_obs"].nunique() != 1:
+        raise RuntimeError("the shapes were fitted on different rows; the comparison would be unfair")
+    usable = table[table["converged"]]
+    if usable.empty:
+        warnings.warn("no curve shape converged; the comparison is not trustworthy", ConvergenceWarning, stacklevel=2)
+        usable = table
+    table["delta"] = table[criterion] - usable[criterion].min()
+    table = table.sort_values(["converged", criterion], ascending=[False, True]).reset_index(drop=True)
+    table["best"] = False
+    table.loc[0, "best"] = True
+    return table
