@@ -1,0 +1,124 @@
+"""Synthetic cohorts in the raw-data contract, with the truth that generated them.
+
+Why: every statistic in this project is checked against data whose true effects are known.
+`simulate` writes the five raw tables (messy by default, like a clinic export; `tidy=True` for a
+clean one) and truth.json. Same seed, same bytes. See docs/simulator.md for every assumption.
+"""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from outcomes import config
+from outcomes.contract import SKIN_TYPES, SUFFIXES, TABLES
+from outcomes.simulation.cohort import build_cohort
+from outcomes.simulation.mess import DELIMITERS, make_messy, messiness_record
+from outcomes.simulation.parameters import base_truth, expected_improvement
+
+__all__ = ["SimulatedCohort", "simulate", "write_demo_if_empty", "expected_improvement"]
+
+
+@dataclass
+class SimulatedCohort:
+    """The raw tables exactly as written (`tables`), and truth.json as a dict (`truth`)."""
+
+    tables: dict[str, pd.DataFrame]
+    truth: dict[str, Any]
+
+    @property
+    def tidy(self) -> bool:
+        return bool(self.truth["tidy"])
+
+    def delimiter(self, table: str) -> str:
+        return "," if self.tidy else DELIMITERS.get(table, ",")
+
+    def write(self, out_dir: str | Path) -> Path:
+        """Write <table>.csv for the five tables and truth.json into out_dir (created if needed)."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in TABLES:
+            write_csv(self.tables[name], out / f"{name}.csv", self.delimiter(name))
+        (out / "truth.json").write_text(json.dumps(self.truth, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        return out
+
+
+def write_csv(df: pd.DataFrame, path: Path, delimiter: str = ",") -> None:
+    """UTF-8 CSV via pyarrow (fast for millions of rows); NaN -> empty."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    buf = io.BytesIO()
+    try:  # plain values, like most exports; quote only if some value holds a delimiter or quote
+        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, delimiter=delimiter, quoting_style="none"))
+    except pa.ArrowInvalid:
+        buf = io.BytesIO()
+        pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, delimiter=delimiter, quoting_style="needed"))
+    with open(path, "wb") as fh:
+        fh.write((delimiter.join(df.columns) + "\n").encode("utf-8"))
+        fh.write(buf.getvalue())
+
+
+def simulate(
+    n_patients: int = config.DEMO_PATIENTS,
+    seed: int = config.DEFAULT_SEED,
+    out_dir: str | Path | None = None,
+    tidy: bool = False,
+) -> SimulatedCohort:
+    """Simulate a cohort; write it to out_dir when given. The messy and tidy exports of one seed
+    describe the same patients and the same truth."""
+    if n_patients < 1:
+        raise ValueError(f"n_patients must be at least 1, got {n_patients}")
+    cohort_seq, mess_seq = np.random.SeedSequence(seed).spawn(2)
+    cohort = build_cohort(int(n_patients), np.random.default_rng(cohort_seq))
+    truth = base_truth(seed, n_patients, tidy)
+    if tidy:
+        tables = cohort.tables
+        truth["messiness"] = {"note": "tidy export: canonical names, ISO dates, no bad rows, ',' CSV",
+                              "shares": {}}
+    else:
+        tables = make_messy(cohort, np.random.default_rng(mess_seq))
+        truth["messiness"] = messiness_record()
+    extra = cohort.extra
+    truth["patients"] = {
+        pid: {"response_factor": round(float(r), 6), "age": int(a), "skin_type": SKIN_TYPES[s],
+              "planned_sessions": int(p), "completed_sessions": int(d)}
+        for pid, r, a, s, p, d in zip(cohort.patient_ids.tolist(), cohort.response_factor, cohort.age,
+                                      cohort.skin_type, extra["planned"], extra["completed_sessions"])
+    }
+    result = SimulatedCohort(tables, truth)
+    if out_dir is not None:
+        result.write(out_dir)
+    return result
+
+
+def has_patients_file(raw_dir: str | Path) -> Path | None:
+    for suffix in SUFFIXES:
+        p = Path(raw_dir) / f"patients{suffix}"
+        if p.is_file():
+            return p
+    return None
+
+
+def write_demo_if_empty(raw_dir: str | Path = config.RAW_DIR, n_patients: int = config.DEMO_PATIENTS,
+                        seed: int = config.DEFAULT_SEED) -> bool:
+    """Write the messy demo cohort into raw_dir unless it already holds a patients file.
+
+    Returns True when demo data was written. Real data is never touched; safe to run twice.
+    """
+    existing = has_patients_file(raw_dir)
+    if existing is not None:
+        print(f"{existing} exists: leaving the data in {raw_dir} alone (no demo data written).", file=sys.stderr)
+        return False
+    simulate(n_patients=n_patients, seed=seed, out_dir=raw_dir, tidy=False)
+    bar = "!" * 78
+    print(f"{bar}\n!!  SYNTHETIC DEMO DATA: {n_patients} simulated patients (seed {seed}) written to {raw_dir}\n"
+          f"!!  These are NOT real patients. Put your clinic's exports there to analyse real data.\n{bar}",
+          file=sys.stderr)
+    return True
