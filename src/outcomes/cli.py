@@ -59,10 +59,13 @@ def clean(
     raise typer.Exit(cli_clean(raw, out, strict=strict, monthfirst=monthfirst))
 
 
-@app.command(context_settings={"allow_extra_args": False})
+from outcomes.reports.params import PapermillStyleCommand  # noqa: E402 - accepts papermill's `-p name value`
+
+
+@app.command(cls=PapermillStyleCommand, context_settings={"allow_extra_args": False})
 def report(
     notebook: Annotated[Optional[str], typer.Argument(help="One notebook to run (name or path); omit to run the grid.")] = None,
-    param: Annotated[Optional[list[str]], typer.Option("-p", "--param", help="name=value (or use two -p: name value) for a single notebook.")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("-p", "--param", help="A notebook parameter: -p name=value or, as in papermill, -p name value. Repeat for more.")] = None,
     grid: Annotated[Path, typer.Option(help="YAML file listing the reports to run.")] = config.ROOT / "reports.yml",
     processed: Annotated[Path, typer.Option(help="Processed-data folder the notebooks read.")] = config.PROCESSED_DIR,
     out: Annotated[Path, typer.Option(help="Output folder; reports go to OUT/<YYYY-MM-DD>/.")] = config.REPORTS_DIR,

@@ -1,0 +1,22 @@
+"""Reports: papermill runs of the notebooks in notebooks/, turned into PDFs without code.
+
+* ``outcomes.reports.show``   what notebooks display (findings, figures, tables);
+* ``outcomes.reports.pdf``    executed notebook -> HTML without code -> A4 PDF;
+* ``outcomes.reports.runner`` parameter checks, papermill runs, the grid, ``outcomes report``.
+
+Submodules load on first use so a notebook importing ``show`` stays light.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = ["show", "pdf", "runner"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        module = importlib.import_module(f"outcomes.reports.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'outcomes.reports' has no attribute {name!r}")

@@ -1,0 +1,148 @@
+"""What report notebooks display: findings, figures with captions, tables that fit a page.
+
+Notebooks call these instead of printing, so the same cell reads well in JupyterLab and in
+the PDF: each helper emits one HTML output with classes the PDF template styles (figure
+size, caption, table width). Nothing here computes statistics.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+# A4 text width is 170 mm (6.7 in); figures are drawn at that width so fonts print at size.
+PAGE_WIDTH_IN = 6.7
+FIGURE_DPI = 150
+
+
+class _HTML:
+    """A display object with an HTML and a plain-text form (the latter for consoles and logs)."""
+
+    def __init__(self, html_text: str, text: str) -> None:
+        self.html_text, self.text = html_text, text
+
+    def _repr_html_(self) -> str:
+        return self.html_text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _display(obj: _HTML) -> _HTML:
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:  # pragma: no cover - IPython ships with ipykernel
+        return obj
+    if get_ipython() is None:
+        return obj
+    display(obj)
+    return obj
+
+
+def _md_inline(text: str) -> str:
+    """Escape text, keeping **bold** as <strong> (enough markup for findings and captions)."""
+    parts = html.escape(str(text)).split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def findings(items: Iterable[str], title: str = "Key findings") -> _HTML:
+    """The plain-language findings box; the PDF moves it to the front (tag the cell `findings`)."""
+    items = [str(i) for i in items if str(i).strip()]
+    lis = "".join(f"<li>{_md_inline(i)}</li>" for i in items)
+    body = f'<section class="report-findings"><h2>{html.escape(title)}</h2><ul>{lis}</ul></section>'
+    text = title + "\n" + "\n".join(f"- {i}" for i in items)
+    return _display(_HTML(body, text))
+
+
+def note(text: str, kind: str = "note") -> _HTML:
+    """A short boxed message, e.g. 'too few patients for this analysis' (kind: note or warning)."""
+    body = f'<div class="report-{html.escape(kind)}"><p>{_md_inline(text)}</p></div>'
+    return _display(_HTML(body, f"[{kind}] {text}"))
+
+
+def figure(fig, caption: str, height_in: float | None = None) -> _HTML:
+    """Show a matplotlib figure at page width with a numbered caption, then close it.
+
+    The figure is redrawn at the page's text width (keeping its aspect ratio unless
+    `height_in` is given), so its fonts print at the size they were set.
+    """
+    import matplotlib.pyplot as plt
+
+    w, h = fig.get_size_inches()
+    new_h = height_in if height_in is not None else h * PAGE_WIDTH_IN / w
+    fig.set_size_inches(PAGE_WIDTH_IN, new_h)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    body = (f'<figure class="report-figure"><img alt="{html.escape(caption)}" '
+            f'src="data:image/png;base64,{data}"/><figcaption>{_md_inline(caption)}</figcaption></figure>')
+    return _display(_HTML(body, f"[figure] {caption}"))
+
+
+def _missing(v: object) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, (float, np.floating)) and np.isnan(v))
+
+
+def _format_cell(v: object, decimals: int) -> str:
+    if _missing(v):
+        return "–"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:,.{decimals}f}"
+    if isinstance(v, (int, np.integer)):
+        return f"{v:,}"
+    return str(v)
+
+
+def table(
+    data: pd.DataFrame,
+    caption: str,
+    index: bool = False,
+    decimals: int = 1,
+    labels: dict[str, str] | None = None,
+    max_rows: int = 60,
+) -> _HTML:
+    """Show a table sized for the page: numbers rounded, readable headers, a caption.
+
+    Long tables are cut at `max_rows` with a note (a report is not a data dump).
+    """
+    shown = data.reset_index() if index else data
+    labels = labels or {}
+    cols: Sequence[str] = list(shown.columns)
+    suppressed = re.compile(r"^<\d+$")
+
+    def is_number(v: object) -> bool:
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+    numeric_cols = [
+        all(is_number(v) or _missing(v) or (isinstance(v, str) and suppressed.match(v)) for v in shown[c])
+        and any(is_number(v) for v in shown[c])
+        for c in cols
+    ]
+    num_class = ' class="num"'
+    head = "".join(
+        f"<th{num_class if numeric else ''}>{html.escape(labels.get(str(c), str(c).replace('_', ' ')))}</th>"
+        for c, numeric in zip(cols, numeric_cols)
+    )
+    body_rows = []
+    for row in shown.head(max_rows).itertuples(index=False):
+        cells = []
+        for v, numeric in zip(row, numeric_cols):
+            cls = ' class="num"' if numeric else ""
+            cells.append(f"<td{cls}>{html.escape(_format_cell(v, decimals))}</td>")
+        body_rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = ""
+    if len(shown) > max_rows:
+        more = f'<p class="report-more">… {len(shown) - max_rows} more rows not shown.</p>'
+    wide = " wide" if len(cols) > 7 else ""
+    body = (f'<div class="report-table-wrap"><table class="report-table{wide}"><caption>{_md_inline(caption)}</caption>'
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body_rows)}</tbody></table>{more}</div>")
+    return _display(_HTML(body, f"[table] {caption}\n{shown.head(max_rows).to_string(index=False)}"))
