@@ -1,0 +1,267 @@
+"""`outcomes.clean`: raw clinic exports in, validated and linked tables out.
+
+Flow: read every raw file (fatal problems raise RawDataError before anything is written) ->
+normalise each cell -> reject unusable rows with a reason, count duplicates -> derive ages,
+session counts and baselines -> build outcomes with improvement and photo-quality flags ->
+validate the processed tables (pandera) -> write them atomically with a manifest.
+"""
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from outcomes import contract
+from outcomes.cleaning import adverse_events as adverse_mod
+from outcomes.cleaning import assessments as assess_mod
+from outcomes.cleaning import measurements as meas_mod
+from outcomes.cleaning import patients as patients_mod
+from outcomes.cleaning import schemas
+from outcomes.cleaning import sessions as sessions_mod
+from outcomes.cleaning import timeline
+from outcomes.cleaning.columns import PatientIds
+from outcomes.cleaning.registry import find_registry_file, load_registry
+from outcomes.cleaning.rejections import empty_rejected
+from outcomes.io import OutputError, RawDataError, RawTable, find_raw_file, read_raw_table, write_processed
+
+__all__ = ["clean", "CleanResult", "cli_clean", "RawDataError", "OutputError"]
+
+NOTE_COLUMNS = ("table", "source_file", "column", "value", "note", "rows", "first_source_row")
+SUMMARY_COLUMNS = ("read", "kept", "rejected", "duplicates")
+
+
+@dataclass
+class CleanResult:
+    """What `clean` produced: the processed tables, the rejected rows and the bookkeeping."""
+
+    tables: dict[str, pd.DataFrame]
+    rejected: pd.DataFrame
+    summary: pd.DataFrame  # per input table: read, kept, rejected, duplicates
+    manifest: dict[str, Any]
+    notes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NOTE_COLUMNS)))
+    out_dir: Path | None = None
+
+    def __repr__(self) -> str:
+        where = f" -> {self.out_dir}" if self.out_dir else " (not written)"
+        return f"CleanResult{where}\n{self.summary.to_string()}"
+
+
+def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst: bool = False) -> CleanResult:
+    """Validate, normalise and link the raw exports in `raw_dir`.
+
+    Writes the processed folder (atomically) only when `out_dir` is given. Raises
+    RawDataError (with `.file` and `.column`) when a required file or column is missing or
+    a file cannot be read; nothing is written then.
+    """
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise RawDataError(f"raw-data folder {raw_dir} does not exist", file=raw_dir)
+    raws, file_notes = _read_all(raw_dir)
+    registry_path = find_registry_file(raw_dir)
+    registry, registry_sha, registry_rows = load_registry(registry_path)
+
+    # 1. every cell normalised; rows rejected on their own fields only where no link is needed yet
+    pat = patients_mod.parse(raws["patients"], monthfirst)
+    patients_mod.check(pat)
+    ses = sessions_mod.parse(raws["sessions"], monthfirst)
+    mea = meas_mod.parse(raws["photo_metrics"], registry, monthfirst)
+    ass = assess_mod.parse(raws["assessments"], monthfirst) if "assessments" in raws else None
+    adv = adverse_mod.parse(raws["adverse_events"], monthfirst) if "adverse_events" in raws else None
+
+    # 2. ages from birth dates need each patient's first session (or first photo)
+    patients_mod.finish(pat, _age_reference_dates(pat, ses, mea))
+    alive = pat.values["patient_id"][pat.ledger.ok]
+    kept_ids = alive.sort_values(kind="stable")
+    known = pat.values["patient_id"].dropna().unique()
+    ids = PatientIds(known=pa.array(np.asarray(known, dtype=object), type=pa.string()),
+                     kept=pa.array(kept_ids.to_numpy(dtype=object), type=pa.string()))
+
+    # 3. link rows to kept patients, reject the rest, count duplicates
+    sessions_mod.check(ses, ids)
+    measurement_codes = meas_mod.check(mea, ids, registry)
+    assess_codes = assess_mod.check(ass, ids) if ass else None
+    adverse_codes = adverse_mod.check(adv, ids) if adv else None
+    patients_mod.note(pat)
+    meas_mod.note(mea)
+    for parsed, module in ((ass, assess_mod), (adv, adverse_mod)):
+        if parsed is not None:
+            module.note(parsed)
+
+    # 4. tidy tables, session counts, baselines, outcomes
+    sessions_t = sessions_mod.tidy(ses)
+    patients_t = patients_mod.tidy(pat, sessions_t)
+    assert patients_t["patient_id"].tolist() == kept_ids.tolist()
+    keys = timeline.completed_keys(sessions_t, patients_t["patient_id"])
+    kept = meas_mod.tidy(mea, measurement_codes)
+    kept["sessions"] = timeline.count_sessions(keys, kept["_patient"].to_numpy(), timeline.day_numbers(kept["taken_at"]))
+    outcomes_t = timeline.build_outcomes(kept, patients_t, keys, registry)
+    measurements_t = kept.assign(
+        metric=kept["metric"].astype("str"), view=kept["view"].astype("str"),
+    )[list(meas_mod.COLUMNS)]
+    del kept
+    tables = {"patients": patients_t, "sessions": sessions_t, "measurements": measurements_t, "outcomes": outcomes_t}
+    if ass is not None:
+        tables["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, assess_codes, ass.values["assessed_at"], False))
+    if adv is not None:
+        tables["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True))
+    schemas.validate_processed(tables, list(registry))
+
+    # 5. bookkeeping
+    ledgers = {name: p.ledger for name, p in
+               (("patients", pat), ("sessions", ses), ("photo_metrics", mea), ("assessments", ass), ("adverse_events", adv))
+               if p is not None}
+    summary = pd.DataFrame({name: led.counts() for name, led in ledgers.items()}).T[list(SUMMARY_COLUMNS)]
+    summary.index.name = "table"
+    rejected = pd.concat([led.frame() for led in ledgers.values()], ignore_index=True) if ledgers else empty_rejected()
+    notes = pd.DataFrame(file_notes + [n for led in ledgers.values() for n in led.notes], columns=list(NOTE_COLUMNS))
+    notes["rows"] = notes["rows"].astype("Int64")
+    notes["first_source_row"] = notes["first_source_row"].astype("Int64")
+    manifest = _manifest(raw_dir, raws, registry_path, registry_sha, registry_rows, summary, rejected, notes,
+                         outcomes_t, tables, monthfirst, registry)
+    result = CleanResult(tables=tables, rejected=rejected, summary=summary, manifest=manifest, notes=notes)
+    if out_dir is not None:
+        result.out_dir = write_processed(out_dir, tables, {"rejected": rejected, "data_quality": notes}, manifest)
+    return result
+
+
+def _read_all(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
+    raws: dict[str, RawTable] = {}
+    notes: list[dict] = []
+    missing = []
+    for table in contract.TABLES:
+        path, ignored = find_raw_file(raw_dir, table)
+        if path is None:
+            if table in contract.REQUIRED_TABLES:
+                missing.append(table)
+            continue
+        for other in ignored:
+            notes.append(_file_note(table, other.name, "", f"ignored: {path.name} is read instead"))
+        raws[table] = read_raw_table(path, table)
+        schemas.raw_schema(table).validate(raws[table].frame.head(0))
+        for column in raws[table].ignored_columns:
+            notes.append(_file_note(table, path.name, column, "column not in the contract; ignored"))
+    if missing:
+        table = missing[0]
+        forms = ", ".join(table + s for s in contract.SUFFIXES)
+        raise RawDataError(f"required file {table} ({forms}) not found in {raw_dir}", file=raw_dir / f"{table}.csv")
+    return raws, notes
+
+
+def _file_note(table: str, file: str, column: str, note: str) -> dict:
+    return {"table": table, "source_file": file, "column": column, "value": "", "note": note,
+            "rows": None, "first_source_row": None}
+
+
+def _age_reference_dates(pat, ses, mea) -> pd.Series:
+    """Per patient id: first completed session, else first booked session, else first photo."""
+    no_age = np.asarray(pat.reasons["age"]).astype(str) == "missing"
+    wanted = pat.values["patient_id"][pat.ledger.ok & no_age].dropna().unique()
+    if not len(wanted):
+        return pd.Series(dtype="datetime64[ns]")
+    value_set = pa.array(np.asarray(wanted, dtype=object), type=pa.string())
+    found = []
+    sv = ses.values
+    usable = (np.asarray(ses.reasons["session_date"]).astype(str) == "") & (np.asarray(ses.reasons["status"]).astype(str) == "")
+    for only_completed in (True, False):
+        rows = usable & (sv["status"].to_numpy() == "completed") if only_completed else usable
+        found.append(sv.loc[rows].groupby("patient_id")["session_date"].min())
+    mv = mea.values
+    mask = pc.is_in(mv["patient_id"].array.__arrow_array__(), value_set=value_set).fill_null(False).to_numpy(zero_copy_only=False)
+    mask &= np.asarray(mea.reasons["taken_at"]).astype(str) == ""
+    found.append(mv.loc[mask].groupby("patient_id")["taken_at"].min())
+    ref = found[0]
+    for more in found[1:]:
+        ref = ref.combine_first(more)
+    return ref.astype("datetime64[ns]")
+
+
+def _sessions_at(keys: np.ndarray, codes: np.ndarray, when: pd.Series, inclusive: bool) -> np.ndarray:
+    days = timeline.day_numbers(when.to_numpy(dtype="datetime64[ns]"))
+    valid = (codes >= 0) & ~np.isnat(when.to_numpy(dtype="datetime64[ns]"))
+    counts = timeline.count_sessions(keys, np.where(valid, codes, 0), np.where(valid, days, 0), inclusive)
+    return np.where(valid, counts, 0).astype(np.int64)
+
+
+def _manifest(raw_dir, raws, registry_path, registry_sha, registry_rows, summary, rejected, notes,
+              outcomes_t, tables, monthfirst, registry) -> dict[str, Any]:
+    from outcomes import __version__
+
+    inputs = [{"table": name, "file": raw.path.name, "sha256": raw.sha256, "rows": raw.rows,
+               **({"delimiter": raw.delimiter} if raw.delimiter else {})} for name, raw in raws.items()]
+    if registry_path is not None:
+        inputs.append({"table": "metrics", "file": registry_path.name, "sha256": registry_sha, "rows": registry_rows})
+    snapshot = hashlib.sha256("".join(f"{i['file']}:{i['sha256']};" for i in inputs).encode()).hexdigest()[:12]
+    no_base = np.isnan(outcomes_t["baseline"].to_numpy())
+    by_patient = pd.Series(no_base).groupby(outcomes_t["patient_id"].to_numpy()).agg(["any", "all"])
+    reasons = rejected.groupby(["table", "reason"]).size().sort_values(ascending=False)
+    return {
+        "contract_version": contract.CONTRACT_VERSION,
+        "package_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "synthetic": any(p.name == "truth.json" for p in raw_dir.iterdir()),
+        "snapshot": snapshot,
+        "inputs": inputs,
+        "tables": {name: {k: int(v) for k, v in row.items()} for name, row in summary.iterrows()},
+        "outputs": {name: int(len(frame)) for name, frame in tables.items()},
+        "rejection_reasons": [{"table": t, "reason": r, "rows": int(n)} for (t, r), n in reasons.items()],
+        "no_baseline": {
+            "outcome_rows": int(no_base.sum()),
+            "patients_with_some": int(by_patient["any"].sum()),
+            "patients_with_none": int(by_patient["all"].sum()),
+        },
+        "notes": int(len(notes)),
+        "settings": {
+            "monthfirst": monthfirst,
+            "source_row": "header is row 1, first data row is row 2; blank lines are not counted",
+            "baseline_max_days_before_first_session": contract.BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION,
+            "qc_max_delta_e": contract.QC_MAX_DELTA_E,
+            "qc_max_yaw_diff_deg": contract.QC_MAX_YAW_DIFF_DEG,
+            "qc_max_blur": contract.QC_MAX_BLUR,
+        },
+        "metric_registry": {m.name: {"better": m.better, "unit": m.unit, "low": m.low,
+                                     "high": None if np.isinf(m.high) else m.high} for m in registry.values()},
+    }
+
+
+# --- command line ----------------------------------------------------------------------
+def summary_text(result: CleanResult, top: int = 5) -> str:
+    """The short report `outcomes clean` prints."""
+    lines = [result.summary.to_string(), ""]
+    if len(result.rejected):
+        counts = result.rejected.groupby(["table", "reason"]).size().sort_values(ascending=False).head(top)
+        lines.append("Top rejection reasons:")
+        lines += [f"  {t:<15} {r:<40} {n:>8}" for (t, r), n in counts.items()]
+    else:
+        lines.append("No rows rejected.")
+    nb = result.manifest["no_baseline"]
+    lines.append(
+        f"Without baseline: {nb['outcome_rows']} outcome rows; {nb['patients_with_some']} patients lack a baseline "
+        f"for some metric/view, {nb['patients_with_none']} for all (improvement left empty, flagged no_baseline)."
+    )
+    if len(result.notes):
+        lines.append(f"{len(result.notes)} data-quality notes (data_quality.csv).")
+    return "\n".join(lines)
+
+
+def cli_clean(raw: str | Path, out: str | Path, *, strict: bool = False, monthfirst: bool = False) -> int:
+    """Run `clean` for the command line: print a summary; return the exit code (0, 1 strict, 2 bad input)."""
+    try:
+        result = clean(raw, out, monthfirst=monthfirst)
+    except (RawDataError, OutputError) as exc:
+        print(f"outcomes clean: error: {exc}", file=sys.stderr)
+        print("Nothing was written; earlier processed data is untouched.", file=sys.stderr)
+        return 2
+    print(summary_text(result))
+    print(f"Wrote {result.out_dir}")
+    if strict and len(result.rejected):
+        print(f"--strict: {len(result.rejected)} rows were rejected (see rejected.csv)", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,60 @@
+"""Assessments: ratings on clinical scales (GAIS, WSRS, satisfaction), linked to session counts.
+
+Why the scale range check: a GAIS of 7 or a satisfaction of 140 is a typing error, and the
+ordinal models would take it at face value.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from outcomes import contract
+from outcomes.cleaning import normalise as nz
+from outcomes.cleaning.columns import Parsed, PatientIds, duplicated, new_ledger, text_column
+from outcomes.io import RawTable
+
+COLUMNS = ("patient_id", "assessed_at", "scale", "rater", "score", "sessions")
+
+
+def parse(raw: RawTable, monthfirst: bool = False) -> Parsed:
+    f, n = raw.frame, raw.rows
+    when = nz.dates(f["assessed_at"], monthfirst=monthfirst)
+    scale = nz.normalise_column(f["scale"], nz.scale)
+    if "rater" in f:
+        rater = nz.normalise_column(f["rater"], nz.rater)
+    else:
+        rater = nz.Column(np.full(n, None, dtype=object), pd.Categorical.from_codes(np.zeros(n, np.int8), ["missing"]))
+    score = nz.numbers(f["score"], raw.decimal_comma)
+    values = pd.DataFrame({
+        "patient_id": text_column(f, "patient_id"),
+        "assessed_at": when.values,
+        "scale": pd.Series(scale.values, index=f.index, dtype="str"),
+        "rater": pd.Series(rater.values, index=f.index, dtype="str"),
+        "score": score.values,
+    }, index=f.index)
+    reasons = {"assessed_at": when.reasons, "scale": scale.reasons, "rater": rater.reasons, "score": score.reasons}
+    return Parsed(values, reasons, new_ledger(raw))
+
+
+def check(parsed: Parsed, ids: PatientIds) -> np.ndarray:
+    v, ledger = parsed.values, parsed.ledger
+    codes = ids.check(ledger, v["patient_id"])
+    parsed.reject_reasons("assessed_at")
+    parsed.reject_reasons("scale")
+    parsed.reject_reasons("score")
+    low = v["scale"].map({k: s.low for k, s in contract.SCALES.items()}).to_numpy(dtype=float, na_value=np.nan)
+    high = v["scale"].map({k: s.high for k, s in contract.SCALES.items()}).to_numpy(dtype=float, na_value=np.nan)
+    score = v["score"].to_numpy()
+    ledger.reject(~np.isnan(low) & ~np.isnan(score) & ~((score >= low) & (score <= high)), "score", "out_of_range")
+    ledger.mark_duplicates(duplicated(v, ledger.ok))
+    return codes
+
+
+def note(parsed: Parsed) -> None:
+    parsed.ledger.note(parsed.reasons["rater"], "rater", "unrecognised rater; kept as unknown")
+
+
+def tidy(parsed: Parsed, sessions: np.ndarray) -> pd.DataFrame:
+    ok = parsed.ledger.ok
+    kept = parsed.values.loc[ok].assign(sessions=sessions[ok])
+    return kept.sort_values(["patient_id", "assessed_at"], kind="stable").reset_index(drop=True)[list(COLUMNS)]

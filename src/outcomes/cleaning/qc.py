@@ -1,0 +1,55 @@
+"""Photo-quality flags: problems that do not reject a measurement but make it suspect.
+
+Why flags, not rejections: a photo with make-up or a turned head still tells something, but
+models leave flagged rows out by default. Flags are kept as a bit mask while computing
+(fast on millions of rows) and written as `qc_reasons`, a ";"-joined text in a fixed order.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from outcomes import contract
+
+# Fixed order of qc_reasons; each is one bit.
+FLAGS = (
+    "no_baseline",  # no baseline for this patient x metric x view (improvement is NaN)
+    "baseline_zero",  # the baseline value is 0, so a percentage change is undefined
+    "baseline_qc",  # the baseline photo itself has make-up, blur or a colour problem
+    "makeup",  # make-up on the photo
+    "blur",  # blur > 0.5
+    "color_delta_e",  # colour-card ΔE > 5 against the reference
+    "yaw_vs_baseline",  # head yaw differs from the baseline photo by more than 10°
+    "view_differs_from_baseline",  # compared with the front baseline for lack of one in this view
+)
+BIT = {name: np.uint16(1 << i) for i, name in enumerate(FLAGS)}
+PHOTO_FLAGS = ("makeup", "blur", "color_delta_e")  # properties of the photo itself
+PHOTO_BITS = np.uint16(sum(int(BIT[f]) for f in PHOTO_FLAGS))
+
+
+def photo_flags(makeup: np.ndarray, blur: np.ndarray, delta_e: np.ndarray) -> np.ndarray:
+    """Bit mask of the photo's own problems. NaN/unknown readings raise no flag."""
+    mask = np.zeros(len(blur), dtype=np.uint16)
+    mask |= np.where(np.asarray(makeup, dtype=bool), BIT["makeup"], 0).astype(np.uint16)
+    with np.errstate(invalid="ignore"):
+        mask |= np.where(blur > contract.QC_MAX_BLUR, BIT["blur"], 0).astype(np.uint16)
+        mask |= np.where(delta_e > contract.QC_MAX_DELTA_E, BIT["color_delta_e"], 0).astype(np.uint16)
+    return mask
+
+
+def quality_rank(mask: np.ndarray) -> np.ndarray:
+    """Number of the photo's own problems: lower is better quality (used to pick one photo)."""
+    own = mask & PHOTO_BITS
+    return sum(((own >> i) & 1).astype(np.int8) for i in range(len(FLAGS)))
+
+
+def yaw_flag(yaw: np.ndarray, baseline_yaw: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return np.where(np.abs(yaw - baseline_yaw) > contract.QC_MAX_YAW_DIFF_DEG, BIT["yaw_vs_baseline"], 0).astype(np.uint16)
+
+
+def reasons_text(mask: np.ndarray) -> np.ndarray:
+    """The ";"-joined reasons of each mask ("" when none), by table lookup."""
+    return _TEXTS[np.asarray(mask, dtype=np.intp)]
+
+
+_TEXTS = np.array([";".join(f for f in FLAGS if m & int(BIT[f])) for m in range(1 << len(FLAGS))], dtype=object)

@@ -1,0 +1,111 @@
+"""pandera schemas: the raw tables after header mapping, and the processed tables.
+
+Why both: the raw schemas state which columns a clinic must send (checked before any row is
+read further); the processed schemas state what every consumer of data/processed may rely
+on, and `clean` validates its own output against them before writing anything, so a bug in
+the cleaner fails loudly instead of shipping a wrong table. Row-level problems in raw data
+are *not* found here: those become rejections with reasons (see rejections.py).
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+
+from outcomes import contract
+
+
+def raw_schema(table: str) -> pa.DataFrameSchema:
+    """Columns of a raw table after alias mapping: required ones must exist; cells may be anything."""
+    return pa.DataFrameSchema(
+        {c.name: pa.Column(required=c.required, nullable=True) for c in contract.COLUMNS[table]},
+        name=f"raw {table}", strict=False,
+    )
+
+
+def _str(*checks: pa.Check, nullable: bool = False) -> pa.Column:
+    return pa.Column("str", checks=list(checks), nullable=nullable)
+
+
+def _isin(values) -> pa.Check:
+    return pa.Check.isin(list(values))
+
+
+_SKIN = pa.Column(contract.SKIN_TYPE_DTYPE, nullable=True)
+_SEX = _str(_isin(contract.SEXES))
+_CONCERN = _str(_isin(contract.CONCERNS), nullable=True)
+_AGE = pa.Column(float, pa.Check.in_range(*contract.AGE_RANGE))
+
+
+def processed_schemas(metrics: list[str] | None = None) -> dict[str, pa.DataFrameSchema]:
+    """Schemas of the processed tables (metric names from the registry in use)."""
+    metrics = list(contract.METRICS) if metrics is None else metrics
+    views = list(contract.VIEWS)
+    return {
+        "patients": pa.DataFrameSchema({
+            "patient_id": _str(pa.Check(lambda s: s.is_unique, name="unique")),
+            "age": _AGE, "sex": _SEX, "skin_type": _SKIN, "concern": _CONCERN,
+            "clinic_id": _str(nullable=True),
+            "first_session": pa.Column("datetime64[ns]", nullable=True),
+            "n_sessions": pa.Column("int64", pa.Check.ge(0)),
+        }, strict=True, ordered=True, name="patients"),
+        "sessions": pa.DataFrameSchema({
+            "patient_id": _str(),
+            "session_date": pa.Column("datetime64[ns]"),
+            "status": _str(_isin(contract.SESSION_STATUSES)),
+            "product": _str(nullable=True), "area": _str(nullable=True),
+            "volume_ml": pa.Column(float, pa.Check.in_range(*contract.VOLUME_RANGE_ML, include_min=False), nullable=True),
+            "practitioner_id": _str(nullable=True),
+            "session_number": pa.Column("Int64", pa.Check.ge(1), nullable=True),
+        }, strict=True, ordered=True, name="sessions"),
+        "measurements": pa.DataFrameSchema({
+            "patient_id": _str(), "photo_id": _str(),
+            "taken_at": pa.Column("datetime64[ns]"),
+            "metric": _str(_isin(metrics)), "view": _str(_isin(views)),
+            "value": pa.Column(float),
+            "device": _str(nullable=True),
+            "color_delta_e": pa.Column(float, nullable=True),
+            "head_yaw_deg": pa.Column(float, nullable=True),
+            "makeup": pa.Column("boolean", nullable=True),
+            "blur": pa.Column(float, pa.Check.in_range(0, 1), nullable=True),
+            "sessions": pa.Column("int64", pa.Check.ge(0)),
+        }, strict=True, ordered=True, name="measurements"),
+        "outcomes": pa.DataFrameSchema({
+            "patient_id": _str(),
+            "metric": _str(_isin(metrics)), "view": _str(_isin(views)),
+            "sessions": pa.Column("int64", pa.Check.ge(0)),
+            "days_since_baseline": pa.Column(float, nullable=True),
+            "baseline": pa.Column(float, nullable=True),
+            "value": pa.Column(float),
+            "change": pa.Column(float, nullable=True),
+            "improvement_pct": pa.Column(float, nullable=True),
+            "age": _AGE, "skin_type": _SKIN, "sex": _SEX, "concern": _CONCERN,
+            "clinic_id": _str(nullable=True),
+            "qc_ok": pa.Column(bool),
+            "qc_reasons": pa.Column("str"),
+            "taken_at": pa.Column("datetime64[ns]"),
+            "photo_id": _str(), "device": _str(nullable=True),
+            "days_since_last_session": pa.Column(float, pa.Check.ge(1), nullable=True),
+        }, strict=True, ordered=True, name="outcomes", unique=["patient_id", "metric", "view", "sessions"]),
+        "assessments": pa.DataFrameSchema({
+            "patient_id": _str(),
+            "assessed_at": pa.Column("datetime64[ns]"),
+            "scale": _str(_isin(contract.SCALES)),
+            "rater": _str(_isin(contract.RATERS), nullable=True),
+            "score": pa.Column(float),
+            "sessions": pa.Column("int64", pa.Check.ge(0)),
+        }, strict=True, ordered=True, name="assessments"),
+        "adverse_events": pa.DataFrameSchema({
+            "patient_id": _str(),
+            "event_date": pa.Column("datetime64[ns]"),
+            "event": _str(_isin(contract.EVENTS)),
+            "severity": _str(_isin(contract.SEVERITIES), nullable=True),
+            "sessions": pa.Column("int64", pa.Check.ge(0)),
+        }, strict=True, ordered=True, name="adverse_events"),
+    }
+
+
+def validate_processed(tables: dict[str, pd.DataFrame], metrics: list[str] | None = None) -> None:
+    """Raise pandera.errors.SchemaErrors if a processed table breaks its contract."""
+    schemas = processed_schemas(metrics)
+    for name, frame in tables.items():
+        schemas[name].validate(frame, lazy=True)

@@ -1,0 +1,74 @@
+"""Sessions: one row per booked treatment session; only completed ones count.
+
+Why the duplicate rule matters: session counts drive every outcome, so the same patient on
+the same calendar day is one session (a duplicate), keeping a completed row over others.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from outcomes import contract
+from outcomes.cleaning import normalise as nz
+from outcomes.cleaning.columns import Parsed, PatientIds, new_ledger, text_column
+from outcomes.io import RawTable
+
+COLUMNS = ("patient_id", "session_date", "status", "product", "area", "volume_ml", "practitioner_id", "session_number")
+
+
+def parse(raw: RawTable, monthfirst: bool = False) -> Parsed:
+    """Normalise every cell of the sessions table (no row is dropped here)."""
+    f, n = raw.frame, raw.rows
+    when = nz.dates(f["session_date"], monthfirst=monthfirst)
+    if "status" in f:
+        status = nz.normalise_column(f["status"], nz.session_status)
+    else:
+        status = nz.Column(np.full(n, "completed", dtype=object), pd.Categorical.from_codes(np.zeros(n, np.int8), [""]))
+    if "volume_ml" in f:
+        volume = nz.numbers(f["volume_ml"], raw.decimal_comma)
+    else:
+        volume = nz.Column(np.full(n, np.nan), pd.Categorical.from_codes(np.zeros(n, np.int8), ["missing"]))
+    area = text_column(f, "area")
+    values = pd.DataFrame({
+        "patient_id": text_column(f, "patient_id"),
+        "session_date": when.values,
+        "status": pd.Series(status.values, index=f.index, dtype="str"),
+        "product": text_column(f, "product"),
+        "area": area.str.lower(),
+        "volume_ml": volume.values,
+        "practitioner_id": text_column(f, "practitioner_id"),
+    }, index=f.index)
+    return Parsed(values, {"session_date": when.reasons, "status": status.reasons, "volume_ml": volume.reasons}, new_ledger(raw))
+
+
+def check(parsed: Parsed, ids: PatientIds) -> None:
+    """Reject unusable session rows; the same patient on the same day again is a duplicate."""
+    v, ledger = parsed.values, parsed.ledger
+    ids.check(ledger, v["patient_id"])
+    parsed.reject_reasons("session_date")
+    parsed.reject_reasons("status", allow=("",))
+    volume = v["volume_ml"].to_numpy()
+    low, high = contract.VOLUME_RANGE_ML
+    ledger.reject(np.asarray(parsed.reasons["volume_ml"]).astype(str) == "not_a_number", "volume_ml", "not_a_number")
+    ledger.reject(~np.isnan(volume) & ~((volume > low) & (volume <= high)), "volume_ml", "out_of_range")
+    alive = np.flatnonzero(ledger.ok)
+    sub = pd.DataFrame({
+        "patient_id": v["patient_id"].to_numpy()[alive],
+        "day": v["session_date"].to_numpy()[alive].astype("datetime64[D]"),
+        "rank": (v["status"].to_numpy()[alive] != "completed").astype(np.int8),
+    })
+    order = np.lexsort((np.arange(len(sub)), sub["rank"].to_numpy()))
+    again = sub.iloc[order].duplicated(["patient_id", "day"]).to_numpy()
+    dup = np.zeros(len(v), dtype=bool)
+    dup[alive[order[again]]] = True
+    ledger.mark_duplicates(dup)
+
+
+def tidy(parsed: Parsed) -> pd.DataFrame:
+    """The kept sessions, sorted, with session_number 1.. among completed sessions."""
+    kept = parsed.values.loc[parsed.ledger.ok]
+    kept = kept.sort_values(["patient_id", "session_date"], kind="stable").reset_index(drop=True)
+    completed = kept["status"] == "completed"
+    number = kept.loc[completed].groupby("patient_id", sort=False).cumcount() + 1
+    kept["session_number"] = number.reindex(kept.index).astype("Int64")
+    return kept[list(COLUMNS)]

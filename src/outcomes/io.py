@@ -1,0 +1,414 @@
+"""Reading raw exports and writing/reading processed tables.
+
+Why one module: every way a clinic export can be broken at the *file* level (missing,
+empty, binary, not UTF-8, wrong delimiter, odd headers) is caught here, before any
+row-level cleaning, with an error that names the file (and column). Writes of the
+processed folder are atomic so a failed run never leaves half-new data behind.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from outcomes import contract
+
+# Text that means "no value" in a cell (besides the empty string).
+NULL_TOKENS = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "none", "#N/A")
+FIRST_DATA_ROW = 2  # source_row of the first data row: the header is row 1, as in a spreadsheet
+EXTRA_FILES = ("metrics",)  # optional user metric registry, read like a table
+
+
+class RawDataError(Exception):
+    """A raw file (or a required column in it) is missing or cannot be read.
+
+    Fatal: `outcomes clean` exits with code 2 and writes nothing.
+    """
+
+    def __init__(self, message: str, *, file: str | os.PathLike | None = None, column: str | None = None):
+        self.file = str(file) if file is not None else None
+        self.column = column
+        self.message = message
+        super().__init__(message)
+
+
+class OutputError(Exception):
+    """The output folder cannot be written safely (nothing was changed)."""
+
+
+@dataclass
+class RawTable:
+    """One raw table after reading and header mapping; cells untouched (text or typed)."""
+
+    name: str
+    path: Path
+    frame: pd.DataFrame  # canonical column names; string cells (CSV/xlsx) or typed (parquet)
+    sha256: str
+    delimiter: str | None = None  # CSV only
+    decimal_comma: bool = False  # numbers may use ',' as decimal mark (';'-delimited CSV)
+    ignored_columns: list[str] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)  # raw header -> canonical name
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    @property
+    def source_rows(self) -> np.ndarray:
+        """Row number of each data row as seen in the file (header = row 1)."""
+        return np.arange(FIRST_DATA_ROW, FIRST_DATA_ROW + len(self.frame), dtype=np.int64)
+
+
+# --- finding files ------------------------------------------------------------
+def find_raw_file(raw_dir: Path, table: str) -> tuple[Path | None, list[Path]]:
+    """The file holding `table` (first of .csv, .csv.gz, .parquet, .xlsx), plus any others ignored.
+
+    File names are matched case-insensitively (`Patients.CSV` is fine).
+    """
+    by_lower = {p.name.lower(): p for p in sorted(raw_dir.iterdir()) if p.is_file()}
+    found = [by_lower[table + suffix] for suffix in contract.SUFFIXES if table + suffix in by_lower]
+    return (found[0] if found else None), found[1:]
+
+
+# --- headers ------------------------------------------------------------------
+def normalise_header(name: Any) -> str:
+    """`' Patient ID'` -> `patient_id`: trim, lower case, spaces and hyphens to underscores."""
+    text = str(name).replace("\ufeff", "").strip().lower()
+    text = re.sub(r"[\s\-]+", "_", text)
+    return re.sub(r"_+", "_", text)
+
+
+def map_columns(table: str, headers: list[str], file: str | Path) -> tuple[dict[str, str], list[str]]:
+    """Map raw headers to canonical names using the contract's aliases.
+
+    Returns ({raw header: canonical}, [ignored raw headers]). A canonical name wins over an
+    alias of it; the first of two headers that mean the same thing wins; unknown headers are
+    ignored (and reported as a note). Raises RawDataError for missing required columns.
+    """
+    columns = contract.COLUMNS[table]
+    lookup: dict[str, str] = {}
+    for col in columns:  # aliases first so that canonical names overwrite them
+        for alias in col.aliases:
+            lookup.setdefault(alias, col.name)
+    priority = {col.name: 0 for col in columns}
+    mapping: dict[str, str] = {}
+    ranks: dict[str, tuple[int, int]] = {}
+    for position, raw in enumerate(headers):
+        key = normalise_header(raw)
+        canonical = key if key in priority else lookup.get(key)
+        if canonical is None:
+            continue
+        rank = (0 if key == canonical else 1, position)
+        if canonical not in ranks or rank < ranks[canonical]:
+            ranks[canonical] = rank
+    for canonical, (_, position) in ranks.items():
+        mapping[headers[position]] = canonical
+    ignored = [h for h in headers if h not in mapping]
+    present = set(mapping.values())
+    shown = ", ".join(repr(h) for h in headers) or "none"
+    for col in columns:
+        if col.required and col.name not in present:
+            aliases = f" (or {', '.join(col.aliases)})" if col.aliases else ""
+            raise RawDataError(
+                f"{Path(file).name}: required column '{col.name}'{aliases} is missing; "
+                f"columns found: {shown}",
+                file=file, column=col.name,
+            )
+    if table == "patients" and not present & set(contract.AGE_SOURCES):
+        raise RawDataError(
+            f"{Path(file).name}: needs a column 'age' or 'birth_date' (or dob, date_of_birth); "
+            f"columns found: {shown}",
+            file=file, column="age",
+        )
+    return mapping, ignored
+
+
+# --- reading ------------------------------------------------------------------
+def read_raw_table(path: str | os.PathLike, table: str) -> RawTable:
+    """Read one raw file into a RawTable (canonical headers), or raise RawDataError naming it."""
+    path = Path(path)
+    name = path.name.lower()
+    data = _read_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    delimiter = None
+    if name.endswith(".parquet"):
+        frame = _read_parquet(path, data)
+    elif name.endswith(".xlsx"):
+        frame = _read_xlsx(path, data)
+    else:
+        if name.endswith(".gz"):
+            try:
+                data = gzip.decompress(data)
+            except (OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise RawDataError(f"{path.name}: not a readable gzip file ({exc})", file=path) from exc
+        frame, delimiter = _read_csv(path, data)
+    del data
+    headers = list(frame.columns)
+    mapping, ignored = map_columns(table, headers, path)
+    frame = frame[list(mapping)].rename(columns=mapping)
+    return RawTable(
+        name=table, path=path, frame=frame, sha256=digest, delimiter=delimiter,
+        decimal_comma=delimiter == ";", ignored_columns=ignored,
+        renamed={k: v for k, v in mapping.items() if k != v},
+    )
+
+
+def read_raw_frame(path: str | os.PathLike) -> tuple[pd.DataFrame, str]:
+    """Read any supported raw file without header mapping (for side files such as metrics.csv)."""
+    path = Path(path)
+    data = _read_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return _read_parquet(path, data), digest
+    if name.endswith(".xlsx"):
+        return _read_xlsx(path, data), digest
+    if name.endswith(".gz"):
+        data = gzip.decompress(data)
+    frame, _ = _read_csv(path, data)
+    return frame.rename(columns=normalise_header), digest
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RawDataError(f"{path.name}: cannot be read ({exc.strerror})", file=path) from exc
+    if not data.strip(b"\xef\xbb\xbf \t\r\n"):
+        raise RawDataError(f"{path.name}: the file is empty", file=path)
+    return data
+
+
+def _utf8_error(path: Path, data: bytes) -> RawDataError | None:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start]
+        hint = " (it looks like Latin-1/Windows-1252)" if byte >= 0x80 else ""
+        return RawDataError(
+            f"{path.name}: not UTF-8 text: byte 0x{byte:02x} at offset {exc.start} (line {line}) "
+            f"cannot be decoded{hint}; save the export as UTF-8 (in Excel: 'CSV UTF-8')",
+            file=path,
+        )
+    return None
+
+
+def _read_csv(path: Path, data: bytes) -> tuple[pd.DataFrame, str]:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    head = data[:65536]
+    if b"\x00" in head:
+        if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[1:2] == b"\x00":
+            why = "looks like UTF-16 text"
+        elif head.startswith((b"PK\x03\x04", b"PAR1", b"\x1f\x8b")):
+            why = "is a zip/xlsx, parquet or gzip file with a .csv name"
+        else:
+            why = "is binary, not CSV text"
+        raise RawDataError(f"{path.name}: {why}; expected UTF-8 CSV", file=path)
+    end = head.find(b"\n")
+    header_bytes = head if end < 0 else head[:end]
+    error = _utf8_error(path, header_bytes)
+    if error is not None:
+        raise error
+    header_line = header_bytes.decode("utf-8").rstrip("\r")
+    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+    headers = next(iter(csv.reader([header_line], delimiter=delimiter)), [])
+    if not [h for h in headers if h.strip()]:
+        raise RawDataError(f"{path.name}: the first line holds no column names", file=path)
+    # unique names for arrow; duplicates keep their position so map_columns can pick the first
+    names = [f"{h}\x00{i}" if headers.index(h) != i else h for i, h in enumerate(headers)]
+    try:
+        table = pacsv.read_csv(
+            pa.py_buffer(data),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=16 << 20),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                null_values=list(NULL_TOKENS), strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        error = _utf8_error(path, data) if "UTF8" in str(exc) or "utf8" in str(exc).lower() else None
+        if error is not None:
+            raise error from exc
+        raise RawDataError(f"{path.name}: cannot be parsed as CSV ({exc})", file=path) from exc
+    frame = table.to_pandas()
+    frame.columns = [n.split("\x00")[0] for n in names]
+    return frame, delimiter
+
+
+def _read_parquet(path: Path, data: bytes) -> pd.DataFrame:
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise RawDataError(f"{path.name}: cannot be read as parquet ({exc})", file=path) from exc
+    columns = []
+    for col in table.columns:
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        if pa.types.is_large_string(col.type):
+            col = col.cast(pa.string())
+        columns.append(col)
+    table = pa.table(columns, names=table.column_names)
+    return table.to_pandas()
+
+
+def _read_xlsx(path: Path, data: bytes) -> pd.DataFrame:
+    import io as _io
+
+    try:
+        frame = pd.read_excel(_io.BytesIO(data), sheet_name=0, dtype=object, engine="openpyxl")
+    except Exception as exc:  # openpyxl raises many kinds for a broken workbook
+        raise RawDataError(f"{path.name}: cannot be read as an Excel workbook ({exc})", file=path) from exc
+    if frame.columns.empty:
+        raise RawDataError(f"{path.name}: the first sheet is empty", file=path)
+    out = {}
+    for name in frame.columns:
+        col = frame[name]
+        values = col.dropna()
+        kinds = {type(v) for v in values}
+        if kinds and all(issubclass(k, (pd.Timestamp, np.datetime64)) or k.__name__ == "datetime" for k in kinds):
+            out[name] = pd.to_datetime(col)
+        else:
+            out[name] = col.map(_excel_text, na_action="ignore").astype("str")
+    return pd.DataFrame(out)
+
+
+def _excel_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# --- writing ------------------------------------------------------------------
+OUTPUT_FILES = (
+    "patients.parquet", "sessions.parquet", "measurements.parquet", "outcomes.parquet",
+    "assessments.parquet", "adverse_events.parquet", "rejected.csv", "data_quality.csv",
+    "manifest.json",
+)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_processed(
+    out_dir: str | os.PathLike,
+    tables: dict[str, pd.DataFrame],
+    csvs: dict[str, pd.DataFrame],
+    manifest: dict[str, Any],
+) -> Path:
+    """Write the processed folder atomically: into a temporary sibling folder, then swap.
+
+    The folder is replaced as a whole (hidden files such as .gitkeep are carried over).
+    It refuses to replace a folder that holds files it did not write.
+    """
+    out = Path(out_dir).absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        if not out.is_dir():
+            raise OutputError(f"{out} exists and is not a folder")
+        foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in OUTPUT_FILES)
+        if foreign:
+            raise OutputError(
+                f"refusing to replace {out}: it holds files not written by `outcomes clean` "
+                f"({', '.join(foreign[:5])}); choose another --out"
+            )
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    umask = os.umask(0o022)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+    try:
+        for name, frame in tables.items():
+            frame.to_parquet(tmp / f"{name}.parquet", index=False, compression="zstd")
+        for name, frame in csvs.items():
+            frame.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+        if out.exists():
+            for hidden in out.iterdir():
+                if hidden.name.startswith(".") and hidden.is_file():
+                    shutil.copy2(hidden, tmp / hidden.name)
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, old / out.name)
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+# --- reading processed data -----------------------------------------------------
+_DATETIMES = {
+    "patients": ("first_session",),
+    "sessions": ("session_date",),
+    "measurements": ("taken_at",),
+    "outcomes": ("taken_at",),
+    "assessments": ("assessed_at",),
+    "adverse_events": ("event_date",),
+}
+
+
+def load_processed(processed_dir: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
+    """The processed tables as a dict of DataFrames with their contract dtypes.
+
+    Keys: patients, sessions, measurements, outcomes, rejected, and assessments /
+    adverse_events / data_quality when present. `skin_type` is an ordered categorical
+    I < ... < VI (NaN = unknown).
+    """
+    from outcomes import config
+
+    folder = Path(processed_dir) if processed_dir is not None else config.PROCESSED_DIR
+    if not (folder / "outcomes.parquet").is_file():
+        raise FileNotFoundError(
+            f"{folder} holds no processed data (no outcomes.parquet); run `outcomes clean` first"
+        )
+    tables: dict[str, pd.DataFrame] = {}
+    for path in sorted(folder.glob("*.parquet")):
+        frame = pd.read_parquet(path)
+        tables[path.stem] = _with_dtypes(path.stem, frame)
+    for stem in ("rejected", "data_quality"):
+        path = folder / f"{stem}.csv"
+        if path.is_file():
+            tables[stem] = pd.read_csv(path, dtype={"value": "str", "source_row": "Int64"}, keep_default_na=False, na_values=[""])
+    return tables
+
+
+def load_manifest(processed_dir: str | os.PathLike) -> dict[str, Any]:
+    """The manifest.json of a processed folder."""
+    return json.loads((Path(processed_dir) / "manifest.json").read_text(encoding="utf-8"))
+
+
+def _with_dtypes(name: str, frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    if "skin_type" in frame:
+        frame["skin_type"] = frame["skin_type"].astype("str").where(frame["skin_type"].notna()).astype(contract.SKIN_TYPE_DTYPE)
+    for col in _DATETIMES.get(name, ()):
+        if col in frame:
+            frame[col] = pd.to_datetime(frame[col])
+    if "qc_ok" in frame:
+        frame["qc_ok"] = frame["qc_ok"].astype(bool)
+    return frame
