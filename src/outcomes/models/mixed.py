@@ -202,33 +202,66 @@ class MixedModel:
         return f"MixedModel({self.formula}; {state})"
 
 
-def _best_fit(model: MixedLM, reml: bool, optimizers: Sequence[str]):
-    """Fit with each optimizer from the default start; keep the best likelihood among the
-    converged ones (or, if none converged, the best one flagged as failed)."""
+def _best_fit(model: MixedLM, reml: bool, optimizers: Sequence[str], agree: float = 1e-4):
+    """Fit with several optimizers and keep the best likelihood among the converged fits.
+
+    Phase 1: optimizers in turn from statsmodels' default start, until one converges.
+    Phase 2: the other optimizers start from the best fit so far; each may improve it, and the
+    search stops once one converges to the same likelihood (within ``agree``): two algorithms
+    agreeing on the maximum is the evidence the fit is done. A fit counts as converged only if
+    the optimizer says so, the likelihood is finite, every standard error exists and (when more
+    than one optimizer is allowed) a second optimizer confirms the maximum. Otherwise the best
+    finite fit is returned and marked failed.
+    """
     rows, fits = [], []
-    for name in optimizers:
+
+    def attempt(name, start):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                res = model.fit(reml=reml, method=name)
+                res = model.fit(reml=reml, method=name, start_params=start)
             except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-                rows.append({"optimizer": name, "llf": np.nan, "ok": False, "message": f"error: {exc}"})
+                rows.append({"optimizer": name, "start": "default" if start is None else "best so far",
+                             "llf": np.nan, "ok": False, "message": f"error: {exc}"})
                 fits.append(None)
-                continue
+                return None
         bse = np.asarray(res.bse_fe, dtype=float) if np.isfinite(res.llf) else np.array([np.nan])
         problems = [str(w.message).split("\n")[0] for w in caught if issubclass(w.category, ConvergenceWarning)]
         ok = bool(res.converged) and np.isfinite(res.llf) and np.all(np.isfinite(bse)) and np.all(bse > 0)
-        # statsmodels quietly swaps optimizer on failure; only its own result counts as this one's
-        if any("trying a different optimizer" in p for p in problems):
-            ok = False
         message = "converged" if ok else ("; ".join(sorted(set(problems))) or "did not converge")
-        rows.append({"optimizer": name, "llf": float(res.llf), "ok": ok, "message": message[:300]})
+        rows.append({"optimizer": name, "start": "default" if start is None else "best so far",
+                     "llf": float(res.llf), "ok": ok, "message": message[:300]})
         fits.append(res)
+        return len(fits) - 1 if ok else None
+
+    best, confirmed = None, len(optimizers) == 1
+    for name in optimizers:
+        best = attempt(name, None)
+        if best is not None:
+            break
+    if best is not None:
+        for name in optimizers:
+            if name == rows[best]["optimizer"]:
+                continue
+            i = attempt(name, fits[best].params_object)
+            if i is None:
+                continue
+            agreed = abs(fits[i].llf - fits[best].llf) <= agree
+            if fits[i].llf > fits[best].llf:
+                best = i
+            if agreed:
+                confirmed = True
+                break
     attempts = pd.DataFrame(rows)
-    candidates = attempts[attempts["ok"]] if attempts["ok"].any() else attempts[np.isfinite(attempts["llf"])]
-    if candidates.empty:
-        raise RuntimeError(f"every optimizer failed outright: {attempts.to_dict('records')}")
-    best = int(candidates["llf"].idxmax())
+    if best is not None and not confirmed:
+        # one optimizer's word is not enough (Powell, for one, reports success at poor points)
+        attempts.loc[best, "message"] = "converged, but no other optimizer reached the same likelihood"
+        attempts["ok"] = False
+    if best is None or not confirmed:
+        finite = attempts[np.isfinite(attempts["llf"])]
+        if finite.empty:
+            raise RuntimeError(f"every optimizer failed outright: {attempts.to_dict('records')}")
+        best = int(finite["llf"].idxmax())
     attempts["chosen"] = attempts.index == best
     return fits[best], attempts
 

@@ -1,0 +1,263 @@
+"""The domain model: improvement after n sessions, by age and skin type.
+
+``improvement_pct ~ f(sessions) + age_c + skin_type + f(sessions):age_c + f(sessions):skin_type``
+with a random intercept and slope per patient. Why a mixed model and not per-session means:
+patients who see no gain stop coming, so the later session counts hold mostly responders and
+naive means climb. The mixed model uses every patient's early visits to learn their own
+curve, so under dropout that depends on what was observed (missing at random) its population
+curve stays honest.
+
+Conventions (docs/models.md): ``age_c = (age - 45) / 10``; age bands <35, 35-44, 45-54, 55+;
+unknown skin type, quality-flagged rows (by default), missing outcomes and the baseline rows
+themselves are left out, and every row left out is counted in ``dropped_``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..contract import DEFAULT_VIEW, SKIN_TYPE_DTYPE
+from ._design import require_columns
+from ._tidy import interval
+from .mixed import OPTIMIZERS, MixedModel
+
+AGE_CENTER = 45.0
+AGE_SCALE = 10.0
+AGE_BANDS = ("<35", "35-44", "45-54", "55+")
+AGE_BAND_EDGES = (-np.inf, 35, 45, 55, np.inf)
+AGE_BAND_DTYPE = pd.CategoricalDtype(list(AGE_BANDS), ordered=True)
+OUTCOME = "improvement_pct"
+
+
+def age_band(age: pd.Series | np.ndarray) -> pd.Series:
+    """<35, 35-44, 45-54, 55+ as an ordered categorical."""
+    codes = pd.cut(pd.Series(age, dtype=float), bins=list(AGE_BAND_EDGES), right=False, labels=list(AGE_BANDS))
+    return codes.astype(AGE_BAND_DTYPE)
+
+
+def centred_age(age) -> np.ndarray | pd.Series:
+    """Age in decades above 45: the model's intercept is a 45-year-old."""
+    return (age - AGE_CENTER) / AGE_SCALE
+
+
+def model_rows(
+    outcomes: pd.DataFrame,
+    metric: str,
+    view: str | None = DEFAULT_VIEW,
+    include_flagged: bool = False,
+    keep_baseline: bool = False,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows a model of one metric may use, and a count of every row left out and why."""
+    require_columns(outcomes, ["patient_id", "metric", "sessions", OUTCOME, "age", "skin_type", "qc_ok"], "outcomes")
+    rows = outcomes.loc[outcomes["metric"] == metric]
+    if rows.empty:
+        raise ValueError(f"no rows for metric {metric!r}; metrics present: {sorted(outcomes['metric'].unique())}")
+    steps = []
+    if view is not None and "view" in rows:
+        if not (rows["view"] == view).any():
+            raise ValueError(f"metric {metric!r} has no {view!r} view; views present: {sorted(rows['view'].unique())}"
+                             " (pass view=None to pool views)")
+        steps.append((f"view other than {view}", rows["view"] != view))
+    if not include_flagged:
+        steps.append(("quality-flagged (qc_ok False)", ~rows["qc_ok"].astype(bool)))
+    steps.append(("missing outcome", rows[OUTCOME].isna()))
+    steps.append(("unknown skin type", rows["skin_type"].isna()))
+    steps.append(("missing age", rows["age"].isna()))
+    if not keep_baseline:
+        steps.append(("baseline row (sessions 0)", rows["sessions"] == 0))
+    keep = pd.Series(True, index=rows.index)
+    counts = []
+    for reason, drop in steps:
+        drop = drop.fillna(False).astype(bool) & keep
+        counts.append({"reason": reason, "rows": int(drop.sum())})
+        keep &= ~drop
+    rows = rows.loc[keep].copy()
+    rows["sessions"] = rows["sessions"].astype(int)
+    rows["age_c"] = centred_age(rows["age"].astype(float))
+    rows["skin_type"] = rows["skin_type"].astype(SKIN_TYPE_DTYPE)
+    return rows, pd.DataFrame(counts)
+
+
+class ImprovementModel:
+    """Expected improvement after 1..N sessions by age band and skin type, and the plateau."""
+
+    def __init__(
+        self,
+        metric: str,
+        view: str | None = DEFAULT_VIEW,
+        time_transform: str = "spline",
+        interactions: Sequence[str] = ("age", "skin_type"),
+        include_flagged: bool = False,
+        random_slope: bool = True,
+        reml: bool = True,
+        optimizers: Sequence[str] = OPTIMIZERS,
+        spline_df: int = 3,
+    ) -> None:
+        bad = set(interactions) - {"age", "skin_type"}
+        if bad:
+            raise ValueError(f"interactions are with 'age' and/or 'skin_type', not {sorted(bad)}")
+        self.metric = metric
+        self.view = view
+        self.time_transform = time_transform
+        self.interactions = tuple(interactions)
+        self.include_flagged = include_flagged
+        self.random_slope = random_slope
+        self.reml = reml
+        self.optimizers = tuple(optimizers)
+        self.spline_df = spline_df
+
+    def fit(self, outcomes: pd.DataFrame) -> ImprovementModel:
+        rows, self.dropped_ = model_rows(outcomes, self.metric, self.view, self.include_flagged)
+        if rows["sessions"].nunique() < 2:
+            raise ValueError(f"{self.metric}: need measurements after at least two different session counts")
+        inter = tuple("age_c" if c == "age" else c for c in self.interactions)
+        self.mixed_ = MixedModel(
+            OUTCOME, "sessions", "patient_id", ("age_c", "skin_type"), self.random_slope,
+            self.time_transform, self.reml, inter, self.optimizers, self.spline_df,
+        ).fit(rows)
+        self.rows_ = rows
+        self.max_sessions_ = int(rows["sessions"].max())
+        self.skin_types_ = list(self.mixed_.rows_["skin_type"].cat.categories)
+        bands = age_band(rows["age"]).to_numpy()
+        per_patient = rows.assign(band=bands).drop_duplicates("patient_id")
+        self.band_ages_ = per_patient.groupby("band", observed=True)["age"].mean().reindex(list(AGE_BANDS))
+        self.n_patients_ = int(rows["patient_id"].nunique())
+        return self
+
+    # -- short names, as for every model ---------------------------------------
+    fixed = property(lambda self: self.mixed_.fixed_)
+    random = property(lambda self: self.mixed_.random_)
+    converged = property(lambda self: self.mixed_.converged_)
+    llf = property(lambda self: self.mixed_.llf_)
+    summary = property(lambda self: self.mixed_.summary)
+
+    # -- predictions -------------------------------------------------------------
+    def frame(self, sessions, age, skin_type) -> pd.DataFrame:
+        """Rows the model can predict for (broadcast scalars)."""
+        sessions, age, skin = np.broadcast_arrays(np.asarray(sessions), np.asarray(age, dtype=float),
+                                                  np.asarray(skin_type, dtype=object))
+        return pd.DataFrame({
+            "sessions": sessions.astype(int), "age": age, "age_c": centred_age(age),
+            "skin_type": pd.Categorical(skin, dtype=SKIN_TYPE_DTYPE),
+        })
+
+    def predict(self, new: pd.DataFrame, ci: bool = True, level: float = 0.95) -> pd.DataFrame:
+        """Population-mean improvement for rows with sessions, age and skin_type."""
+        new = new.assign(age_c=centred_age(new["age"].astype(float)))
+        return self.mixed_.predict(new, ci=ci, level=level)
+
+    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+        """Difference in expected improvement between matching rows of a and b, with CI."""
+        a = a.assign(age_c=centred_age(a["age"].astype(float)))
+        b = b.assign(age_c=centred_age(b["age"].astype(float)))
+        return self.mixed_.contrast(a, b, level)
+
+    def _grid(self, sessions=None, skin_types=None) -> pd.DataFrame:
+        sessions = np.arange(1, self.max_sessions_ + 1) if sessions is None else np.atleast_1d(sessions)
+        skin_types = self.skin_types_ if skin_types is None else list(np.atleast_1d(skin_types))
+        bands = self.band_ages_.dropna()
+        grid = pd.MultiIndex.from_product([bands.index, skin_types, sessions],
+                                          names=["age_band", "skin_type", "sessions"]).to_frame(index=False)
+        frame = self.frame(grid["sessions"], grid["age_band"].map(bands).astype(float), grid["skin_type"])
+        frame.insert(0, "age_band", pd.Categorical(grid["age_band"], dtype=AGE_BAND_DTYPE))
+        return frame
+
+    def expected(self, sessions=None, skin_types=None, level: float = 0.95) -> pd.DataFrame:
+        """Expected improvement_pct after 1..N sessions for each age band x skin type, with CI.
+
+        ``age`` is the mean age of the fitted patients in the band.
+        """
+        grid = self._grid(sessions, skin_types)
+        pred = self.mixed_.predict(grid, ci=True, level=level)
+        out = pd.concat([grid.drop(columns="age_c"), pred], axis=1)
+        out.insert(0, "metric", self.metric)
+        return out
+
+    def marginal(self, sessions=None, level: float = 0.95) -> pd.DataFrame:
+        """Expected improvement averaged over this cohort's patients (their own age and skin
+        type), i.e. the population mean the naive per-session means try to estimate."""
+        sessions = np.arange(1, self.max_sessions_ + 1) if sessions is None else np.atleast_1d(sessions)
+        patients = self.mixed_.rows_.drop_duplicates("patient_id")
+        beta = self.fixed["estimate"].to_numpy()
+        cov = self.mixed_.cov_fixed_.to_numpy()
+        out = []
+        for n in sessions:
+            x = self.mixed_.design_matrix(patients.assign(sessions=int(n))).to_numpy().mean(axis=0)
+            est, se = float(x @ beta), float(np.sqrt(x @ cov @ x))
+            low, high = interval(np.array([est]), np.array([se]), level)
+            out.append({"sessions": int(n), "estimate": est, "std_error": se, "ci_low": low[0], "ci_high": high[0]})
+        return pd.DataFrame(out)
+
+    def plateau(self, gain: float = 2.0, n_draws: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+        """First session count n after which one more session adds less than ``gain`` points.
+
+        Uncertainty by parametric bootstrap of the fixed effects: ``n_draws`` draws from their
+        estimated sampling distribution N(beta, cov), the plateau recomputed for each draw;
+        ci_low/ci_high are percentiles of those plateaus. ``inf`` means "not reached within
+        the session counts observed" (one more session still adds at least ``gain``).
+        """
+        grid = self._grid()
+        x = self.mixed_.design_matrix(grid).to_numpy()
+        beta = self.fixed["estimate"].to_numpy()
+        rng = np.random.default_rng(seed)
+        draws = rng.multivariate_normal(beta, self.mixed_.cov_fixed_.to_numpy(), size=n_draws, method="eigh")
+        keys = ["age_band", "skin_type"]
+        out = []
+        alpha = (1 - level) / 2
+        for (band, skin), idx in grid.groupby(keys, observed=True, sort=False).groups.items():
+            idx = np.asarray(idx)
+            order = np.argsort(grid.loc[idx, "sessions"].to_numpy())
+            idx = idx[order]
+            n = grid.loc[idx, "sessions"].to_numpy()
+            point = _first_small_gain(x[idx] @ beta, n, gain)
+            boot = np.array([_first_small_gain(v, n, gain) for v in (x[idx] @ draws.T).T])
+            out.append({"age_band": band, "skin_type": skin, "age": grid.loc[idx[0], "age"], "gain": gain,
+                        "plateau": point, "ci_low": np.quantile(boot, alpha), "ci_high": np.quantile(boot, 1 - alpha),
+                        "share_not_reached": float(np.isinf(boot).mean()), "n_draws": n_draws})
+        table = pd.DataFrame(out)
+        table["age_band"] = table["age_band"].astype(AGE_BAND_DTYPE)
+        table["skin_type"] = table["skin_type"].astype(SKIN_TYPE_DTYPE)
+        return table.sort_values(keys).reset_index(drop=True)
+
+    def plot(self, ax=None, skin_type: str | None = None):
+        """Expected improvement vs sessions by age band for one skin type (the most common)."""
+        from .. import plots
+
+        if skin_type is None:
+            skin_type = self.mixed_.rows_["skin_type"].mode().iloc[0]
+        table = self.expected(skin_types=[skin_type])
+        return plots.expected_curves(table, hue="age_band", ax=ax,
+                                     title=f"{self.metric}: expected improvement, skin type {skin_type}")
+
+    def __repr__(self) -> str:
+        if not hasattr(self, "mixed_"):
+            return f"ImprovementModel({self.metric!r}; unfitted)"
+        return (f"ImprovementModel({self.metric!r}; patients={self.n_patients_}, rows={self.mixed_.n_obs_}, "
+                f"converged={self.converged})")
+
+
+def _first_small_gain(values: np.ndarray, sessions: np.ndarray, gain: float) -> float:
+    """values[i] is E(sessions[i]) on consecutive session counts; first n with E(n+1)-E(n) < gain."""
+    steps = np.diff(values)
+    consecutive = np.diff(sessions) == 1
+    hits = np.flatnonzero((steps < gain) & consecutive)
+    return float(sessions[hits[0]]) if hits.size else np.inf
+
+
+def improvement_model(outcomes: pd.DataFrame, metric: str, **kwargs) -> ImprovementModel:
+    """Fit the domain model for one metric (see :class:`ImprovementModel` for options)."""
+    return ImprovementModel(metric, **kwargs).fit(outcomes)
+
+
+def naive_means(outcomes: pd.DataFrame, metric: str, view: str | None = DEFAULT_VIEW,
+                include_flagged: bool = False, level: float = 0.95) -> pd.DataFrame:
+    """Per-session means of the observed rows: what a spreadsheet would show. Biased upward
+    when non-responders stop coming; kept for comparison, not for conclusions."""
+    rows, _ = model_rows(outcomes, metric, view, include_flagged)
+    g = rows.groupby("sessions")[OUTCOME]
+    out = g.agg(estimate="mean", sd="std", n="count").reset_index()
+    out["std_error"] = out["sd"] / np.sqrt(out["n"])
+    out["ci_low"], out["ci_high"] = interval(out["estimate"].to_numpy(), out["std_error"].to_numpy(), level)
+    return out.drop(columns="sd")

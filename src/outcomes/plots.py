@@ -1,0 +1,162 @@
+"""Figures in one house style: seaborn, readable in grey print.
+
+Every function takes ``ax=None`` (a new figure when None) and returns the Axes. Groups are
+told apart by marker and line style as well as by colour, so a black-and-white printout of a
+PDF report still reads. Confidence intervals are drawn as bands or error bars, never omitted.
+"""
+from __future__ import annotations
+
+import itertools
+
+import matplotlib
+
+matplotlib.use(matplotlib.get_backend() or "Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+PALETTE = "colorblind"
+FIGSIZE = (6.0, 4.0)
+
+
+def style() -> None:
+    """Apply the house style (white grid, paper context, colour-blind palette)."""
+    sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, font_scale=1.1)
+
+
+def _axes(ax):
+    style()
+    if ax is None:
+        _, ax = plt.subplots(figsize=FIGSIZE, layout="constrained")
+    return ax
+
+
+def _groups(table: pd.DataFrame, hue: str | None):
+    if hue is None:
+        yield None, table, (MARKERS[0], LINESTYLES[0], sns.color_palette(PALETTE)[0])
+        return
+    levels = table[hue].cat.categories if isinstance(table[hue].dtype, pd.CategoricalDtype) else sorted(table[hue].unique())
+    styles = zip(itertools.cycle(MARKERS), itertools.cycle(LINESTYLES), itertools.cycle(sns.color_palette(PALETTE)))
+    for level, st in zip(levels, styles):
+        part = table.loc[table[hue] == level]
+        if not part.empty:
+            yield level, part, st
+
+
+def expected_curves(table: pd.DataFrame, x: str = "sessions", y: str = "estimate", hue: str | None = "age_band",
+                    ax=None, title: str | None = None, ylabel: str = "expected improvement (%)"):
+    """Expected improvement against session count with 95% CI bands, one line per group."""
+    ax = _axes(ax)
+    for level, part, (marker, ls, color) in _groups(table, hue):
+        part = part.sort_values(x)
+        ax.plot(part[x], part[y], marker=marker, linestyle=ls, color=color, label=None if level is None else str(level))
+        if {"ci_low", "ci_high"} <= set(part.columns):
+            ax.fill_between(part[x], part["ci_low"], part["ci_high"], color=color, alpha=0.15, linewidth=0)
+    ax.set_xlabel("completed sessions")
+    ax.set_ylabel(ylabel)
+    if hue is not None:
+        ax.legend(title=hue.replace("_", " "), frameon=False)
+    if title:
+        ax.set_title(title)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return ax
+
+
+def probability_curves(table: pd.DataFrame, x: str = "sessions", hue: str | None = None, ax=None,
+                       ylabel: str = "probability", title: str | None = None):
+    """Probabilities (0-1) against x with CI error bars, one marker/line style per group."""
+    ax = _axes(ax)
+    for level, part, (marker, ls, color) in _groups(table, hue):
+        part = part.sort_values(x)
+        err = np.vstack([part["estimate"] - part["ci_low"], part["ci_high"] - part["estimate"]])
+        ax.errorbar(part[x], part["estimate"], yerr=err, marker=marker, linestyle=ls, color=color, capsize=3,
+                    label=None if level is None else str(level))
+    ax.set_ylim(0, 1)
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(ylabel)
+    if hue is not None:
+        ax.legend(title=hue.replace("_", " "), frameon=False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def coefficients(table: pd.DataFrame, ax=None, title: str | None = None):
+    """Forest plot of a tidy coefficient table (estimate with 95% CI per term)."""
+    ax = _axes(ax)
+    t = table.iloc[::-1]
+    ypos = np.arange(len(t))
+    ax.errorbar(t["estimate"], ypos, xerr=np.vstack([t["estimate"] - t["ci_low"], t["ci_high"] - t["estimate"]]),
+                fmt="o", color="black", ecolor="0.4", capsize=3)
+    ax.axvline(0, color="0.5", linestyle="--", linewidth=1)
+    ax.set_yticks(ypos, [str(i) for i in t.index])
+    ax.set_xlabel("estimate (95% CI)")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def survival_curves(curves: pd.DataFrame, ax=None, title: str | None = None):
+    """Share of patients NOT yet responding against session count (step curves), by group."""
+    ax = _axes(ax)
+    hue = "group" if curves["group"].nunique() > 1 else None
+    for level, part, (marker, ls, color) in _groups(curves, hue):
+        part = part.sort_values("sessions")
+        ax.step(part["sessions"], part["survival"], where="post", linestyle=ls, color=color,
+                label=None if level is None else str(level))
+        ax.plot(part["sessions"], part["survival"], marker=marker, linestyle="none", color=color)
+        if {"ci_low", "ci_high"} <= set(part.columns):
+            ax.fill_between(part["sessions"], part["ci_low"], part["ci_high"], step="post", color=color, alpha=0.12,
+                            linewidth=0)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("completed sessions")
+    ax.set_ylabel("share not yet responding")
+    if hue:
+        ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    return ax
+
+
+def fold_scores(scores: pd.DataFrame, metric: str = "mae", ax=None, title: str | None = None):
+    """Cross-validation score per fold for each model (points), with the mean (bar outline)."""
+    ax = _axes(ax)
+    models = list(dict.fromkeys(scores["model"]))
+    for i, (m, marker) in enumerate(zip(models, itertools.cycle(MARKERS))):
+        vals = scores.loc[scores["model"] == m, metric].to_numpy()
+        ax.bar(i, vals.mean(), color="none", edgecolor="0.3", hatch=["", "//", "..", "xx"][i % 4])
+        ax.plot(np.full(len(vals), i), vals, marker=marker, linestyle="none", color="black")
+    ax.set_xticks(range(len(models)), models)
+    ax.set_ylabel(metric.upper() if metric in ("mae", "r2") else metric)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def partial_dependence(table: pd.DataFrame, feature: str, ax=None, title: str | None = None):
+    """Partial dependence of the predictive model's prediction on one feature."""
+    ax = _axes(ax)
+    part = table.loc[table["feature"] == feature]
+    numeric = pd.api.types.is_numeric_dtype(part["value"])
+    if numeric:
+        ax.plot(part["value"], part["average"], marker="o", color="black")
+    else:
+        ax.plot(range(len(part)), part["average"], marker="s", linestyle="--", color="black")
+        ax.set_xticks(range(len(part)), part["value"].astype(str))
+    ax.set_xlabel(feature.replace("_", " "))
+    ax.set_ylabel("average predicted improvement (%)")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def naive_vs_model(naive: pd.DataFrame, model: pd.DataFrame, ax=None, title: str | None = None):
+    """Per-session means of the observed rows against the mixed model's population curve."""
+    ax = _axes(ax)
+    table = pd.concat([naive.assign(source="naive per-session mean"), model.assign(source="mixed model")])
+    table["source"] = pd.Categorical(table["source"], categories=["naive per-session mean", "mixed model"])
+    return expected_curves(table, hue="source", ax=ax, title=title)
