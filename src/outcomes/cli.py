@@ -30,8 +30,10 @@ def simulate(
     """Write a synthetic cohort in the raw-data contract, with its true effects in truth.json."""
     from outcomes.simulation import simulate as run
 
-    run(n_patients=patients, seed=seed, out_dir=out, tidy=tidy)
-    typer.echo(f"Wrote a synthetic cohort of {patients} patients (seed {seed}) to {out}")
+    cohort = run(n_patients=patients, seed=seed, out_dir=out, tidy=tidy)
+    kind = "tidy" if tidy else "messy"
+    rows = len(cohort.tables["photo_metrics"])
+    typer.echo(f"Wrote a synthetic ({kind}) cohort of {patients} patients, {rows:,} photo_metrics rows (seed {seed}) to {out}")
 
 
 @app.command()
