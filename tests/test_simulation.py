@@ -386,6 +386,7 @@ def test_dropout_happens_at_about_the_documented_rate(tidy):
     assert 1 - 0.95 ** intervals - 0.03 < dropped.mean() < 1 - 0.90 ** intervals + 0.03
 
 
+@pytest.mark.slow
 def test_adverse_event_rates_and_pih_by_skin_type(big_tidy):
     t = big_tidy.tables
     s = t["sessions"]
