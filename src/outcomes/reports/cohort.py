@@ -1,0 +1,120 @@
+"""The patients a report is about: load the processed folder, apply the report's filters.
+
+Report parameters (concern, clinic, first-session dates, a minimum number of sessions) pick
+patients, never rows, so a patient is either wholly in a report or wholly out. A filter
+value that matches nothing the data could hold (an unknown concern, a clinic that is not in
+the data, a malformed date) is an error, because a scheduled report on a typo would
+quietly describe nobody. A valid filter that leaves few or no patients is not an error:
+the report says so in plain words.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from outcomes import config, contract
+
+PATIENT_TABLES = ("patients", "sessions", "measurements", "outcomes", "assessments", "adverse_events")
+
+
+def load(processed_dir: str | os.PathLike = "") -> dict[str, pd.DataFrame]:
+    """The processed tables ("" means the project's data/processed), with a clear error if absent."""
+    from outcomes.io import load_processed
+
+    folder = Path(processed_dir) if processed_dir else config.PROCESSED_DIR
+    if not (folder / "outcomes.parquet").is_file():
+        raise FileNotFoundError(
+            f"no processed data in {folder} (outcomes.parquet missing): run `outcomes clean` or `make data` first"
+        )
+    return load_processed(folder)
+
+
+def _date(value: str, name: str) -> pd.Timestamp | None:
+    if not value:
+        return None
+    try:
+        return pd.Timestamp(str(value))
+    except (ValueError, TypeError):
+        raise ValueError(f"{name} must be a date like 2025-03-31, got {value!r}") from None
+
+
+@dataclass
+class Cohort:
+    """The filtered tables, how many patients each filter left, and a one-line description."""
+
+    tables: dict[str, pd.DataFrame]
+    steps: pd.DataFrame
+    description: str
+    filters: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def patients(self) -> pd.DataFrame:
+        return self.tables["patients"]
+
+    @property
+    def n_patients(self) -> int:
+        return int(self.tables["patients"]["patient_id"].nunique())
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.tables
+
+
+def select(
+    tables: dict[str, pd.DataFrame],
+    concern: str = "",
+    clinic: str = "",
+    date_from: str = "",
+    date_to: str = "",
+    min_sessions: int = 0,
+) -> Cohort:
+    """Keep the patients matching every non-empty filter; every table is cut to them.
+
+    ``date_from``/``date_to`` bound the first completed session (inclusive); ``min_sessions``
+    counts completed sessions. Empty strings (and 0) mean "no filter".
+    """
+    patients = tables["patients"]
+    if concern and concern not in contract.CONCERNS:
+        raise ValueError(f"concern {concern!r} is not one of {', '.join(contract.CONCERNS)}")
+    clinics = sorted(patients["clinic_id"].dropna().astype(str).unique())
+    if clinic and clinic not in clinics:
+        raise ValueError(f"clinic {clinic!r} is not in the data; clinics present: {', '.join(clinics)}")
+    start, end = _date(date_from, "date_from"), _date(date_to, "date_to")
+    if start is not None and end is not None and start > end:
+        raise ValueError(f"date_from {date_from} is after date_to {date_to}")
+    if min_sessions < 0:
+        raise ValueError("min_sessions cannot be negative")
+
+    keep = pd.Series(True, index=patients.index)
+    steps = [("all patients", int(keep.sum()))]
+    first = pd.to_datetime(patients["first_session"])
+    for label, active, mask in (
+        (f"concern {concern}", bool(concern), patients["concern"] == concern),
+        (f"clinic {clinic}", bool(clinic), patients["clinic_id"].astype(str) == clinic),
+        (f"first session on or after {date_from}", start is not None, first >= start if start is not None else None),
+        (f"first session on or before {date_to}", end is not None, first <= end if end is not None else None),
+        (f"at least {min_sessions} completed sessions", min_sessions > 0, patients["n_sessions"] >= min_sessions),
+    ):
+        if active:
+            keep &= mask.fillna(False).astype(bool)
+            steps.append((label, int(keep.sum())))
+    ids = set(patients.loc[keep, "patient_id"])
+    cut = {name: (t.loc[t["patient_id"].isin(ids)].reset_index(drop=True) if "patient_id" in t else t)
+           for name, t in tables.items()}
+    parts = [label for label, *_ in steps[1:]]
+    description = (f"{len(ids):,} patients" + (f" ({'; '.join(parts)})" if parts else " (no filters)"))
+    filters = {"concern": concern, "clinic": clinic, "date_from": date_from, "date_to": date_to,
+               "min_sessions": min_sessions}
+    return Cohort(cut, pd.DataFrame(steps, columns=["step", "patients_left"]), description, filters)
+
+
+def check_metric(metric: str) -> str:
+    """The metric name if the contract knows it; a clear error listing the known ones if not."""
+    if metric not in contract.METRICS:
+        raise ValueError(f"metric {metric!r} is not one of {', '.join(contract.METRICS)}")
+    return metric
