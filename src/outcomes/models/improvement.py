@@ -48,8 +48,14 @@ def model_rows(
     view: str | None = DEFAULT_VIEW,
     include_flagged: bool = False,
     keep_baseline: bool = False,
+    patients: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The rows a model of one metric may use, and a count of every row left out and why."""
+    """The rows a model of one metric may use, and a count of every row left out and why.
+
+    With ``patients`` (holding ``n_sessions``, the completed sessions), the follow-up visits
+    after the course are left out: their effect is fading, a different question from "what
+    does the n-th session bring". Without it every visit is used.
+    """
     require_columns(outcomes, ["patient_id", "metric", "sessions", OUTCOME, "age", "skin_type", "qc_ok"], "outcomes")
     rows = outcomes.loc[outcomes["metric"] == metric]
     if rows.empty:
@@ -67,6 +73,10 @@ def model_rows(
     steps.append(("missing age", rows["age"].isna()))
     if not keep_baseline:
         steps.append(("baseline row (sessions 0)", rows["sessions"] == 0))
+    if patients is not None:
+        require_columns(patients, ["patient_id", "n_sessions"], "patients")
+        done = rows["patient_id"].map(patients.drop_duplicates("patient_id").set_index("patient_id")["n_sessions"])
+        steps.append(("follow-up after the course (fading)", rows["sessions"] >= done))
     keep = pd.Series(True, index=rows.index)
     counts = []
     for reason, drop in steps:
@@ -87,6 +97,7 @@ class ImprovementModel:
         self,
         metric: str,
         view: str | None = DEFAULT_VIEW,
+        patients: pd.DataFrame | None = None,
         time_transform: str = "spline",
         interactions: Sequence[str] = ("age", "skin_type"),
         include_flagged: bool = False,
@@ -100,6 +111,7 @@ class ImprovementModel:
             raise ValueError(f"interactions are with 'age' and/or 'skin_type', not {sorted(bad)}")
         self.metric = metric
         self.view = view
+        self.patients = patients
         self.time_transform = time_transform
         self.interactions = tuple(interactions)
         self.include_flagged = include_flagged
@@ -109,7 +121,8 @@ class ImprovementModel:
         self.spline_df = spline_df
 
     def fit(self, outcomes: pd.DataFrame) -> ImprovementModel:
-        rows, self.dropped_ = model_rows(outcomes, self.metric, self.view, self.include_flagged)
+        rows, self.dropped_ = model_rows(outcomes, self.metric, self.view, self.include_flagged,
+                                         patients=self.patients)
         if rows["sessions"].nunique() < 2:
             raise ValueError(f"{self.metric}: need measurements after at least two different session counts")
         inter = tuple("age_c" if c == "age" else c for c in self.interactions)
@@ -136,8 +149,8 @@ class ImprovementModel:
     # -- predictions -------------------------------------------------------------
     def frame(self, sessions, age, skin_type) -> pd.DataFrame:
         """Rows the model can predict for (broadcast scalars)."""
-        sessions, age, skin = np.broadcast_arrays(np.asarray(sessions), np.asarray(age, dtype=float),
-                                                  np.asarray(skin_type, dtype=object))
+        sessions, age, skin = np.broadcast_arrays(np.atleast_1d(sessions), np.atleast_1d(np.asarray(age, dtype=float)),
+                                                  np.atleast_1d(np.asarray(skin_type, dtype=object)))
         return pd.DataFrame({
             "sessions": sessions.astype(int), "age": age, "age_c": centred_age(age),
             "skin_type": pd.Categorical(skin, dtype=SKIN_TYPE_DTYPE),
@@ -148,11 +161,12 @@ class ImprovementModel:
         new = new.assign(age_c=centred_age(new["age"].astype(float)))
         return self.mixed_.predict(new, ci=ci, level=level)
 
-    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-        """Difference in expected improvement between matching rows of a and b, with CI."""
+    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False) -> pd.DataFrame:
+        """Difference in expected improvement between matching rows of a and b, with CI
+        (``average=True``: between the averages of a's and b's rows)."""
         a = a.assign(age_c=centred_age(a["age"].astype(float)))
         b = b.assign(age_c=centred_age(b["age"].astype(float)))
-        return self.mixed_.contrast(a, b, level)
+        return self.mixed_.contrast(a, b, level, average=average)
 
     def _grid(self, sessions=None, skin_types=None) -> pd.DataFrame:
         sessions = np.arange(1, self.max_sessions_ + 1) if sessions is None else np.atleast_1d(sessions)
@@ -252,10 +266,11 @@ def improvement_model(outcomes: pd.DataFrame, metric: str, **kwargs) -> Improvem
 
 
 def naive_means(outcomes: pd.DataFrame, metric: str, view: str | None = DEFAULT_VIEW,
-                include_flagged: bool = False, level: float = 0.95) -> pd.DataFrame:
+                include_flagged: bool = False, patients: pd.DataFrame | None = None,
+                level: float = 0.95) -> pd.DataFrame:
     """Per-session means of the observed rows: what a spreadsheet would show. Biased upward
     when non-responders stop coming; kept for comparison, not for conclusions."""
-    rows, _ = model_rows(outcomes, metric, view, include_flagged)
+    rows, _ = model_rows(outcomes, metric, view, include_flagged, patients=patients)
     g = rows.groupby("sessions")[OUTCOME]
     out = g.agg(estimate="mean", sd="std", n="count").reset_index()
     out["std_error"] = out["sd"] / np.sqrt(out["n"])

@@ -182,13 +182,23 @@ class MixedModel:
             out["std_error"], out["ci_low"], out["ci_high"] = se, low, high
         return out
 
-    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
-        """Difference in population mean between rows of ``a`` and ``b`` (pairwise), with CI."""
-        xd = self.design_matrix(a).to_numpy() - self.design_matrix(b).to_numpy()
+    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False) -> pd.DataFrame:
+        """Difference in population mean between rows of ``a`` and ``b`` (pairwise), with CI.
+
+        With ``average=True`` the rows of each side are averaged first (one row out): e.g.
+        "darker skin types, weighted as in the cohort, versus type III".
+        """
+        xa, xb = self.design_matrix(a).to_numpy(), self.design_matrix(b).to_numpy()
+        if average:
+            xd, index = (xa.mean(axis=0) - xb.mean(axis=0))[None, :], pd.RangeIndex(1)
+        else:
+            if len(xa) != len(xb):
+                raise ValueError("a and b need the same number of rows (or average=True)")
+            xd, index = xa - xb, a.index
         est = xd @ self.fixed_["estimate"].to_numpy()
         se = np.sqrt(np.einsum("ij,jk,ik->i", xd, self.cov_fixed_.to_numpy(), xd))
         low, high = interval(est, se, level)
-        return pd.DataFrame({"estimate": est, "std_error": se, "ci_low": low, "ci_high": high}, index=a.index)
+        return pd.DataFrame({"estimate": est, "std_error": se, "ci_low": low, "ci_high": high}, index=index)
 
     def plot(self, ax=None):
         from .. import plots
