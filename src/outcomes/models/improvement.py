@@ -228,7 +228,8 @@ class ImprovementModel:
             point = _first_small_gain(x[idx] @ beta, n, gain)
             boot = np.array([_first_small_gain(v, n, gain) for v in (x[idx] @ draws.T).T])
             out.append({"age_band": band, "skin_type": skin, "age": grid.loc[idx[0], "age"], "gain": gain,
-                        "plateau": point, "ci_low": np.quantile(boot, alpha), "ci_high": np.quantile(boot, 1 - alpha),
+                        "plateau": point, "ci_low": np.quantile(boot, alpha, method="inverted_cdf"),
+                        "ci_high": np.quantile(boot, 1 - alpha, method="inverted_cdf"),
                         "share_not_reached": float(np.isinf(boot).mean()), "n_draws": n_draws})
         table = pd.DataFrame(out)
         table["age_band"] = table["age_band"].astype(AGE_BAND_DTYPE)

@@ -74,11 +74,12 @@ class PredictiveModel:
             overlap = set(groups[train]) & set(groups[test])
             if overlap:  # GroupKFold guarantees this; checked because the whole comparison rests on it
                 raise RuntimeError(f"fold {fold}: patients in both train and test: {sorted(overlap)[:5]}")
+            test_patients = frozenset(groups[test])
             # score every model on the same rows: those whose skin type the training rows contain
             seen = rows.loc[train, "skin_type"].astype(str).unique()
             test = test[rows.loc[test, "skin_type"].astype(str).isin(seen).to_numpy()]
             self.folds_.append({"fold": fold, "train_patients": frozenset(groups[train]),
-                                "test_patients": frozenset(groups[test]), "test_rows": len(test)})
+                                "test_patients": test_patients, "scored_rows": len(test)})
             preds = {}
             hgb = boosting_model(self.seed).fit(xb.iloc[train], y[train])
             preds["boosting"] = hgb.predict(xb.iloc[test])

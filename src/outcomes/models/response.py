@@ -95,7 +95,11 @@ class ResponseModel:
 
     def _cox(self, data: pd.DataFrame) -> pd.DataFrame:
         d = as_categories(data, ["skin_type"])
-        design = Design("age_c + skin_type")
+        terms = [t for t, varies in (("age_c", d["age_c"].nunique() > 1), ("skin_type", d["skin_type"].nunique() > 1))
+                 if varies]
+        if not terms or not d["responded"].any():
+            return tidy_table([], [], terms=[])  # nothing varies (or nobody responded): nothing to compare
+        design = Design(" + ".join(terms))
         x = design.fit(d).drop(columns="Intercept")
         model = PHReg(d["sessions"].to_numpy(float), x.to_numpy(), status=d["responded"].to_numpy(int), ties="efron")
         res = model.fit()
