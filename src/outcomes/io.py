@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,7 +145,21 @@ def read_raw_table(path: str | os.PathLike, table: str) -> RawTable:
     path = Path(path)
     name = path.name.lower()
     data = _read_bytes(path)
-    digest = hashlib.sha256(data).hexdigest()
+    with ThreadPoolExecutor(max_workers=1) as pool:  # hash while parsing (hashlib releases the GIL)
+        digest_job = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        frame, delimiter = _parse(path, name, data)
+        digest = digest_job.result()
+    headers = list(frame.columns)
+    mapping, ignored = map_columns(table, headers, path)
+    frame = frame[list(mapping)].rename(columns=mapping)
+    return RawTable(
+        name=table, path=path, frame=frame, sha256=digest, delimiter=delimiter,
+        decimal_comma=delimiter == ";", ignored_columns=ignored,
+        renamed={k: v for k, v in mapping.items() if k != v},
+    )
+
+
+def _parse(path: Path, name: str, data: bytes) -> tuple[pd.DataFrame, str | None]:
     delimiter = None
     if name.endswith(".parquet"):
         frame = _read_parquet(path, data)
@@ -157,15 +172,7 @@ def read_raw_table(path: str | os.PathLike, table: str) -> RawTable:
             except (OSError, EOFError, zipfile.BadZipFile) as exc:
                 raise RawDataError(f"{path.name}: not a readable gzip file ({exc})", file=path) from exc
         frame, delimiter = _read_csv(path, data)
-    del data
-    headers = list(frame.columns)
-    mapping, ignored = map_columns(table, headers, path)
-    frame = frame[list(mapping)].rename(columns=mapping)
-    return RawTable(
-        name=table, path=path, frame=frame, sha256=digest, delimiter=delimiter,
-        decimal_comma=delimiter == ";", ignored_columns=ignored,
-        renamed={k: v for k, v in mapping.items() if k != v},
-    )
+    return frame, delimiter
 
 
 def read_raw_frame(path: str | os.PathLike) -> tuple[pd.DataFrame, str]:
@@ -189,7 +196,8 @@ def _read_bytes(path: Path) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise RawDataError(f"{path.name}: cannot be read ({exc.strerror})", file=path) from exc
-    if not data.strip(b"\xef\xbb\xbf \t\r\n"):
+    blank = b"\xef\xbb\xbf \t\r\n"
+    if not data[:4096].strip(blank) and not data.strip(blank):
         raise RawDataError(f"{path.name}: the file is empty", file=path)
     return data
 
@@ -213,6 +221,8 @@ def _read_csv(path: Path, data: bytes) -> tuple[pd.DataFrame, str]:
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     head = data[:65536]
+    if not head.strip():
+        raise RawDataError(f"{path.name}: the file is empty", file=path)
     if b"\x00" in head:
         if head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[1:2] == b"\x00":
             why = "looks like UTF-16 text"
@@ -340,8 +350,12 @@ def write_processed(
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
     try:
-        for name, frame in tables.items():
-            frame.to_parquet(tmp / f"{name}.parquet", index=False, compression="zstd")
+        # biggest first, two at a time: parquet encoding releases the GIL
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            jobs = [pool.submit(frame.to_parquet, tmp / f"{name}.parquet", index=False, compression="zstd")
+                    for name, frame in sorted(tables.items(), key=lambda item: -len(item[1]))]
+            for job in jobs:
+                job.result()
         for name, frame in csvs.items():
             frame.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")

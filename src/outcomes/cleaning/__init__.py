@@ -8,7 +8,9 @@ validate the processed tables (pandera) -> write them atomically with a manifest
 from __future__ import annotations
 
 import hashlib
+import logging
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,19 +23,20 @@ import pyarrow.compute as pc
 
 from outcomes import contract
 from outcomes.cleaning import adverse_events as adverse_mod
+from outcomes.cleaning import normalise as nz
 from outcomes.cleaning import assessments as assess_mod
 from outcomes.cleaning import measurements as meas_mod
 from outcomes.cleaning import patients as patients_mod
 from outcomes.cleaning import schemas
 from outcomes.cleaning import sessions as sessions_mod
 from outcomes.cleaning import timeline
-from outcomes.cleaning.columns import PatientIds
+from outcomes.cleaning.columns import PatientIds, factorize, strings_from_codes
 from outcomes.cleaning.registry import find_registry_file, load_registry
-from outcomes.cleaning.rejections import empty_rejected
 from outcomes.io import OutputError, RawDataError, RawTable, find_raw_file, read_raw_table, write_processed
 
 __all__ = ["clean", "CleanResult", "cli_clean", "RawDataError", "OutputError"]
 
+log = logging.getLogger(__name__)
 NOTE_COLUMNS = ("table", "source_file", "column", "value", "note", "rows", "first_source_row")
 SUMMARY_COLUMNS = ("read", "kept", "rejected", "duplicates")
 
@@ -61,13 +64,17 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     RawDataError (with `.file` and `.column`) when a required file or column is missing or
     a file cannot be read; nothing is written then.
     """
+    lap = _stopwatch()
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise RawDataError(f"raw-data folder {raw_dir} does not exist", file=raw_dir)
     raws, file_notes = _read_all(raw_dir)
+    inputs = [{"table": name, "file": raw.path.name, "sha256": raw.sha256, "rows": raw.rows,
+               **({"delimiter": raw.delimiter} if raw.delimiter else {})} for name, raw in raws.items()]
     registry_path = find_registry_file(raw_dir)
     registry, registry_sha, registry_rows = load_registry(registry_path)
 
+    lap("read")
     # 1. every cell normalised; rows rejected on their own fields only where no link is needed yet
     pat = patients_mod.parse(raws["patients"], monthfirst)
     patients_mod.check(pat)
@@ -76,6 +83,7 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     ass = assess_mod.parse(raws["assessments"], monthfirst) if "assessments" in raws else None
     adv = adverse_mod.parse(raws["adverse_events"], monthfirst) if "adverse_events" in raws else None
 
+    lap("parse")
     # 2. ages from birth dates need each patient's first session (or first photo)
     patients_mod.finish(pat, _age_reference_dates(pat, ses, mea))
     alive = pat.values["patient_id"][pat.ledger.ok]
@@ -84,6 +92,7 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     ids = PatientIds(known=pa.array(np.asarray(known, dtype=object), type=pa.string()),
                      kept=pa.array(kept_ids.to_numpy(dtype=object), type=pa.string()))
 
+    lap("ages")
     # 3. link rows to kept patients, reject the rest, count duplicates
     sessions_mod.check(ses, ids)
     measurement_codes = meas_mod.check(mea, ids, registry)
@@ -94,17 +103,30 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     for parsed, module in ((ass, assess_mod), (adv, adverse_mod)):
         if parsed is not None:
             module.note(parsed)
+    ledgers = {name: p.ledger for name, p in
+               (("patients", pat), ("sessions", ses), ("photo_metrics", mea), ("assessments", ass), ("adverse_events", adv))
+               if p is not None}
+    rejected = pd.concat([led.frame() for led in ledgers.values()], ignore_index=True)
+    for led in ledgers.values():
+        led.raw = led.raw.iloc[:0]  # the raw cells are no longer needed: free the memory
+    del raws
 
+    lap("check")
     # 4. tidy tables, session counts, baselines, outcomes
     sessions_t = sessions_mod.tidy(ses)
     patients_t = patients_mod.tidy(pat, sessions_t)
     assert patients_t["patient_id"].tolist() == kept_ids.tolist()
     keys = timeline.completed_keys(sessions_t, patients_t["patient_id"])
+    lap("tidy")
     kept = meas_mod.tidy(mea, measurement_codes)
+    mea.values = mea.values.iloc[:0]
     kept["sessions"] = timeline.count_sessions(keys, kept["_patient"].to_numpy(), timeline.day_numbers(kept["taken_at"]))
+    lap("session counts")
     outcomes_t = timeline.build_outcomes(kept, patients_t, keys, registry)
+    lap("outcomes")
     measurements_t = kept.assign(
-        metric=kept["metric"].astype("str"), view=kept["view"].astype("str"),
+        metric=strings_from_codes(kept["metric"].cat.codes.to_numpy(), kept["metric"].cat.categories),
+        view=strings_from_codes(kept["view"].cat.codes.to_numpy(), kept["view"].cat.categories),
     )[list(meas_mod.COLUMNS)]
     del kept
     tables = {"patients": patients_t, "sessions": sessions_t, "measurements": measurements_t, "outcomes": outcomes_t}
@@ -112,24 +134,36 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
         tables["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, assess_codes, ass.values["assessed_at"], False))
     if adv is not None:
         tables["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True))
+    lap("other tables")
     schemas.validate_processed(tables, list(registry))
 
+    lap("validate")
     # 5. bookkeeping
-    ledgers = {name: p.ledger for name, p in
-               (("patients", pat), ("sessions", ses), ("photo_metrics", mea), ("assessments", ass), ("adverse_events", adv))
-               if p is not None}
     summary = pd.DataFrame({name: led.counts() for name, led in ledgers.items()}).T[list(SUMMARY_COLUMNS)]
     summary.index.name = "table"
-    rejected = pd.concat([led.frame() for led in ledgers.values()], ignore_index=True) if ledgers else empty_rejected()
     notes = pd.DataFrame(file_notes + [n for led in ledgers.values() for n in led.notes], columns=list(NOTE_COLUMNS))
     notes["rows"] = notes["rows"].astype("Int64")
     notes["first_source_row"] = notes["first_source_row"].astype("Int64")
-    manifest = _manifest(raw_dir, raws, registry_path, registry_sha, registry_rows, summary, rejected, notes,
+    manifest = _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
                          outcomes_t, tables, monthfirst, registry)
     result = CleanResult(tables=tables, rejected=rejected, summary=summary, manifest=manifest, notes=notes)
+    lap("bookkeeping")
     if out_dir is not None:
         result.out_dir = write_processed(out_dir, tables, {"rejected": rejected, "data_quality": notes}, manifest)
+        lap("write")
     return result
+
+
+def _stopwatch():
+    """Log the seconds each step took (logger outcomes.cleaning, level DEBUG)."""
+    last = [time.perf_counter()]
+
+    def lap(step: str) -> None:
+        now = time.perf_counter()
+        log.debug("%-15s %6.2f s", step, now - last[0])
+        last[0] = now
+
+    return lap
 
 
 def _read_all(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
@@ -162,20 +196,20 @@ def _file_note(table: str, file: str, column: str, note: str) -> dict:
 
 def _age_reference_dates(pat, ses, mea) -> pd.Series:
     """Per patient id: first completed session, else first booked session, else first photo."""
-    no_age = np.asarray(pat.reasons["age"]).astype(str) == "missing"
+    no_age = nz.has_reason(pat.reasons["age"], "missing")
     wanted = pat.values["patient_id"][pat.ledger.ok & no_age].dropna().unique()
     if not len(wanted):
         return pd.Series(dtype="datetime64[ns]")
     value_set = pa.array(np.asarray(wanted, dtype=object), type=pa.string())
     found = []
     sv = ses.values
-    usable = (np.asarray(ses.reasons["session_date"]).astype(str) == "") & (np.asarray(ses.reasons["status"]).astype(str) == "")
+    usable = nz.has_reason(ses.reasons["session_date"], "") & nz.has_reason(ses.reasons["status"], "")
     for only_completed in (True, False):
         rows = usable & (sv["status"].to_numpy() == "completed") if only_completed else usable
         found.append(sv.loc[rows].groupby("patient_id")["session_date"].min())
     mv = mea.values
     mask = pc.is_in(mv["patient_id"].array.__arrow_array__(), value_set=value_set).fill_null(False).to_numpy(zero_copy_only=False)
-    mask &= np.asarray(mea.reasons["taken_at"]).astype(str) == ""
+    mask &= nz.has_reason(mea.reasons["taken_at"], "")
     found.append(mv.loc[mask].groupby("patient_id")["taken_at"].min())
     ref = found[0]
     for more in found[1:]:
@@ -190,17 +224,15 @@ def _sessions_at(keys: np.ndarray, codes: np.ndarray, when: pd.Series, inclusive
     return np.where(valid, counts, 0).astype(np.int64)
 
 
-def _manifest(raw_dir, raws, registry_path, registry_sha, registry_rows, summary, rejected, notes,
+def _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
               outcomes_t, tables, monthfirst, registry) -> dict[str, Any]:
     from outcomes import __version__
 
-    inputs = [{"table": name, "file": raw.path.name, "sha256": raw.sha256, "rows": raw.rows,
-               **({"delimiter": raw.delimiter} if raw.delimiter else {})} for name, raw in raws.items()]
     if registry_path is not None:
         inputs.append({"table": "metrics", "file": registry_path.name, "sha256": registry_sha, "rows": registry_rows})
     snapshot = hashlib.sha256("".join(f"{i['file']}:{i['sha256']};" for i in inputs).encode()).hexdigest()[:12]
-    no_base = np.isnan(outcomes_t["baseline"].to_numpy())
-    by_patient = pd.Series(no_base).groupby(outcomes_t["patient_id"].to_numpy()).agg(["any", "all"])
+    no_base = pd.Series(np.isnan(outcomes_t["baseline"].to_numpy()))
+    by_patient = no_base.groupby(factorize(outcomes_t["patient_id"])[0]).agg(["any", "all"])
     reasons = rejected.groupby(["table", "reason"]).size().sort_values(ascending=False)
     return {
         "contract_version": contract.CONTRACT_VERSION,

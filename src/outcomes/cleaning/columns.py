@@ -40,9 +40,10 @@ class PatientIds:
     kept: pa.Array
 
     def codes(self, ids: pd.Series) -> np.ndarray:
-        """Position of each id in `kept` (-1 when not kept)."""
-        index = pc.index_in(ids.array.__arrow_array__(), value_set=self.kept)
-        return index.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+        """Position of each id in `kept` (-1 when not kept), looking up each distinct id once."""
+        codes, uniques = factorize(ids)
+        index = pc.index_in(uniques, value_set=self.kept).fill_null(-1).to_numpy(zero_copy_only=False)
+        return np.append(index.astype(np.int64), -1)[codes]
 
     def check(self, ledger: Ledger, ids: pd.Series) -> np.ndarray:
         """Reject rows with no, an unknown, or a rejected patient; return the kept-patient codes."""
@@ -51,23 +52,41 @@ class PatientIds:
         ledger.reject(missing, "patient_id", "missing_patient_id")
         lost = (codes < 0) & ~missing
         if lost.any():
-            known = pc.is_in(ids.array.__arrow_array__(), value_set=self.known).fill_null(False)
+            known = pc.is_in(_arrow(ids), value_set=self.known).fill_null(False)
             known = known.to_numpy(zero_copy_only=False).astype(bool)
             ledger.reject(lost & ~known, "patient_id", "unknown_patient")
             ledger.reject(lost & known, "patient_id", "patient_rejected")
         return codes
 
 
-def duplicated(frame: pd.DataFrame, alive: np.ndarray) -> np.ndarray:
+def _arrow(series: pd.Series) -> pa.Array:
+    array = series.array.__arrow_array__()
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def factorize(series: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """Integer code of each text (-1 for NA) and the distinct texts, via arrow (fast)."""
+    encoded = pc.dictionary_encode(_arrow(series))
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return codes, encoded.dictionary
+
+
+def duplicated(frame: pd.DataFrame, alive: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
     """Rows (among `alive`) equal in every column to an earlier alive row.
 
-    Hashing finds candidate groups fast; the candidates are then compared exactly.
+    Candidates are rows sharing an int64 `key` (default: a hash of every column); only
+    candidates are then compared exactly, column by column.
     """
     if not alive.any():
         return np.zeros(len(frame), dtype=bool)
-    sub = frame.loc[alive]
-    hashes = pd.util.hash_pandas_object(sub, index=False, categorize=False).to_numpy()
-    candidate = pd.Series(hashes).duplicated(keep=False).to_numpy()
+    if key is None:
+        key = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy()
+    key = key[alive]
+    if len(key) and key.min() >= 0 and key.max() < 8 * len(key) + 1024:
+        counts = np.bincount(key)
+        candidate = counts[key] > 1
+    else:
+        candidate = pd.Series(key).duplicated(keep=False).to_numpy()
     result = np.zeros(len(frame), dtype=bool)
     if candidate.any():
         rows = np.flatnonzero(alive)[candidate]
@@ -76,9 +95,11 @@ def duplicated(frame: pd.DataFrame, alive: np.ndarray) -> np.ndarray:
     return result
 
 
-def days(values: np.ndarray) -> np.ndarray:
-    """Calendar day numbers (days since 1970-01-01) of datetime64 values; NaT -> min int."""
-    return values.astype("datetime64[D]").astype(np.int64)
+def strings_from_codes(codes: np.ndarray, categories: list[str] | pd.Index) -> pd.Series:
+    """A `str` column from integer codes into a few categories (-1 = NA), built in arrow (fast)."""
+    indices = pa.array(np.asarray(codes, dtype=np.int32), mask=np.asarray(codes) < 0)
+    dictionary = pa.array([str(c) for c in categories], type=pa.string())
+    return pd.Series(pd.array(pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string()), dtype="str"))
 
 
 @dataclass

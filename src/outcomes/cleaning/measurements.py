@@ -11,7 +11,7 @@ import pandas as pd
 from outcomes import contract
 from outcomes.cleaning import normalise as nz
 from outcomes.cleaning import qc
-from outcomes.cleaning.columns import Parsed, PatientIds, duplicated, new_ledger, text_column
+from outcomes.cleaning.columns import Parsed, PatientIds, duplicated, factorize, new_ledger, text_column
 from outcomes.io import RawTable
 
 COLUMNS = ("patient_id", "photo_id", "taken_at", "metric", "view", "value", "device",
@@ -23,9 +23,11 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
     """Normalise every cell of photo_metrics (no row is dropped here)."""
     f, n = raw.frame, raw.rows
     names = list(registry)
-    metric = nz.normalise_column(f["metric"], nz.metric_name, registry=registry)
-    view = nz.normalise_column(f["view"], nz.view) if "view" in f else nz.Column(
-        np.full(n, contract.DEFAULT_VIEW, dtype=object), pd.Categorical.from_codes(np.zeros(n, np.int8), [""]))
+    metric = nz.normalise_column(f["metric"], nz.metric_name, categories=names, registry=registry)
+    views = list(contract.VIEWS)
+    view = nz.normalise_column(f["view"], nz.view, categories=views) if "view" in f else nz.Column(
+        pd.Categorical.from_codes(np.full(n, views.index(contract.DEFAULT_VIEW)), categories=views),
+        pd.Categorical.from_codes(np.zeros(n, np.int8), [""]))
     when = nz.dates(f["taken_at"], monthfirst=monthfirst)
     value = nz.numbers(f["value"], raw.decimal_comma)
     reasons = {"taken_at": when.reasons, "metric": metric.reasons, "value": value.reasons, "view": view.reasons}
@@ -33,8 +35,8 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
         "patient_id": text_column(f, "patient_id"),
         "photo_id": text_column(f, "photo_id"),
         "taken_at": when.values,
-        "metric": pd.Categorical(metric.values, categories=names),
-        "view": pd.Categorical(view.values, categories=list(contract.VIEWS)),
+        "metric": metric.values,
+        "view": view.values,
         "value": value.values,
         "device": text_column(f, "device"),
     }
@@ -45,13 +47,14 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
             parsed = nz.Column(np.full(n, np.nan), pd.Categorical.from_codes(np.zeros(n, np.int8), ["missing"]))
         values[column], reasons[column] = parsed
     if "makeup" in f:
-        makeup = nz.normalise_column(f["makeup"], nz.yes_no)
-        values["makeup"] = pd.array(makeup.values, dtype="boolean")
+        makeup = nz.normalise_column(f["makeup"], nz.yes_no, categories=[False, True])
+        codes = np.asarray(makeup.values.codes)
+        values["makeup"] = pd.arrays.BooleanArray(codes == 1, codes < 0)
         reasons["makeup"] = makeup.reasons
     else:
-        values["makeup"] = pd.array(np.full(n, None), dtype="boolean")
+        values["makeup"] = pd.arrays.BooleanArray(np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
         reasons["makeup"] = pd.Categorical.from_codes(np.zeros(n, np.int8), ["missing"])
-    return Parsed(pd.DataFrame(values, index=f.index), reasons, new_ledger(raw))
+    return Parsed(pd.DataFrame(values, index=f.index, copy=False), reasons, new_ledger(raw))
 
 
 def check(parsed: Parsed, ids: PatientIds, registry: dict[str, contract.Metric]) -> np.ndarray:
@@ -83,18 +86,21 @@ def check(parsed: Parsed, ids: PatientIds, registry: dict[str, contract.Metric])
             cleaned[column] = np.where(impossible, np.nan, numbers)
     if cleaned:
         parsed.values = v = v.assign(**cleaned)
+    photo = factorize(v["photo_id"])[0]
+    n_metrics, n_views = len(registry), len(contract.VIEWS)
+    key = (photo * n_metrics + metric_codes) * n_views + v["view"].cat.codes.to_numpy()  # photo x metric x view
     frame = pd.DataFrame({
         "patient": codes,
-        "photo": pd.factorize(v["photo_id"])[0],
-        "device": pd.factorize(v["device"])[0],
+        "photo": photo,
+        "device": factorize(v["device"])[0],
         "taken_at": v["taken_at"].to_numpy().view(np.int64),
         "metric": metric_codes,
         "view": v["view"].cat.codes.to_numpy(),
         "value": value,
         "makeup": v["makeup"].to_numpy(dtype="int8", na_value=-1),
         **{c: v[c].to_numpy() for c in QC_NUMBERS},
-    })
-    ledger.mark_duplicates(duplicated(frame, ledger.ok))
+    }, copy=False)
+    ledger.mark_duplicates(duplicated(frame, ledger.ok, key=np.where(key >= 0, key, 0)))
     return codes
 
 

@@ -372,13 +372,28 @@ class Column(NamedTuple):
     reasons: pd.Categorical  # one reason per row ("" when fine)
 
 
-def normalise_column(series: pd.Series, func: Callable[..., Normalised], **kwargs: Any) -> Column:
-    """Apply a per-value normaliser to a column, calling it once per distinct value."""
+def normalise_column(series: pd.Series, func: Callable[..., Normalised], categories: list | None = None,
+                     **kwargs: Any) -> Column:
+    """Apply a per-value normaliser to a column, calling it once per distinct value.
+
+    With `categories`, values come back as a pandas Categorical (fast for big tables).
+    """
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     results = [func(u, **kwargs) for u in uniques] + [func(None, **kwargs)]
+    reasons = _reasons(codes, [r.reason for r in results])
+    if categories is not None:
+        position = {c: i for i, c in enumerate(categories)}
+        per_unique = np.array([-1 if r.value is None else position.get(r.value, -1) for r in results], dtype=np.int64)
+        return Column(pd.Categorical.from_codes(per_unique[codes], categories=categories), reasons)
     values = np.empty(len(results), dtype=object)
     values[:] = [r.value for r in results]
-    return Column(values[codes], _reasons(codes, [r.reason for r in results]))
+    return Column(values[codes], reasons)
+
+
+def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:
+    """Boolean mask of the rows whose reason is one of `wanted` (via codes: fast on big tables)."""
+    codes = [i for i, c in enumerate(reasons.categories) if c in wanted]
+    return np.isin(np.asarray(reasons.codes), codes)
 
 
 def _reasons(codes: np.ndarray, per_unique: list[str]) -> pd.Categorical:
@@ -387,31 +402,30 @@ def _reasons(codes: np.ndarray, per_unique: list[str]) -> pd.Categorical:
 
 
 def numbers(series: pd.Series, decimal_comma: bool = False) -> Column:
-    """Float column with reasons (`missing`, `not_a_number`), vectorised for big tables."""
+    """Float column with reasons (`missing`, `not_a_number`), parsing each distinct text once."""
     if pd.api.types.is_bool_dtype(series.dtype):
         return normalise_column(series.astype(object), number, decimal_comma=decimal_comma)
     if pd.api.types.is_numeric_dtype(series.dtype):
         values = series.to_numpy(dtype=float, na_value=np.nan)
         reasons = np.where(np.isnan(values), 1, np.where(np.isfinite(values), 0, 2))
         return Column(values, pd.Categorical.from_codes(reasons, categories=[OK, "missing", "not_a_number"]))
-    strings = _arrow_strings(series)
+    if not pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
+        series = series.astype("str").where(series.notna())
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    strings = pa.array(np.asarray(uniques, dtype=object), type=pa.string())
     strings = pc.utf8_trim_whitespace(strings)
     if decimal_comma:
         strings = pc.replace_substring(strings, ",", ".")
     try:
-        values = pc.cast(strings, pa.float64())
-        ok = True
+        parsed = pc.cast(strings, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        ok = False
-    if not ok:
         valid = pc.match_substring_regex(strings, r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-        values = pc.cast(pc.if_else(valid, strings, pa.scalar(None, pa.string())), pa.float64())
-    out = values.to_numpy(zero_copy_only=False).astype(float, copy=False)
-    missing = np.asarray(pc.is_null(strings).to_numpy(zero_copy_only=False), dtype=bool)
-    bad = ~missing & ~np.isfinite(out)
-    out = np.where(bad | missing, np.nan, out)
-    reasons = np.where(missing, 1, np.where(bad, 2, 0)).astype(np.int8)
-    return Column(out, pd.Categorical.from_codes(reasons, categories=[OK, "missing", "not_a_number"]))
+        parsed = pc.cast(pc.if_else(valid, strings, pa.scalar(None, pa.string())), pa.float64())
+    per_unique = parsed.to_numpy(zero_copy_only=False).astype(float)
+    bad = ~np.isfinite(per_unique)  # text that is no number, or nan/inf
+    per_unique = np.append(np.where(bad, np.nan, per_unique), np.nan)
+    reason_codes = np.append(np.where(bad, 2, 0), 1).astype(np.int8)
+    return Column(per_unique[codes], pd.Categorical.from_codes(reason_codes[codes], categories=[OK, "missing", "not_a_number"]))
 
 
 def _arrow_strings(series: pd.Series) -> pa.ChunkedArray:

@@ -77,10 +77,10 @@ def finish(parsed: Parsed, reference_dates: pd.Series) -> None:
     first booked session, else first photo).
     """
     v, ledger = parsed.values, parsed.ledger
-    need = ledger.ok & (np.asarray(parsed.reasons["age"]).astype(str) == "missing")
+    need = ledger.ok & nz.has_reason(parsed.reasons["age"], "missing")
     if not need.any():
         return
-    ref = v["patient_id"].map(reference_dates).to_numpy(dtype="datetime64[ns]")
+    ref = reference_dates.reindex(v["patient_id"]).to_numpy(dtype="datetime64[ns]")
     ledger.reject(need & np.isnat(ref), "birth_date", "no_date_for_age")
     birth = pd.DatetimeIndex(v["birth_date"].to_numpy())
     when = pd.DatetimeIndex(ref)
@@ -103,9 +103,10 @@ def tidy(parsed: Parsed, sessions: pd.DataFrame) -> pd.DataFrame:
     """The kept patients, without birth_date, with first_session and n_sessions (completed)."""
     kept = parsed.values.loc[parsed.ledger.ok].drop(columns="birth_date")
     completed = sessions.loc[sessions["status"] == "completed"]
-    stats = completed.groupby("patient_id", sort=False)["session_date"].agg(["min", "size"])
+    by_patient = completed.groupby("patient_id", sort=False)
     kept = kept.assign(
-        first_session=kept["patient_id"].map(stats["min"]).astype("datetime64[ns]"),
-        n_sessions=kept["patient_id"].map(stats["size"]).fillna(0).astype("int64"),
+        # reindex, not map: Series.map with an empty datetime mapper fails in pandas 3
+        first_session=by_patient["session_date"].min().reindex(kept["patient_id"]).to_numpy(dtype="datetime64[ns]"),
+        n_sessions=by_patient.size().reindex(kept["patient_id"], fill_value=0).to_numpy(dtype="int64"),
     )
     return kept.sort_values("patient_id", kind="stable").reset_index(drop=True)[list(COLUMNS)]

@@ -47,9 +47,10 @@ def yaw_flag(yaw: np.ndarray, baseline_yaw: np.ndarray) -> np.ndarray:
         return np.where(np.abs(yaw - baseline_yaw) > contract.QC_MAX_YAW_DIFF_DEG, BIT["yaw_vs_baseline"], 0).astype(np.uint16)
 
 
+# qc_reasons text of every possible mask: REASON_TEXTS[mask]
+REASON_TEXTS = [";".join(f for f in FLAGS if m & int(BIT[f])) for m in range(1 << len(FLAGS))]
+
+
 def reasons_text(mask: np.ndarray) -> np.ndarray:
-    """The ";"-joined reasons of each mask ("" when none), by table lookup."""
-    return _TEXTS[np.asarray(mask, dtype=np.intp)]
-
-
-_TEXTS = np.array([";".join(f for f in FLAGS if m & int(BIT[f])) for m in range(1 << len(FLAGS))], dtype=object)
+    """The ";"-joined reasons of each mask ("" when none)."""
+    return np.asarray(REASON_TEXTS, dtype=object)[np.asarray(mask, dtype=np.intp)]

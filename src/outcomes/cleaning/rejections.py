@@ -28,12 +28,13 @@ class Ledger:
     withheld: tuple[str, ...] = ("birth_date",)  # columns whose values never leave the raw folder
 
     def __post_init__(self) -> None:
+        self.n_read = len(self.raw)
         self.failed = np.full(len(self.raw), -1, dtype=np.int16)  # index into checks, -1 = fine
         self.duplicate = np.zeros(len(self.raw), dtype=bool)
 
     @property
     def read(self) -> int:
-        return len(self.raw)
+        return self.n_read
 
     @property
     def ok(self) -> np.ndarray:

@@ -85,7 +85,7 @@ def processed_schemas(metrics: list[str] | None = None) -> dict[str, pa.DataFram
             "taken_at": pa.Column("datetime64[ns]"),
             "photo_id": _str(), "device": _str(nullable=True),
             "days_since_last_session": pa.Column(float, pa.Check.ge(1), nullable=True),
-        }, strict=True, ordered=True, name="outcomes", unique=["patient_id", "metric", "view", "sessions"]),
+        }, strict=True, ordered=True, name="outcomes"),  # one row per cell by construction (tested)
         "assessments": pa.DataFrameSchema({
             "patient_id": _str(),
             "assessed_at": pa.Column("datetime64[ns]"),

@@ -49,7 +49,7 @@ def check(parsed: Parsed, ids: PatientIds) -> None:
     parsed.reject_reasons("status", allow=("",))
     volume = v["volume_ml"].to_numpy()
     low, high = contract.VOLUME_RANGE_ML
-    ledger.reject(np.asarray(parsed.reasons["volume_ml"]).astype(str) == "not_a_number", "volume_ml", "not_a_number")
+    ledger.reject(nz.has_reason(parsed.reasons["volume_ml"], "not_a_number"), "volume_ml", "not_a_number")
     ledger.reject(~np.isnan(volume) & ~((volume > low) & (volume <= high)), "volume_ml", "out_of_range")
     alive = np.flatnonzero(ledger.ok)
     sub = pd.DataFrame({

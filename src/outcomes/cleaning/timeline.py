@@ -21,6 +21,7 @@ import pandas as pd
 
 from outcomes import contract
 from outcomes.cleaning import qc
+from outcomes.cleaning.columns import strings_from_codes
 
 DAY_OFFSET = 40_000  # shifts day numbers (days since 1970) of 1900..2100 into 0..2^17
 DAY_SPAN = 1 << 17
@@ -47,6 +48,8 @@ def count_sessions(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarray
 
 def last_session_day(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarray) -> np.ndarray:
     """Day number of the last completed session strictly before each day (NaN if none)."""
+    if not len(keys):
+        return np.full(len(days), np.nan)
     patient_codes = np.asarray(patient_codes, np.int64)
     start = np.searchsorted(keys, patient_codes * DAY_SPAN, side="left")
     end = np.searchsorted(keys, patient_codes * DAY_SPAN + np.asarray(days, np.int64) + DAY_OFFSET, side="left")
@@ -60,6 +63,14 @@ def completed_keys(sessions: pd.DataFrame, patient_ids: pd.Series) -> np.ndarray
     done = sessions.loc[sessions["status"] == "completed"]
     codes = pd.Index(patient_ids).get_indexer(done["patient_id"])
     return session_keys(codes[codes >= 0], day_numbers(done["session_date"])[codes >= 0])
+
+
+def _lookup(sorted_keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Position of each wanted key in sorted_keys, and whether it is there."""
+    where = np.searchsorted(sorted_keys, wanted)
+    if not len(sorted_keys):
+        return where, np.zeros(len(wanted), dtype=bool)
+    return where, (where < len(sorted_keys)) & (sorted_keys[np.minimum(where, len(sorted_keys) - 1)] == wanted)
 
 
 def build_outcomes(
@@ -103,14 +114,11 @@ def build_outcomes(
     block_r, sessions_r = block[rows], sessions[rows]
     is_base = (sessions_r == 0) & eligible[rows]
     base_blocks, base_rows = block_r[is_base], rows[is_base]  # sorted by block
-    where = np.searchsorted(base_blocks, block_r)
-    found = (where < len(base_blocks)) & (base_blocks[np.minimum(where, len(base_blocks) - 1)] == block_r)
+    where, found = _lookup(base_blocks, block_r)
     # a view without its own baseline falls back to the front baseline (flagged)
     front = contract.VIEWS.index(contract.DEFAULT_VIEW)
-    front_block = block_r - view[rows] + front
-    where_front = np.searchsorted(base_blocks, front_block)
-    found_front = ~found & (where_front < len(base_blocks)) & (
-        base_blocks[np.minimum(where_front, len(base_blocks) - 1)] == front_block)
+    where_front, found_front = _lookup(base_blocks, block_r - view[rows] + front)
+    found_front &= ~found
     base_index = np.where(found, where, np.where(found_front, where_front, -1))
     has_base = base_index >= 0
     base = np.where(has_base, base_rows[np.maximum(base_index, 0)] if len(base_rows) else 0, 0)
@@ -134,8 +142,8 @@ def build_outcomes(
     info = patients.iloc[patient[rows]].reset_index(drop=True)
     out = pd.DataFrame({
         "patient_id": info["patient_id"],
-        "metric": pd.Series(np.asarray(list(registry), dtype=object)[metric[rows]], dtype="str"),
-        "view": pd.Series(np.asarray(contract.VIEWS, dtype=object)[view[rows]], dtype="str"),
+        "metric": strings_from_codes(metric[rows], list(registry)),
+        "view": strings_from_codes(view[rows], contract.VIEWS),
         "sessions": sessions_r,
         "days_since_baseline": days_since,
         "baseline": base_value,
@@ -148,10 +156,10 @@ def build_outcomes(
         "concern": info["concern"],
         "clinic_id": info["clinic_id"],
         "qc_ok": flags == 0,
-        "qc_reasons": pd.Series(qc.reasons_text(flags), dtype="str"),
+        "qc_reasons": strings_from_codes(flags, qc.REASON_TEXTS),
         "taken_at": taken[rows],
         "photo_id": measurements["photo_id"].take(rows).reset_index(drop=True),
         "device": measurements["device"].take(rows).reset_index(drop=True),
         "days_since_last_session": (day[rows] - last_session_day(keys, patient[rows], day[rows])),
-    })
+    }, copy=False)  # no block consolidation: saves a copy of every column
     return out

@@ -1,0 +1,87 @@
+"""Benchmark: `outcomes clean` on a ~5 million row photo_metrics registry vs. only reading it.
+
+Why: the cleaner must stay within 3x the time pandas (pyarrow engine) needs just to read the
+same CSV files, and under 6 GB of memory. The synthetic registry is cached under
+benchmarks/_work/ (git-ignored). Each timing runs in a fresh subprocess so that its peak
+memory (ru_maxrss) is its own.
+
+    .venv/bin/python benchmarks/bench_clean.py [--rows 5000000] [--seed 7]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "_work"
+ROWS_PER_PATIENT = 110  # photo_metrics rows per simulated patient (measured on the default simulator)
+
+READ = """
+import resource, sys, time
+from pathlib import Path
+import pandas as pd
+raw = Path(sys.argv[1])
+start = time.perf_counter()
+frames = {p.name: pd.read_csv(p, engine="pyarrow", sep=";" if p.name.startswith("photo_metrics") else ",")
+          for p in sorted(raw.glob("*.csv"))}
+seconds = time.perf_counter() - start
+rows = sum(len(f) for f in frames.values())
+print(seconds, rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+CLEAN = """
+import resource, sys, time
+from outcomes.cleaning import clean
+start = time.perf_counter()
+result = clean(sys.argv[1], sys.argv[2])
+seconds = time.perf_counter() - start
+print(seconds, int(result.summary["read"].sum()), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def cohort(rows: int, seed: int) -> Path:
+    """Simulate (once) a cohort with about `rows` photo_metrics rows; return its raw folder."""
+    n_patients = max(1, round(rows / ROWS_PER_PATIENT))
+    raw = WORK / f"raw_{n_patients}_{seed}"
+    if not (raw / "truth.json").is_file():
+        from outcomes.simulation import simulate
+
+        shutil.rmtree(raw, ignore_errors=True)
+        start = time.perf_counter()
+        simulate(n_patients=n_patients, seed=seed, out_dir=raw)
+        print(f"simulated {n_patients} patients in {time.perf_counter() - start:.0f} s -> {raw}")
+    return raw
+
+
+def run(script: str, *args: str) -> tuple[float, int, float]:
+    out = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True)
+    seconds, rows, maxrss_kb = out.stdout.split()[-3:]
+    return float(seconds), int(rows), int(maxrss_kb) / 1024**2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=5_000_000, help="photo_metrics rows to aim for")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    raw = cohort(args.rows, args.seed)
+    metrics_rows = sum(1 for _ in open(raw / "photo_metrics.csv", "rb")) - 1
+    size = sum(p.stat().st_size for p in raw.glob("*.csv")) / 1024**2
+    print(f"raw: {metrics_rows:,} photo_metrics rows; {size:,.0f} MB of CSV")
+    read_s, read_rows, read_gb = run(READ, str(raw))
+    clean_s, clean_rows, clean_gb = run(CLEAN, str(raw), str(WORK / "processed"))
+    ratio = clean_s / read_s
+    print(f"read  (pandas, engine=pyarrow): {read_s:6.1f} s  {read_rows:,} rows  peak {read_gb:.2f} GB")
+    print(f"clean (outcomes clean)        : {clean_s:6.1f} s  {clean_rows:,} rows  peak {clean_gb:.2f} GB")
+    print(f"ratio clean/read: {ratio:.2f}  (target <= 3)   peak memory of clean: {clean_gb:.2f} GB (target <= 6)")
+    print(json.dumps({"photo_metrics_rows": metrics_rows, "read_s": round(read_s, 2), "clean_s": round(clean_s, 2),
+                      "ratio": round(ratio, 2), "clean_peak_gb": round(clean_gb, 2), "read_peak_gb": round(read_gb, 2)}))
+
+
+if __name__ == "__main__":
+    main()
