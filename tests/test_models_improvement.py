@@ -73,6 +73,7 @@ def test_plateau_matches_the_truth(model):
     assert np.isinf(never["plateau"]).all() and (never["share_not_reached"] == 1).all()
 
 
+@pytest.mark.slow
 def test_naive_means_are_biased_upward_by_dropout_but_the_mixed_model_is_not():
     # Outcome-dependent dropout: a patient whose last measured improvement was under 8% stops
     # with probability 0.35 (on top of 3% for everyone). Survivors are responders, so the

@@ -38,6 +38,7 @@ def test_default_optimizer_stopping_short_is_caught_by_a_second_one():
     np.testing.assert_allclose(rand, LME4_RANDOM, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_default_optimizer_failing_falls_back_and_fits_correctly():
     # Time in units of 1/10,000 day: L-BFGS, BFGS and CG all fail from the default start;
     # Powell converges, the gradient optimizers polish from there and agree.

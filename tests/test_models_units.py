@@ -111,6 +111,7 @@ def test_sessions_to_response_age_slows_response():
         assert ((part["ci_low"] <= part["survival"] + 1e-12) & (part["survival"] <= part["ci_high"] + 1e-12)).all()
 
 
+@pytest.mark.slow
 def test_predictive_folds_never_share_a_patient_and_sessions_matter_most():
     d = ms.cohort(250, seed=8)
     m = predictive_model(d, "hydration", n_splits=5)
