@@ -19,6 +19,7 @@ def model(cohort):
     return improvement_model(cohort, "hydration")
 
 
+@pytest.mark.slow
 def test_rows_left_out_are_counted_and_reasons_named(cohort):
     d = cohort.copy()
     d.loc[d.index[:40], "qc_ok"] = False
@@ -35,6 +36,7 @@ def test_rows_left_out_are_counted_and_reasons_named(cohort):
     assert flagged.mixed_.n_obs_ > m.mixed_.n_obs_
 
 
+@pytest.mark.slow
 def test_expected_improvement_covers_the_truth(model):
     e = model.expected()
     assert set(e["age_band"].astype(str)) == {"<35", "35-44", "45-54", "55+"}
