@@ -30,7 +30,7 @@ class Normalised(NamedTuple):
 
 
 # --- helpers ------------------------------------------------------------------
-_NULLS = {"", "na", "n/a", "nan", "null", "none", "#n/a", "-", "--", "?"}
+_NULLS = {"", "na", "n/a", "nan", "null", "none", "#n/a", "-", "--"}
 
 
 def text(raw: Any) -> str | None:

@@ -1,0 +1,225 @@
+"""Reading raw files (formats, delimiters, encodings, headers) and writing processed data atomically."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import outcomes
+from outcomes import contract
+from outcomes.cli import app
+from outcomes.io import RawDataError, load_processed, normalise_header, read_raw_table
+from raw_factory import PATIENTS, PHOTO_METRICS, SESSIONS, write_raw
+
+runner = CliRunner()
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture
+def processed(tmp_path):
+    """A folder with good processed data from an earlier run."""
+    out = tmp_path / "processed"
+    outcomes.clean(write_raw(tmp_path / "good"), out)
+    return out
+
+
+def run_cli(raw: Path, out: Path, *extra: str):
+    return runner.invoke(app, ["clean", "--raw", str(raw), "--out", str(out), *extra])
+
+
+# --- fatal problems: exit 2, a message naming the file (and column), nothing written ------------
+def bad_raw(tmp_path: Path, kind: str) -> tuple[Path, str, str | None]:
+    """A raw folder with one fatal problem; returns (folder, file named in the message, column)."""
+    raw = write_raw(tmp_path / kind)
+    path = raw / "photo_metrics.csv"
+    if kind == "missing_file":
+        (raw / "sessions.csv").unlink()
+        return raw, "sessions", None
+    if kind == "missing_column":
+        pd.DataFrame(PHOTO_METRICS).drop(columns="value").to_csv(path, index=False)
+        return raw, "photo_metrics.csv", "value"
+    if kind == "no_age":
+        pd.DataFrame(PATIENTS).drop(columns="age").to_csv(raw / "patients.csv", index=False)
+        return raw, "patients.csv", "age"
+    if kind == "empty":
+        path.write_bytes(b"")
+        return raw, "photo_metrics.csv", None
+    if kind == "binary":
+        path.write_bytes(bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8)))
+        return raw, "photo_metrics.csv", None
+    if kind == "latin1":
+        frame = pd.DataFrame(PATIENTS).assign(clinic_id=["Clinique Genève", "Zürich"])
+        (raw / "patients.csv").write_bytes(frame.to_csv(index=False).encode("latin-1"))
+        return raw, "patients.csv", None
+    if kind == "ragged":
+        path.write_text("patient_id,photo_id,taken_at,metric,value\nP1,a,2025-01-10,wrinkles,10,oops,more\n")
+        return raw, "photo_metrics.csv", None
+    raise AssertionError(kind)
+
+
+KINDS = ["missing_file", "missing_column", "no_age", "empty", "binary", "latin1", "ragged"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fatal_input_exits_2_names_the_file_and_leaves_earlier_data_untouched(tmp_path, processed, kind):
+    raw, file, column = bad_raw(tmp_path, kind)
+    before = snapshot(processed)
+    result = run_cli(raw, processed)
+    assert result.exit_code == 2, result.output
+    assert file in result.stderr
+    if column:
+        assert f"'{column}'" in result.stderr
+    assert snapshot(processed) == before
+    assert not [p for p in processed.parent.iterdir() if p.name.startswith(".processed")]  # no temp folders left
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fatal_input_raises_raw_data_error_with_file_and_column(tmp_path, kind):
+    raw, file, column = bad_raw(tmp_path, kind)
+    with pytest.raises(RawDataError) as info:
+        outcomes.clean(raw, tmp_path / "never")
+    assert file in Path(info.value.file).name and info.value.column == column
+    assert not (tmp_path / "never").exists()
+
+
+def test_latin1_message_says_not_utf8_and_where(tmp_path):
+    raw, _, _ = bad_raw(tmp_path, "latin1")
+    with pytest.raises(RawDataError, match=r"not UTF-8.*offset \d+ \(line 2\)"):
+        outcomes.clean(raw)
+
+
+def test_missing_raw_folder(tmp_path):
+    result = run_cli(tmp_path / "nope", tmp_path / "out")
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+
+
+# --- formats, delimiters, headers --------------------------------------------------------------
+def test_header_normalisation():
+    assert normalise_header(" Patient ID ") == "patient_id"
+    assert normalise_header("\ufeffHead-Yaw  Deg") == "head_yaw_deg"
+
+
+def test_aliases_case_and_spacing_in_headers(tmp_path):
+    raw = tmp_path / "raw"
+    write_raw(raw)
+    pd.DataFrame(PATIENTS).rename(columns={"patient_id": " Subject ID", "skin_type": "PHOTOTYPE", "clinic_id": "Clinic"}
+                                  ).to_csv(raw / "patients.csv", index=False)
+    pd.DataFrame(SESSIONS).rename(columns={"patient_id": "pid", "session_date": "Visit-Date"}).to_csv(raw / "sessions.csv", index=False)
+    pd.DataFrame(PHOTO_METRICS).rename(columns={"taken_at": "Captured At", "patient_id": "Patient"}).assign(
+        extra="x").to_csv(raw / "photo_metrics.csv", index=False)
+    result = outcomes.clean(raw)
+    assert result.summary["kept"].tolist() == [2, 3, 4]
+    assert result.tables["patients"]["skin_type"].tolist() == ["III", "V"]
+    assert ((result.notes["column"] == "extra") & result.notes["note"].str.contains("ignored")).any()
+
+
+def test_semicolon_decimal_comma_and_bom(tmp_path):
+    raw = write_raw(tmp_path / "raw")
+    text = "\ufeffpatient_id;photo_id;taken_at;metric;value;blur\nP1;a;2025-01-10;wrinkles;10,5;0,25\nP1;b;2025-02-10;wrinkles;9,5;0,75\n"
+    (raw / "photo_metrics.csv").write_text(text, encoding="utf-8")
+    m = outcomes.clean(raw).tables["measurements"]
+    assert m["value"].tolist() == [10.5, 9.5] and m["blur"].tolist() == [0.25, 0.75]
+
+
+def test_comma_file_keeps_comma_as_text_not_decimal(tmp_path):
+    raw = write_raw(tmp_path / "raw")
+    (raw / "photo_metrics.csv").write_text('patient_id,photo_id,taken_at,metric,value\nP1,a,2025-01-10,wrinkles,"10,5"\n')
+    result = outcomes.clean(raw)
+    assert result.rejected["reason"].tolist() == ["not_a_number"]
+
+
+@pytest.mark.parametrize("fmt", ["csv.gz", "parquet", "xlsx"])
+def test_other_formats_clean_like_csv(tmp_path, fmt):
+    csv_raw = write_raw(tmp_path / "csv")
+    other = tmp_path / fmt
+    other.mkdir()
+    for table in ("patients", "sessions", "photo_metrics"):
+        frame = pd.read_csv(csv_raw / f"{table}.csv", dtype=str)
+        target = other / f"{table}.{fmt}"
+        if fmt == "csv.gz":
+            target.write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+        elif fmt == "parquet":
+            if table == "photo_metrics":  # typed columns, as a real parquet export would have
+                frame = frame.assign(value=frame["value"].astype(float), taken_at=pd.to_datetime(frame["taken_at"]))
+            frame.to_parquet(target)
+        else:
+            if table == "sessions":
+                frame = frame.assign(session_date=pd.to_datetime(frame["session_date"]))  # real Excel dates
+            frame.to_excel(target, index=False)
+    want = outcomes.clean(csv_raw).tables["outcomes"]
+    got = outcomes.clean(other)
+    pd.testing.assert_frame_equal(got.tables["outcomes"], want)
+    assert got.manifest["inputs"][0]["file"] == f"patients.{fmt}"
+
+
+def test_csv_wins_over_other_formats_and_the_rest_is_noted(tmp_path):
+    raw = write_raw(tmp_path / "raw")
+    pd.DataFrame(PATIENTS).iloc[:1].to_parquet(raw / "patients.parquet")
+    result = outcomes.clean(raw)
+    assert len(result.tables["patients"]) == 2
+    assert result.notes["source_file"].eq("patients.parquet").any()
+
+
+def test_raw_table_keeps_text_cells_and_source_rows(tmp_path):
+    raw = write_raw(tmp_path / "raw")
+    table = read_raw_table(raw / "sessions.csv", "sessions")
+    assert list(table.frame.columns) == ["patient_id", "session_date", "status", "volume_ml"]
+    assert table.frame["volume_ml"].tolist() == ["2", "2", "3"]
+    assert table.source_rows.tolist() == [2, 3, 4]
+    assert len(table.sha256) == 64
+
+
+# --- writing and loading ------------------------------------------------------------------------
+def test_load_processed_gives_contract_dtypes(processed):
+    tables = load_processed(processed)
+    assert {"patients", "sessions", "measurements", "outcomes", "rejected"} <= set(tables)
+    o = tables["outcomes"]
+    assert list(o.columns[: len(contract.OUTCOME_COLUMNS)]) == list(contract.OUTCOME_COLUMNS)
+    assert o["skin_type"].dtype == contract.SKIN_TYPE_DTYPE and o["skin_type"].cat.ordered
+    assert o["sessions"].dtype == "int64" and o["qc_ok"].dtype == bool
+    assert pd.api.types.is_datetime64_any_dtype(tables["sessions"]["session_date"])
+    assert str(tables["sessions"]["session_number"].dtype) == "Int64"
+
+
+def test_loaded_tables_equal_the_in_memory_result(tmp_path):
+    result = outcomes.clean(write_raw(tmp_path / "raw"), tmp_path / "out")
+    loaded = load_processed(tmp_path / "out")
+    for name, frame in result.tables.items():
+        pd.testing.assert_frame_equal(loaded[name], frame, check_dtype=True)
+
+
+def test_load_processed_on_an_empty_folder_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError, match="outcomes clean"):
+        load_processed(tmp_path)
+
+
+def test_a_failing_write_leaves_earlier_data_untouched(tmp_path, processed, monkeypatch):
+    before = snapshot(processed)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", boom)
+    with pytest.raises(OSError, match="disk full"):
+        outcomes.clean(write_raw(tmp_path / "raw2"), processed)
+    assert snapshot(processed) == before
+    assert [p.name for p in processed.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_rewrite_replaces_outputs_keeps_hidden_files_and_refuses_foreign_folders(tmp_path, processed):
+    (processed / ".gitkeep").write_text("")
+    outcomes.clean(write_raw(tmp_path / "raw2", photo_metrics=PHOTO_METRICS[:2]), processed)
+    assert (processed / ".gitkeep").exists()
+    assert len(load_processed(processed)["measurements"]) == 2
+    (processed / "my_notes.txt").write_text("mine")
+    result = run_cli(write_raw(tmp_path / "raw3"), processed)
+    assert result.exit_code == 2 and "my_notes.txt" in result.stderr
+    assert (processed / "my_notes.txt").read_text() == "mine"
