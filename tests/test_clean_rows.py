@@ -52,6 +52,7 @@ PHOTO = st.builds(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     patients=st.lists(st.one_of(GOOD_PATIENT, BAD_PATIENT), min_size=1, max_size=12),
