@@ -83,7 +83,7 @@ Group statistics go through `outcomes.privacy`: groups with fewer than 5 patient
 as "<5". Use it for anything you share.
 """),
     code("""
-patients = tables["patients"].assign(age_band=models.age_band(tables["patients"]["age"]).to_numpy())
+patients = tables["patients"].assign(age_band=models.age_band(tables["patients"]["age"]).array)
 privacy.suppress_counts(pd.crosstab(patients["age_band"], patients["skin_type"]))
 """),
     md("""
@@ -271,10 +271,11 @@ concern: str = ""  # only patients with this concern; empty means all
 clinic: str = ""  # only this clinic; empty means all clinics
 date_from: str = ""  # first session on or after this date (YYYY-MM-DD); empty means no limit
 date_to: str = ""  # first session on or before this date; empty means no limit
-min_sessions: int = 1  # only patients with at least this many completed sessions
+min_sessions: int = 0  # only patients with at least this many completed sessions
 exclude_flagged: bool = True  # leave quality-flagged photos out of the models
 response_threshold: float = 10.0  # improvement (%) that counts as a visible response
 plateau_gain: float = 2.0  # one more session adding less than this (points) marks the plateau
+cv_folds: int = 3  # cross-validation folds for the predictive models (more is slower)
 min_cell: int = 5  # groups with fewer patients are shown as "<min_cell>"
 """, "parameters"),
     code(SETUP + """
@@ -304,7 +305,7 @@ Who is in this report. Each patient counts once, however many photos they have.
     code("""
 steps = cohort.steps.assign(patients_left=privacy.suppress_counts(cohort.steps["patients_left"], min_cell))
 show.table(steps, "How the selection was made: patients left after each filter.", labels={"patients_left": "patients"})
-patients = cohort.patients.assign(age_band=models.age_band(cohort.patients["age"]).to_numpy(),
+patients = cohort.patients.assign(age_band=models.age_band(cohort.patients["age"]).array,
                                   skin=cohort.patients["skin_type"].astype(str).replace("nan", "unknown"))
 counts = pd.crosstab(patients["age_band"], patients["skin"])
 show.table(privacy.suppress_counts(counts, min_cell).reset_index(),
@@ -346,7 +347,7 @@ if enough:
             show.note(f"The richest model did not converge on this selection; the report uses the simpler "
                       f"one ({chosen}).")
         n_model = model.n_patients_
-        cells = (model.rows_.assign(age_band=models.age_band(model.rows_["age"]).to_numpy())
+        cells = (model.rows_.assign(age_band=models.age_band(model.rows_["age"]).array)
                  .groupby(["age_band", "skin_type"], observed=True)["patient_id"].nunique()
                  .rename("n_patients").reset_index())
         big = cells.loc[cells["n_patients"] >= min_cell]
@@ -475,11 +476,19 @@ if enough:
     ax = response.plot()
     show.figure(ax.figure, f"Share of patients not yet showing a {response_threshold:g}% improvement in {label}, "
                 "by number of sessions and skin type.")
-    medians = response.medians_ if hasattr(response, "medians_") else response.summary
-    medians = medians.copy()
-    if "n_patients" in medians:
-        medians = privacy.suppress_small_cells(medians, "n_patients", min_cell=min_cell)
-    show.table(medians, f"Median number of sessions to a {response_threshold:g}% improvement, with 95% CI.")
+    medians = response.summary.copy()
+    for col in ("median_sessions", "ci_low", "ci_high"):
+        medians[col] = medians[col].map(lambda v: "not reached" if v == float("inf") else f"{v:.0f}")
+    medians["responded"] = privacy.suppress_counts(medians["responded"], min_cell)
+    medians = privacy.suppress_small_cells(medians, "patients", ["responded", "median_sessions", "ci_low", "ci_high"],
+                                           min_cell)
+    show.table(medians, f"Median number of sessions to a {response_threshold:g}% improvement in {label}, with 95% CI, "
+               "by skin type ('not reached': fewer than half got there within the sessions observed).",
+               labels={"group": "skin type", "median_sessions": "median sessions", "ci_low": "95% CI low",
+                       "ci_high": "95% CI high"})
+    overall_share = 100 * response.data_["responded"].mean()
+    findings.append(f"{overall_share:.0f}% of patients reached a {response_threshold:g}% improvement in {label} at some "
+                    "visit during their course.")
 """),
     md("""
 ## GAIS responder rates
@@ -538,12 +547,27 @@ model did not see (cross-validation grouped by patient), so it is honest about n
 """),
     code("""
 if enough:
-    predictive = models.predictive_model(out, metric, n_splits=5)
-    scores = predictive.summary
-    show.table(scores, "Prediction error on unseen patients: mean absolute error (points) and R², "
-               "mean and spread over the 5 folds.")
+    predictive, chosen, problems = fitting.first_converged([
+        ("compared with the mixed model", lambda: models.predictive_model(
+            out, metric, n_splits=cv_folds, include_flagged=not exclude_flagged)),
+        ("without the mixed model", lambda: models.predictive_model(
+            out, metric, n_splits=cv_folds, include_flagged=not exclude_flagged, compare_mixed=False)),
+    ])
+if enough and predictive is None:
+    show.note("The predictive models could not be fitted on this selection. " + " ".join(problems), "warning")
+elif enough:
+    if problems:
+        show.note("The mixed model could not be fitted in every cross-validation fold of this selection, so it is "
+                  "left out of the comparison.")
+    scores = predictive.summary.reset_index().rename(columns={"index": "model"})
+    show.table(scores, "Prediction error on unseen patients: mean absolute error (MAE, points) and R², "
+               f"mean and standard deviation over {cv_folds} cross-validation folds.",
+               labels={"mae": "MAE", "mae_sd": "MAE sd", "r2": "R²", "r2_sd": "R² sd"}, decimals=2)
     ax = predictive.plot()
-    show.figure(ax.figure, "Mean absolute error of each model in each cross-validation fold.")
+    show.figure(ax.figure, "Mean absolute error of each model in each cross-validation fold (grouped by patient).")
+    best = scores.sort_values("mae").iloc[0]
+    findings.append(f"Predicting one new patient's {label} improvement is hard: the best model ({best['model']}) is off "
+                    f"by {best['mae']:.1f} points on average (R² {best['r2']:.2f}).")
 """),
     md("""
 ## Limitations

@@ -98,7 +98,7 @@ def select(
         (f"clinic {clinic}", bool(clinic), patients["clinic_id"].astype(str) == clinic),
         (f"first session on or after {date_from}", start is not None, first >= start if start is not None else None),
         (f"first session on or before {date_to}", end is not None, first <= end if end is not None else None),
-        (f"at least {min_sessions} completed sessions", min_sessions > 0, patients["n_sessions"] >= min_sessions),
+        (f"at least {min_sessions} completed session{'s' if min_sessions != 1 else ''}", min_sessions > 0, patients["n_sessions"] >= min_sessions),
     ):
         if active:
             keep &= mask.fillna(False).astype(bool)

@@ -25,7 +25,7 @@ def first_converged(attempts: Sequence[tuple[str, Callable[[], Any]]]) -> tuple[
             warnings.simplefilter("ignore")
             try:
                 model = fit()
-            except (ValueError, np.linalg.LinAlgError) as exc:
+            except (ValueError, RuntimeError, np.linalg.LinAlgError) as exc:
                 problems.append(f"{label}: {exc}")
                 continue
         if getattr(model, "converged", True):

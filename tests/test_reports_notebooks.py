@@ -1,0 +1,164 @@
+"""The report notebooks: stored clean, run by papermill on a tiny simulated cohort, private."""
+from __future__ import annotations
+
+import ast
+import re
+from html import unescape
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import papermill
+import pytest
+from pypdf import PdfReader
+
+import outcomes
+from outcomes import config
+from outcomes.reports import runner
+
+NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
+CODE_TOKENS = ("import ", "show.", "models.", "privacy.", "cohorts.", "display(", "findings.append", "def ")
+
+
+def _parameters_cell(nb) -> nbformat.NotebookNode:
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    return cells[0]
+
+
+def test_there_are_four_notebooks():
+    assert [p.name for p in NOTEBOOKS] == ["00-explore.ipynb", "10-data-quality.ipynb",
+                                           "20-sessions-response.ipynb", "30-patient-progress.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_stored_clean_with_declared_parameters(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == config.KERNEL_NAME
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name} is stored with outputs"
+    assigned = [t.id for node in ast.parse(_parameters_cell(nb).source).body
+                for t in ([node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", []))]
+    declared = papermill.inspect_notebook(str(path))
+    assert list(declared) == assigned  # papermill reads every parameter (a stray '=' in a comment hides one)
+    assert declared["processed_dir"]["inferred_type_name"] == "str"
+
+
+def test_sessions_response_takes_the_issue_parameters():
+    declared = papermill.inspect_notebook(str(config.NOTEBOOKS_DIR / "20-sessions-response.ipynb"))
+    for name in ("metric", "concern", "clinic", "date_from", "date_to", "min_sessions", "exclude_flagged",
+                 "response_threshold", "min_cell"):
+        assert name in declared
+    assert "patient_id" in papermill.inspect_notebook(str(config.NOTEBOOKS_DIR / "30-patient-progress.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    sim = outcomes.simulate(n_patients=120, seed=11, out_dir=root / "raw")
+    outcomes.clean(root / "raw", root / "processed")
+    return root, sim
+
+
+@pytest.fixture(scope="module")
+def run(cohort):
+    """Every notebook once (plus an empty selection and a strict min_cell) with --jobs 2."""
+    root, _ = cohort
+    nb = {p.stem[:2]: p for p in NOTEBOOKS}
+    specs = [
+        runner.ReportSpec("sessions-response", nb["20"], {"metric": "hydration"}),
+        runner.ReportSpec("patient", nb["30"], {"pick": 1}),
+        runner.ReportSpec("data-quality", nb["10"], {}),
+        runner.ReportSpec("explore", nb["00"], {}),
+        runner.ReportSpec("nobody", nb["20"], {"metric": "wrinkles", "min_sessions": 99}),
+    ]
+    results = runner.run_reports(specs, root / "processed", root / "out", jobs=2, cell_timeout=300, day="today")
+    texts = {r.name: "\n".join(p.extract_text() for p in PdfReader(str(r.pdf)).pages) if r.pdf else "" for r in results}
+    return {r.name: r for r in results}, texts, root / "out" / "today"
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_and_makes_a_pdf(run):
+    results, texts, _ = run
+    failed = {n: r.error for n, r in results.items() if not r.ok}
+    assert not failed, failed
+    for name, text in texts.items():
+        assert "SYNTHETIC DEMO DATA" in text, name
+        if name == "explore":  # the analysts' tour quotes the API in its narrative on purpose
+            continue
+        for token in CODE_TOKENS:
+            assert token not in text, f"{name}: code {token!r} in the PDF"
+    for section in ("Key findings", "The cohort", "Improvement after each session", "The model in plain language",
+                    "The plateau", "Sessions to a visible response", "GAIS responder rates", "population-average",
+                    "How well can one patient", "Limitations"):
+        assert section in texts["sessions-response"], section
+    for section in ("What came in", "What was rejected and why", "Photo-quality flags by clinic and device",
+                    "Patients without a baseline"):
+        assert section in texts["data-quality"], section
+    for section in ("Patient progress", "Progress against the expected course", "Adverse events and GAIS"):
+        assert section in texts["patient"], section
+
+
+@pytest.mark.slow
+def test_empty_selection_says_so_instead_of_crashing(run):
+    results, texts, _ = run
+    assert results["nobody"].ok
+    assert "0 patients" in texts["nobody"] and "stops here" in texts["nobody"]
+
+
+@pytest.mark.slow
+def test_no_identifiers_in_reports(run, cohort):
+    results, texts, _ = run
+    root, sim = cohort
+    ids = set(pd.read_parquet(root / "processed" / "patients.parquet")["patient_id"].astype(str))
+    for name in ("sessions-response", "data-quality", "nobody"):
+        shown = {i for i in ids if re.search(rf"\b{re.escape(i)}\b", texts[name])}
+        assert not shown, f"{name} shows patient ids {sorted(shown)[:3]}"
+    in_patient = {i for i in ids if re.search(rf"\b{re.escape(i)}\b", texts["patient"])}
+    assert len(in_patient) == 1  # the patient's own pseudonymous id, nobody else's
+    raw_dates = sim.tables["patients"].filter(regex="(?i)birth|dob").to_numpy().ravel()
+    birth_dates = [str(b) for b in raw_dates if isinstance(b, str) and len(b) >= 6]
+    assert birth_dates, "the simulated export should carry birth dates to check against"
+    for name, text in texts.items():
+        assert not [b for b in birth_dates if b in text], f"{name} shows a birth date"
+
+
+def _html_table(nb, caption_start: str) -> list[list[str]]:
+    """Rows (header first) of the report table whose caption starts with caption_start."""
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            html = output.get("data", {}).get("text/html", "")
+            if f"<caption>{caption_start}" in html:
+                rows = re.findall(r"<tr>(.*?)</tr>", html, re.S)
+                return [[unescape(re.sub(r"<.*?>", "", c)) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r, re.S)]
+                        for r in rows]
+    raise AssertionError(f"no table captioned {caption_start!r}")
+
+
+@pytest.mark.slow
+def test_small_groups_suppressed_in_report(run, cohort):
+    _, _, day = run
+    root, _ = cohort
+    nb = nbformat.read(day / "sessions-response.ipynb", as_version=4)
+    rows = _html_table(nb, "Patients by age band and skin type")
+    header, body = rows[0], rows[1:]
+    patients = pd.read_parquet(root / "processed" / "patients.parquet")
+    band = outcomes.models.age_band(patients["age"]).astype(str).to_numpy()
+    truth = pd.crosstab(band, patients["skin_type"].astype(str).replace("nan", "unknown"))
+    small_seen = 0
+    for row in body:
+        for skin, shown in zip(header[1:], row[1:]):
+            true = int(truth.loc[row[0], skin]) if skin in truth.columns and row[0] in truth.index else 0
+            if 0 < true < 5:
+                assert shown == "<5", (row[0], skin, shown)
+                small_seen += 1
+            else:
+                assert shown.replace(",", "") == str(true), (row[0], skin, shown, true)
+    assert small_seen > 0  # the tiny cohort does have small cells, so the check above did bite
+    plateau = _html_table(nb, "Plateau session")
+    for row in plateau[1:]:
+        n = row[2]
+        if n == "<5":
+            assert row[3] == "<5" and row[4] == "<5"
