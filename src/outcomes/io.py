@@ -249,7 +249,7 @@ def _read_csv(path: Path, data: bytes) -> tuple[pd.DataFrame, str]:
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=16 << 20),
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
+                column_types={n: pa.large_string() for n in names},  # what pandas' str dtype holds
                 null_values=list(NULL_TOKENS), strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
@@ -273,8 +273,8 @@ def _read_parquet(path: Path, data: bytes) -> pd.DataFrame:
     for col in table.columns:
         if pa.types.is_dictionary(col.type):
             col = col.cast(col.type.value_type)
-        if pa.types.is_large_string(col.type):
-            col = col.cast(pa.string())
+        if pa.types.is_string(col.type):
+            col = col.cast(pa.large_string())  # what pandas' str dtype holds
         columns.append(col)
     table = pa.table(columns, names=table.column_names)
     return table.to_pandas()

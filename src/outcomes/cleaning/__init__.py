@@ -89,8 +89,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     alive = pat.values["patient_id"][pat.ledger.ok]
     kept_ids = alive.sort_values(kind="stable")
     known = pat.values["patient_id"].dropna().unique()
-    ids = PatientIds(known=pa.array(np.asarray(known, dtype=object), type=pa.string()),
-                     kept=pa.array(kept_ids.to_numpy(dtype=object), type=pa.string()))
+    ids = PatientIds(known=pa.array(np.asarray(known, dtype=object), type=pa.large_string()),
+                     kept=pa.array(kept_ids.to_numpy(dtype=object), type=pa.large_string()))
 
     lap("ages")
     # 3. link rows to kept patients, reject the rest, count duplicates
@@ -120,7 +120,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     lap("tidy")
     kept = meas_mod.tidy(mea, measurement_codes)
     mea.values = mea.values.iloc[:0]
-    kept["sessions"] = timeline.count_sessions(keys, kept["_patient"].to_numpy(), timeline.day_numbers(kept["taken_at"]))
+    kept["_day"] = timeline.day_numbers(kept["taken_at"])
+    kept["sessions"] = timeline.count_sessions(keys, kept["_patient"].to_numpy(), kept["_day"].to_numpy())
     lap("session counts")
     outcomes_t = timeline.build_outcomes(kept, patients_t, keys, registry)
     lap("outcomes")
@@ -200,20 +201,19 @@ def _age_reference_dates(pat, ses, mea) -> pd.Series:
     wanted = pat.values["patient_id"][pat.ledger.ok & no_age].dropna().unique()
     if not len(wanted):
         return pd.Series(dtype="datetime64[ns]")
-    value_set = pa.array(np.asarray(wanted, dtype=object), type=pa.string())
-    found = []
+    value_set = pa.array(np.asarray(wanted, dtype=object), type=pa.large_string())
     sv = ses.values
     usable = nz.has_reason(ses.reasons["session_date"], "") & nz.has_reason(ses.reasons["status"], "")
-    for only_completed in (True, False):
-        rows = usable & (sv["status"].to_numpy() == "completed") if only_completed else usable
-        found.append(sv.loc[rows].groupby("patient_id")["session_date"].min())
-    mv = mea.values
-    mask = pc.is_in(mv["patient_id"].array.__arrow_array__(), value_set=value_set).fill_null(False).to_numpy(zero_copy_only=False)
-    mask &= nz.has_reason(mea.reasons["taken_at"], "")
-    found.append(mv.loc[mask].groupby("patient_id")["taken_at"].min())
-    ref = found[0]
-    for more in found[1:]:
-        ref = ref.combine_first(more)
+    completed = usable & (sv["status"].to_numpy() == "completed")
+    ref = sv.loc[completed].groupby("patient_id")["session_date"].min()
+    ref = ref.combine_first(sv.loc[usable].groupby("patient_id")["session_date"].min())
+    still = np.setdiff1d(np.asarray(wanted, dtype=object).astype(str), ref.index.to_numpy(dtype=str))
+    if len(still):  # no session at all: the first photo (only then scan the big table)
+        value_set = pa.array(still, type=pa.large_string())
+        mv = mea.values
+        mask = pc.is_in(mv["patient_id"].array.__arrow_array__(), value_set=value_set).fill_null(False)
+        mask = mask.to_numpy(zero_copy_only=False) & nz.has_reason(mea.reasons["taken_at"], "")
+        ref = ref.combine_first(mv.loc[mask].groupby("patient_id")["taken_at"].min())
     return ref.astype("datetime64[ns]")
 
 

@@ -28,7 +28,7 @@ def text_column(frame: pd.DataFrame, column: str) -> pd.Series:
         series = series.astype("str").where(series.notna())
     array = series.array.__arrow_array__()
     array = pc.utf8_trim_whitespace(array)
-    array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.string()), array)
+    array = pc.if_else(pc.equal(array, ""), pa.scalar(None, pa.large_string()), array)
     return pd.Series(pd.array(array, dtype="str"), index=frame.index)
 
 
@@ -71,35 +71,35 @@ def factorize(series: pd.Series) -> tuple[np.ndarray, pa.Array]:
     return codes, encoded.dictionary
 
 
-def duplicated(frame: pd.DataFrame, alive: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
+def duplicated(columns: dict[str, np.ndarray], alive: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
     """Rows (among `alive`) equal in every column to an earlier alive row.
 
-    Candidates are rows sharing an int64 `key` (default: a hash of every column); only
+    Candidates are rows sharing an int64 `key` (default: a hash of every column); only the
     candidates are then compared exactly, column by column.
     """
     if not alive.any():
-        return np.zeros(len(frame), dtype=bool)
+        return np.zeros(len(alive), dtype=bool)
     if key is None:
-        key = pd.util.hash_pandas_object(frame, index=False, categorize=False).to_numpy()
+        key = pd.util.hash_pandas_object(pd.DataFrame(columns, copy=False), index=False, categorize=False).to_numpy()
     key = key[alive]
     if len(key) and key.min() >= 0 and key.max() < 8 * len(key) + 1024:
-        counts = np.bincount(key)
-        candidate = counts[key] > 1
+        candidate = np.bincount(key)[key] > 1
     else:
         candidate = pd.Series(key).duplicated(keep=False).to_numpy()
-    result = np.zeros(len(frame), dtype=bool)
+    result = np.zeros(len(alive), dtype=bool)
     if candidate.any():
         rows = np.flatnonzero(alive)[candidate]
-        exact = frame.iloc[rows].duplicated(keep="first").to_numpy()
-        result[rows[exact]] = True
+        subset = pd.DataFrame({name: pd.Series(values).iloc[rows].to_numpy() if not isinstance(values, np.ndarray)
+                               else values[rows] for name, values in columns.items()})
+        result[rows[subset.duplicated(keep="first").to_numpy()]] = True
     return result
 
 
 def strings_from_codes(codes: np.ndarray, categories: list[str] | pd.Index) -> pd.Series:
     """A `str` column from integer codes into a few categories (-1 = NA), built in arrow (fast)."""
     indices = pa.array(np.asarray(codes, dtype=np.int32), mask=np.asarray(codes) < 0)
-    dictionary = pa.array([str(c) for c in categories], type=pa.string())
-    return pd.Series(pd.array(pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.string()), dtype="str"))
+    dictionary = pa.array([str(c) for c in categories], type=pa.large_string())
+    return pd.Series(pd.array(pa.DictionaryArray.from_arrays(indices, dictionary).cast(pa.large_string()), dtype="str"))
 
 
 @dataclass

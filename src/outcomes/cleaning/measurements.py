@@ -87,9 +87,9 @@ def check(parsed: Parsed, ids: PatientIds, registry: dict[str, contract.Metric])
     if cleaned:
         parsed.values = v = v.assign(**cleaned)
     photo = factorize(v["photo_id"])[0]
-    n_metrics, n_views = len(registry), len(contract.VIEWS)
-    key = (photo * n_metrics + metric_codes) * n_views + v["view"].cat.codes.to_numpy()  # photo x metric x view
-    frame = pd.DataFrame({
+    n_metrics = len(registry)
+    key = photo * n_metrics + metric_codes  # photo x metric: equal rows share it
+    columns = {
         "patient": codes,
         "photo": photo,
         "device": factorize(v["device"])[0],
@@ -99,8 +99,8 @@ def check(parsed: Parsed, ids: PatientIds, registry: dict[str, contract.Metric])
         "value": value,
         "makeup": v["makeup"].to_numpy(dtype="int8", na_value=-1),
         **{c: v[c].to_numpy() for c in QC_NUMBERS},
-    }, copy=False)
-    ledger.mark_duplicates(duplicated(frame, ledger.ok, key=np.where(key >= 0, key, 0)))
+    }
+    ledger.mark_duplicates(duplicated(columns, ledger.ok, key=np.where(key >= 0, key, 0)))
     return codes
 
 

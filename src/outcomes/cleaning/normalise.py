@@ -378,7 +378,8 @@ def normalise_column(series: pd.Series, func: Callable[..., Normalised], categor
 
     With `categories`, values come back as a pandas Categorical (fast for big tables).
     """
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    codes, uniques = factorize(series)
+    uniques = uniques.to_pylist() if isinstance(uniques, pa.Array) else uniques
     results = [func(u, **kwargs) for u in uniques] + [func(None, **kwargs)]
     reasons = _reasons(codes, [r.reason for r in results])
     if categories is not None:
@@ -388,6 +389,19 @@ def normalise_column(series: pd.Series, func: Callable[..., Normalised], categor
     values = np.empty(len(results), dtype=object)
     values[:] = [r.value for r in results]
     return Column(values[codes], reasons)
+
+
+def factorize(series: pd.Series) -> tuple[np.ndarray, list | pa.Array]:
+    """Integer code per row (-1 for NA) and the distinct values (an arrow array for text columns,
+    hashed by arrow: fast; else a list)."""
+    array = getattr(series.array, "__arrow_array__", None)
+    if array is None or not pd.api.types.is_string_dtype(series.dtype):
+        codes, uniques = pd.factorize(series, use_na_sentinel=True)
+        return codes, list(uniques)
+    chunked = array()
+    encoded = pc.dictionary_encode(chunked.combine_chunks() if isinstance(chunked, pa.ChunkedArray) else chunked)
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return codes, encoded.dictionary
 
 
 def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:
@@ -411,16 +425,15 @@ def numbers(series: pd.Series, decimal_comma: bool = False) -> Column:
         return Column(values, pd.Categorical.from_codes(reasons, categories=[OK, "missing", "not_a_number"]))
     if not pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
         series = series.astype("str").where(series.notna())
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    strings = pa.array(np.asarray(uniques, dtype=object), type=pa.string())
-    strings = pc.utf8_trim_whitespace(strings)
+    codes, uniques = factorize(series)
+    strings = pc.utf8_trim_whitespace(uniques if isinstance(uniques, pa.Array) else pa.array(uniques, type=pa.large_string()))
     if decimal_comma:
         strings = pc.replace_substring(strings, ",", ".")
     try:
         parsed = pc.cast(strings, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         valid = pc.match_substring_regex(strings, r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-        parsed = pc.cast(pc.if_else(valid, strings, pa.scalar(None, pa.string())), pa.float64())
+        parsed = pc.cast(pc.if_else(valid, strings, pa.scalar(None, pa.large_string())), pa.float64())
     per_unique = parsed.to_numpy(zero_copy_only=False).astype(float)
     bad = ~np.isfinite(per_unique)  # text that is no number, or nan/inf
     per_unique = np.append(np.where(bad, np.nan, per_unique), np.nan)
@@ -452,9 +465,8 @@ def dates(series: pd.Series, monthfirst: bool = False) -> Column:
         return Column(values, pd.Categorical.from_codes(codes, categories=[OK, "missing", "implausible_date"]))
     if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
         series = series.astype("str").where(series.notna())
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    uniq = pa.array(np.asarray(uniques, dtype=object), type=pa.string()) if len(uniques) else pa.array([], pa.string())
-    uniq = pc.utf8_trim_whitespace(uniq)
+    codes, uniques = factorize(series)
+    uniq = pc.utf8_trim_whitespace(uniques if isinstance(uniques, pa.Array) else pa.array(uniques, type=pa.large_string()))
     parsed = pa.nulls(len(uniq), pa.timestamp("s"))
     for fmt in _FAST_DATE_FORMATS:
         parsed = pc.coalesce(parsed, pc.strptime(uniq, format=fmt, unit="s", error_is_null=True))
@@ -462,7 +474,7 @@ def dates(series: pd.Series, monthfirst: bool = False) -> Column:
     reasons = [OK] * len(uniq)
     years = stamps.astype("datetime64[Y]").astype(np.int64) + 1970
     for i in np.flatnonzero(np.isnat(stamps) | (years < YEAR_RANGE[0]) | (years > YEAR_RANGE[1])):
-        result = parse_date(uniques[i], monthfirst=monthfirst)
+        result = parse_date(uniq[i].as_py(), monthfirst=monthfirst)
         stamps[i] = np.datetime64("NaT") if result.value is None else result.value.to_datetime64()
         reasons[i] = result.reason
     stamps = np.append(stamps, np.datetime64("NaT", "ns"))
