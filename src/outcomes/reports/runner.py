@@ -150,10 +150,14 @@ def _check_kernel() -> None:
 
 
 # --- running ---------------------------------------------------------------------------
-def _quiet_environment(out: Path, work: Path) -> dict[str, str]:
-    """Env vars that keep Jupyter, IPython, matplotlib and fontconfig writing inside OUT."""
+def _quiet_environment(out: Path, work: Path, jobs: int = 1) -> dict[str, str]:
+    """Env vars that keep Jupyter, IPython, matplotlib and fontconfig writing inside OUT, and
+    that share the CPUs between parallel reports (numeric libraries would each take them all)."""
     cache = out / ".cache"
+    threads = str(max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    limits = {k: os.environ.get(k, threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     return {
+        **limits,
         "MPLBACKEND": "Agg",
         "MPLCONFIGDIR": str(cache / "matplotlib"),
         "XDG_CACHE_HOME": str(cache),
@@ -316,7 +320,7 @@ def run_reports(
     out = Path(out).resolve()
     day_dir = out / (day or datetime.now().strftime("%Y-%m-%d"))
     work_dir = Path(tempfile.mkdtemp(prefix=".work-", dir=_mkdir(day_dir)))
-    env = _quiet_environment(out, work_dir)
+    env = _quiet_environment(out, work_dir, jobs)
     manifest = load_manifest(processed)
     progress = progress or Progress(len(specs))
     results: dict[str, ReportResult] = {}
@@ -434,7 +438,7 @@ def cli_report(
     """`outcomes report`: 0 all reports ok, 1 any failed, 2 nothing ran (bad input)."""
     # this process too reads Jupyter/IPython settings; keep their files inside OUT (restored after)
     saved_env = dict(os.environ)
-    _init_worker(_quiet_environment(Path(out).resolve(), Path(out).resolve() / ".cache"))
+    _init_worker(_quiet_environment(Path(out).resolve(), Path(out).resolve() / ".cache", jobs))
     try:
         return _cli_report(notebook, params, grid, processed, out, jobs, echo)
     finally:
