@@ -323,6 +323,14 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Parquet with dictionary pages only for repetitive text (cheaper than trying every column)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    texts = [f.name for f in table.schema if (pa.types.is_large_string(f.type) or pa.types.is_string(f.type)
+                                               or pa.types.is_dictionary(f.type)) and f.name != "photo_id"]
+    pq.write_table(table, path, compression="snappy", use_dictionary=texts)
+
+
 def write_processed(
     out_dir: str | os.PathLike,
     tables: dict[str, pd.DataFrame],
@@ -352,7 +360,7 @@ def write_processed(
     try:
         # biggest first, two at a time: parquet encoding releases the GIL
         with ThreadPoolExecutor(max_workers=2) as pool:
-            jobs = [pool.submit(frame.to_parquet, tmp / f"{name}.parquet", index=False, compression="zstd")
+            jobs = [pool.submit(_write_parquet, frame, tmp / f"{name}.parquet")
                     for name, frame in sorted(tables.items(), key=lambda item: -len(item[1]))]
             for job in jobs:
                 job.result()

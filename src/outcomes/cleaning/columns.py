@@ -66,9 +66,9 @@ def _arrow(series: pd.Series) -> pa.Array:
 
 def factorize(series: pd.Series) -> tuple[np.ndarray, pa.Array]:
     """Integer code of each text (-1 for NA) and the distinct texts, via arrow (fast)."""
-    encoded = pc.dictionary_encode(_arrow(series))
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    return codes, encoded.dictionary
+    from outcomes.cleaning.normalise import factorize as _factorize
+
+    return _factorize(series)
 
 
 def duplicated(columns: dict[str, np.ndarray], alive: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
@@ -82,15 +82,12 @@ def duplicated(columns: dict[str, np.ndarray], alive: np.ndarray, key: np.ndarra
     if key is None:
         key = pd.util.hash_pandas_object(pd.DataFrame(columns, copy=False), index=False, categorize=False).to_numpy()
     key = key[alive]
-    if len(key) and key.min() >= 0 and key.max() < 8 * len(key) + 1024:
-        candidate = np.bincount(key)[key] > 1
-    else:
-        candidate = pd.Series(key).duplicated(keep=False).to_numpy()
+    candidate = pd.Series(key).duplicated(keep=False).to_numpy()
     result = np.zeros(len(alive), dtype=bool)
     if candidate.any():
         rows = np.flatnonzero(alive)[candidate]
-        subset = pd.DataFrame({name: pd.Series(values).iloc[rows].to_numpy() if not isinstance(values, np.ndarray)
-                               else values[rows] for name, values in columns.items()})
+        subset = pd.DataFrame({name: values[rows] if isinstance(values, np.ndarray)
+                               else pd.Series(values).iloc[rows].to_numpy() for name, values in columns.items()})
         result[rows[subset.duplicated(keep="first").to_numpy()]] = True
     return result
 

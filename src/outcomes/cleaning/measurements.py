@@ -5,13 +5,15 @@ array operation, and text cells are normalised once per distinct value.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 
 from outcomes import contract
 from outcomes.cleaning import normalise as nz
 from outcomes.cleaning import qc
-from outcomes.cleaning.columns import Parsed, PatientIds, duplicated, factorize, new_ledger, text_column
+from outcomes.cleaning.columns import Parsed, PatientIds, duplicated, new_ledger, text_column
 from outcomes.io import RawTable
 
 COLUMNS = ("patient_id", "photo_id", "taken_at", "metric", "view", "value", "device",
@@ -22,38 +24,32 @@ QC_NUMBERS = {"color_delta_e": (0.0, np.inf), "head_yaw_deg": (-180.0, 180.0), "
 def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool = False) -> Parsed:
     """Normalise every cell of photo_metrics (no row is dropped here)."""
     f, n = raw.frame, raw.rows
-    names = list(registry)
-    metric = nz.normalise_column(f["metric"], nz.metric_name, categories=names, registry=registry)
-    views = list(contract.VIEWS)
-    view = nz.normalise_column(f["view"], nz.view, categories=views) if "view" in f else nz.Column(
-        pd.Categorical.from_codes(np.full(n, views.index(contract.DEFAULT_VIEW)), categories=views),
-        pd.Categorical.from_codes(np.zeros(n, np.int8), [""]))
-    when = nz.dates(f["taken_at"], monthfirst=monthfirst)
-    value = nz.numbers(f["value"], raw.decimal_comma)
-    reasons = {"taken_at": when.reasons, "metric": metric.reasons, "value": value.reasons, "view": view.reasons}
-    values = {
-        "patient_id": text_column(f, "patient_id"),
-        "photo_id": text_column(f, "photo_id"),
-        "taken_at": when.values,
-        "metric": metric.values,
-        "view": view.values,
-        "value": value.values,
-        "device": text_column(f, "device"),
+    names, views = list(registry), list(contract.VIEWS)
+    missing = pd.Categorical.from_codes(np.zeros(n, np.int8), ["missing"])
+    jobs = {  # each normalises one column; arrow and numpy release the GIL, so two run at a time
+        "metric": lambda: nz.normalise_column(f["metric"], nz.metric_name, categories=names, registry=registry),
+        "view": lambda: nz.normalise_column(f["view"], nz.view, categories=views) if "view" in f else nz.Column(
+            pd.Categorical.from_codes(np.full(n, views.index(contract.DEFAULT_VIEW)), categories=views),
+            pd.Categorical.from_codes(np.zeros(n, np.int8), [""])),
+        "taken_at": lambda: nz.dates(f["taken_at"], monthfirst=monthfirst),
+        "value": lambda: nz.numbers(f["value"], raw.decimal_comma),
+        "makeup": lambda: nz.normalise_column(f["makeup"], nz.yes_no, categories=[False, True]) if "makeup" in f
+        else nz.Column(pd.Categorical.from_codes(np.full(n, -1), categories=[False, True]), missing),
+        **{c: (lambda c=c: nz.numbers(f[c], raw.decimal_comma) if c in f else nz.Column(np.full(n, np.nan), missing))
+           for c in QC_NUMBERS},
+        **{c: (lambda c=c: text_column(f, c)) for c in ("patient_id", "photo_id", "device")},
     }
-    for column in QC_NUMBERS:
-        if column in f:
-            parsed = nz.numbers(f[column], raw.decimal_comma)
-        else:
-            parsed = nz.Column(np.full(n, np.nan), pd.Categorical.from_codes(np.zeros(n, np.int8), ["missing"]))
-        values[column], reasons[column] = parsed
-    if "makeup" in f:
-        makeup = nz.normalise_column(f["makeup"], nz.yes_no, categories=[False, True])
-        codes = np.asarray(makeup.values.codes)
-        values["makeup"] = pd.arrays.BooleanArray(codes == 1, codes < 0)
-        reasons["makeup"] = makeup.reasons
-    else:
-        values["makeup"] = pd.arrays.BooleanArray(np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
-        reasons["makeup"] = pd.Categorical.from_codes(np.zeros(n, np.int8), ["missing"])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = dict(zip(jobs, pool.map(lambda job: job(), jobs.values())))
+    makeup = np.asarray(done["makeup"].values.codes)
+    values = {
+        "patient_id": done["patient_id"], "photo_id": done["photo_id"],
+        "taken_at": done["taken_at"].values, "metric": done["metric"].values, "view": done["view"].values,
+        "value": done["value"].values, "device": done["device"],
+        **{c: done[c].values for c in QC_NUMBERS},
+        "makeup": pd.arrays.BooleanArray(makeup == 1, makeup < 0),
+    }
+    reasons = {c: done[c].reasons for c in ("taken_at", "metric", "value", "view", "makeup", *QC_NUMBERS)}
     return Parsed(pd.DataFrame(values, index=f.index, copy=False), reasons, new_ledger(raw))
 
 
@@ -86,21 +82,20 @@ def check(parsed: Parsed, ids: PatientIds, registry: dict[str, contract.Metric])
             cleaned[column] = np.where(impossible, np.nan, numbers)
     if cleaned:
         parsed.values = v = v.assign(**cleaned)
-    photo = factorize(v["photo_id"])[0]
-    n_metrics = len(registry)
-    key = photo * n_metrics + metric_codes  # photo x metric: equal rows share it
+    taken = v["taken_at"].to_numpy().view(np.int64)
     columns = {
-        "patient": codes,
-        "photo": photo,
-        "device": factorize(v["device"])[0],
-        "taken_at": v["taken_at"].to_numpy().view(np.int64),
-        "metric": metric_codes,
-        "view": v["view"].cat.codes.to_numpy(),
-        "value": value,
+        "patient": codes, "photo_id": v["photo_id"], "device": v["device"], "taken_at": taken,
+        "metric": metric_codes, "view": v["view"].cat.codes.to_numpy(), "value": value,
         "makeup": v["makeup"].to_numpy(dtype="int8", na_value=-1),
         **{c: v[c].to_numpy() for c in QC_NUMBERS},
     }
-    ledger.mark_duplicates(duplicated(columns, ledger.ok, key=np.where(key >= 0, key, 0)))
+    # equal rows have equal (patient, time, metric, value): mix those into one number (no text hashing)
+    mixed = (codes.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ taken.astype(np.uint64)
+    mixed = mixed * np.uint64(0xBF58476D1CE4E5B9) ^ (metric_codes.astype(np.uint64) + np.uint64(7))
+    mixed = mixed * np.uint64(0x94D049BB133111EB) ^ np.nan_to_num(value, nan=-1.0).view(np.uint64)
+    key = (mixed >> np.uint64(1)).astype(np.int64)
+    with np.errstate(over="ignore"):
+        ledger.mark_duplicates(duplicated(columns, ledger.ok, key=key))
     return codes
 
 

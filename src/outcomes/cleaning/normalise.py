@@ -398,10 +398,13 @@ def factorize(series: pd.Series) -> tuple[np.ndarray, list | pa.Array]:
     if array is None or not pd.api.types.is_string_dtype(series.dtype):
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
         return codes, list(uniques)
-    chunked = array()
-    encoded = pc.dictionary_encode(chunked.combine_chunks() if isinstance(chunked, pa.ChunkedArray) else chunked)
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    return codes, encoded.dictionary
+    encoded = pc.dictionary_encode(array())  # chunks share one dictionary
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    if not chunks:
+        return np.zeros(0, dtype=np.int64), pa.array([], type=pa.large_string())
+    indices = pa.chunked_array([c.indices for c in chunks], type=chunks[0].indices.type)
+    codes = indices.fill_null(-1).to_numpy().astype(np.int64, copy=False)
+    return codes, chunks[0].dictionary
 
 
 def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:

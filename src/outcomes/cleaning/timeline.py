@@ -16,6 +16,8 @@ is a binary search (np.searchsorted), and choosing one row per cell is one sort.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -154,10 +156,24 @@ def build_outcomes(
     def per_row(column: str) -> pd.Series:
         return pd.Series(pd.array(measurements[column].array.__arrow_array__().take(pa.array(rows)), dtype="str"))
 
+    # text columns are materialised by arrow, which releases the GIL: build them two at a time
+    texts = {
+        "patient_id": lambda: per_patient("patient_id"),
+        "metric": lambda: strings_from_codes(metric[rows], list(registry)),
+        "view": lambda: strings_from_codes(view[rows], contract.VIEWS),
+        "sex": lambda: per_patient("sex"),
+        "concern": lambda: per_patient("concern"),
+        "clinic_id": lambda: per_patient("clinic_id"),
+        "qc_reasons": lambda: strings_from_codes(flags, qc.REASON_TEXTS),
+        "photo_id": lambda: per_row("photo_id"),
+        "device": lambda: per_row("device"),
+    }
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        text = dict(zip(texts, pool.map(lambda make: make(), texts.values())))
     out = pd.DataFrame({
-        "patient_id": per_patient("patient_id"),
-        "metric": strings_from_codes(metric[rows], list(registry)),
-        "view": strings_from_codes(view[rows], contract.VIEWS),
+        "patient_id": text["patient_id"],
+        "metric": text["metric"],
+        "view": text["view"],
         "sessions": sessions_r,
         "days_since_baseline": days_since,
         "baseline": base_value,
@@ -167,14 +183,14 @@ def build_outcomes(
         "age": patients["age"].to_numpy()[patient[rows]],
         "skin_type": pd.Categorical.from_codes(patients["skin_type"].cat.codes.to_numpy()[patient[rows]],
                                                dtype=contract.SKIN_TYPE_DTYPE),
-        "sex": per_patient("sex"),
-        "concern": per_patient("concern"),
-        "clinic_id": per_patient("clinic_id"),
+        "sex": text["sex"],
+        "concern": text["concern"],
+        "clinic_id": text["clinic_id"],
         "qc_ok": flags == 0,
-        "qc_reasons": strings_from_codes(flags, qc.REASON_TEXTS),
+        "qc_reasons": text["qc_reasons"],
         "taken_at": taken[rows],
-        "photo_id": per_row("photo_id"),
-        "device": per_row("device"),
+        "photo_id": text["photo_id"],
+        "device": text["device"],
         "days_since_last_session": (day[rows] - last_session_day(keys, patient[rows], sessions_r)),
     }, copy=False)  # no block consolidation: saves a copy of every column
     return out
