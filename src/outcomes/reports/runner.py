@@ -438,7 +438,7 @@ def cli_report(
     """`outcomes report`: 0 all reports ok, 1 any failed, 2 nothing ran (bad input)."""
     # this process too reads Jupyter/IPython settings; keep their files inside OUT (restored after)
     saved_env = dict(os.environ)
-    _init_worker(_quiet_environment(Path(out).resolve(), Path(out).resolve() / ".cache", jobs))
+    os.environ.update(_quiet_environment(Path(out).resolve(), Path(out).resolve() / ".cache", jobs))
     try:
         return _cli_report(notebook, params, grid, processed, out, jobs, echo)
     finally:
