@@ -29,6 +29,9 @@ AGE_BANDS = ("<35", "35-44", "45-54", "55+")
 AGE_BAND_EDGES = (-np.inf, 35, 45, 55, np.inf)
 AGE_BAND_DTYPE = pd.CategoricalDtype(list(AGE_BANDS), ordered=True)
 OUTCOME = "improvement_pct"
+# A skin type seen in fewer patients cannot carry its own curve (a spline x skin-type interaction
+# is 4 parameters per type); its rows are left out of the improvement model and counted.
+MIN_PATIENTS_PER_SKIN_TYPE = 10
 
 
 def age_band(age: pd.Series | np.ndarray) -> pd.Series:
@@ -121,8 +124,15 @@ class ImprovementModel:
         self.spline_df = spline_df
 
     def fit(self, outcomes: pd.DataFrame) -> ImprovementModel:
-        rows, self.dropped_ = model_rows(outcomes, self.metric, self.view, self.include_flagged,
-                                         patients=self.patients)
+        rows, dropped = model_rows(outcomes, self.metric, self.view, self.include_flagged, patients=self.patients)
+        per_type = rows.groupby("skin_type", observed=True)["patient_id"].nunique()
+        sparse = per_type[per_type < MIN_PATIENTS_PER_SKIN_TYPE]
+        reason = f"skin type with < {MIN_PATIENTS_PER_SKIN_TYPE} patients" + (
+            f" ({', '.join(f'{k}: {v}' for k, v in sparse.items())})" if len(sparse) else "")
+        thin = rows["skin_type"].isin(sparse.index)
+        self.dropped_ = pd.concat([dropped, pd.DataFrame([{"reason": reason, "rows": int(thin.sum())}])],
+                                  ignore_index=True)
+        rows = rows.loc[~thin]
         if rows["sessions"].nunique() < 2:
             raise ValueError(f"{self.metric}: need measurements after at least two different session counts")
         inter = tuple("age_c" if c == "age" else c for c in self.interactions)

@@ -75,8 +75,11 @@ class PredictiveModel:
             if overlap:  # GroupKFold guarantees this; checked because the whole comparison rests on it
                 raise RuntimeError(f"fold {fold}: patients in both train and test: {sorted(overlap)[:5]}")
             test_patients = frozenset(groups[test])
-            # score every model on the same rows: those whose skin type the training rows contain
-            seen = rows.loc[train, "skin_type"].astype(str).unique()
+            mm = None
+            if self.compare_mixed:
+                mm = ImprovementModel(self.metric, view=None, include_flagged=True).fit(rows.loc[train])
+            # score every model on the same rows: those of skin types every model was fitted on
+            seen = set(rows.loc[train, "skin_type"].astype(str)) & (set(mm.skin_types_) if mm else set(SKIN_TYPES))
             test = test[rows.loc[test, "skin_type"].astype(str).isin(seen).to_numpy()]
             self.folds_.append({"fold": fold, "train_patients": frozenset(groups[train]),
                                 "test_patients": test_patients, "scored_rows": len(test)})
@@ -84,8 +87,7 @@ class PredictiveModel:
             hgb = boosting_model(self.seed).fit(xb.iloc[train], y[train])
             preds["boosting"] = hgb.predict(xb.iloc[test])
             preds["ridge"] = linear_model().fit(xl[train], y[train]).predict(xl[test])
-            if self.compare_mixed:
-                mm = ImprovementModel(self.metric, view=None, include_flagged=True).fit(rows.loc[train])
+            if mm is not None:
                 preds["mixed model"] = mm.predict(rows.loc[test], ci=False)["estimate"].to_numpy()
             for name, p in preds.items():
                 scores.append({"fold": fold, "model": name, "mae": mean_absolute_error(y[test], p),
