@@ -32,7 +32,6 @@ from outcomes import contract
 # Text that means "no value" in a cell (besides the empty string).
 NULL_TOKENS = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "none", "#N/A")
 FIRST_DATA_ROW = 2  # source_row of the first data row: the header is row 1, as in a spreadsheet
-EXTRA_FILES = ("metrics",)  # optional user metric registry, read like a table
 
 
 class RawDataError(Exception):
@@ -315,12 +314,6 @@ OUTPUT_FILES = (
 )
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:

@@ -73,8 +73,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
                **({"delimiter": raw.delimiter} if raw.delimiter else {})} for name, raw in raws.items()]
     registry_path = find_registry_file(raw_dir)
     registry, registry_sha, registry_rows = load_registry(registry_path)
-
     lap("read")
+
     # 1. every cell normalised; rows rejected on their own fields only where no link is needed yet
     pat = patients_mod.parse(raws["patients"], monthfirst)
     patients_mod.check(pat)
@@ -82,8 +82,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     mea = meas_mod.parse(raws["photo_metrics"], registry, monthfirst)
     ass = assess_mod.parse(raws["assessments"], monthfirst) if "assessments" in raws else None
     adv = adverse_mod.parse(raws["adverse_events"], monthfirst) if "adverse_events" in raws else None
-
     lap("parse")
+
     # 2. ages from birth dates need each patient's first session (or first photo)
     patients_mod.finish(pat, _age_reference_dates(pat, ses, mea))
     alive = pat.values["patient_id"][pat.ledger.ok]
@@ -91,8 +91,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     known = pat.values["patient_id"].dropna().unique()
     ids = PatientIds(known=pa.array(np.asarray(known, dtype=object), type=pa.large_string()),
                      kept=pa.array(kept_ids.to_numpy(dtype=object), type=pa.large_string()))
-
     lap("ages")
+
     # 3. link rows to kept patients, reject the rest, count duplicates
     sessions_mod.check(ses, ids)
     measurement_codes = meas_mod.check(mea, ids, registry)
@@ -110,8 +110,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     for led in ledgers.values():
         led.raw = led.raw.iloc[:0]  # the raw cells are no longer needed: free the memory
     del raws
-
     lap("check")
+
     # 4. tidy tables, session counts, baselines, outcomes
     sessions_t = sessions_mod.tidy(ses)
     patients_t = patients_mod.tidy(pat, sessions_t)
@@ -137,8 +137,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
         tables["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True))
     lap("other tables")
     schemas.validate_processed(tables, list(registry))
-
     lap("validate")
+
     # 5. bookkeeping
     summary = pd.DataFrame({name: led.counts() for name, led in ledgers.items()}).T[list(SUMMARY_COLUMNS)]
     summary.index.name = "table"

@@ -444,12 +444,6 @@ def numbers(series: pd.Series, decimal_comma: bool = False) -> Column:
     return Column(per_unique[codes], pd.Categorical.from_codes(reason_codes[codes], categories=[OK, "missing", "not_a_number"]))
 
 
-def _arrow_strings(series: pd.Series) -> pa.ChunkedArray:
-    """The column as arrow strings (zero-copy for pandas' pyarrow-backed `str`)."""
-    if not pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
-        series = series.astype("str").where(series.notna())
-    array = pa.array(series, type=pa.string(), from_pandas=True) if series.dtype == object else series.array.__arrow_array__()
-    return array if isinstance(array, pa.ChunkedArray) else pa.chunked_array([array])
 
 
 _FAST_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")

@@ -50,7 +50,3 @@ def yaw_flag(yaw: np.ndarray, baseline_yaw: np.ndarray) -> np.ndarray:
 # qc_reasons text of every possible mask: REASON_TEXTS[mask]
 REASON_TEXTS = [";".join(f for f in FLAGS if m & int(BIT[f])) for m in range(1 << len(FLAGS))]
 
-
-def reasons_text(mask: np.ndarray) -> np.ndarray:
-    """The ";"-joined reasons of each mask ("" when none)."""
-    return np.asarray(REASON_TEXTS, dtype=object)[np.asarray(mask, dtype=np.intp)]

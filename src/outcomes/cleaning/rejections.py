@@ -49,13 +49,6 @@ class Ledger:
             self.checks.append((column, reason))
             self.failed[new] = len(self.checks) - 1
 
-    def reject_reasons(self, reasons: pd.Categorical, column: str, allow: tuple[str, ...] = ("",)) -> None:
-        """Reject every row whose normaliser reason is not in `allow`."""
-        codes = np.asarray(reasons.codes)
-        for code, reason in enumerate(reasons.categories):
-            if reason not in allow:
-                self.reject(codes == code, column, str(reason))
-
     def note(self, reasons: pd.Categorical, column: str, note: str, allow: tuple[str, ...] = ("", "missing")) -> None:
         """Record a data-quality note (not a rejection) for rows of kept data with an odd value."""
         codes = np.asarray(reasons.codes)
@@ -66,15 +59,14 @@ class Ledger:
             rows = np.flatnonzero((codes == code) & alive)
             if not len(rows):
                 continue
-            values = self.raw[column].iloc[rows].astype("str").fillna("")
+            values = self.raw[column].iloc[rows].astype("str").fillna("").to_numpy(dtype=object)
             if column in self.withheld:
-                values = pd.Series(f"(withheld: {column})", index=values.index)
-            for value, count in values.value_counts(sort=False).sort_index().items():
-                first = rows[np.flatnonzero(values.to_numpy() == value)[0]]
+                values[:] = f"(withheld: {column})"
+            found = pd.DataFrame({"value": values, "row": self.source_rows[rows]}).groupby("value")["row"].agg(["size", "min"])
+            for value, (count, first) in found.iterrows():
                 self.notes.append({
                     "table": self.table, "source_file": self.source_file, "column": column,
-                    "value": value, "note": note, "rows": int(count),
-                    "first_source_row": int(self.source_rows[first]),
+                    "value": value, "note": note, "rows": int(count), "first_source_row": int(first),
                 })
 
     def mark_duplicates(self, mask: np.ndarray | pd.Series) -> None:
@@ -123,6 +115,3 @@ def _cell_text(value: object) -> str:
         return value.isoformat()
     return str(value)
 
-
-def empty_rejected() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([], dtype="int64" if c == "source_row" else "str") for c in contract.REJECTED_COLUMNS})
