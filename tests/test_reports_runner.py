@@ -114,24 +114,21 @@ reports:
     day = out / "2025-01-31"
     day.mkdir(parents=True)
     (day / "bad.pdf").write_text("a PDF from an earlier run that would now be stale")
-    specs, timeout = runner.load_grid(grid)
-    results = runner.run_reports(specs, project / "processed", out, jobs=2, cell_timeout=timeout, day="2025-01-31")
-    status = {r.name: r.status for r in results}
-    assert status == {"good-a": "ok", "bad": "failed", "good-b": "ok"}
+    code = runner.cli_report(None, [], grid, project / "processed", out, jobs=2, day="2025-01-31")
+    assert code == 1
+    summary = capsys.readouterr().out
+    assert "FAILED" in summary and "bad.log" in summary and "2 of 3 reports ok" in summary
+    assert "good-a.pdf" in summary and "too few patients, on purpose" in summary
     assert (day / "good-a.pdf").is_file() and (day / "good-b.pdf").is_file()
     assert not (day / "bad.pdf").exists()
     failed_nb = nbformat.read(day / "bad.ipynb", as_version=4)
     assert "papermill-error-cell-tag" in failed_nb.cells[0].metadata.get("tags", [])  # papermill's banner
     assert "too few patients, on purpose" in (day / "bad.log").read_text()
-    bad = next(r for r in results if r.name == "bad")
-    assert "ValueError: too few patients, on purpose" in bad.error
     good = nbformat.read(day / "good-a.ipynb", as_version=4)
     assert "twice n is 10 alpha" in json.dumps(good.cells[-1].outputs)
     index = (day / "index.html").read_text()
     assert all(name in index for name in ("good-a", "bad", "good-b")) and "failed" in index
     assert not list(day.glob(".work-*")) and not list(day.glob("*.tmp"))  # no leftovers
-    summary = runner.format_summary(results)
-    assert "FAILED" in summary and "bad.log" in summary and "2 of 3 reports ok" in summary
 
 
 @pytest.mark.slow
@@ -152,3 +149,12 @@ def test_cli_unattended_two_word_params_and_nothing_written_to_home(project, tmp
     assert "twice n is 42 beta" in pdfs[0].with_suffix(".log").read_text()
     assert list(home.rglob("*")) == []
     assert "\r" not in proc.stderr  # plain progress lines without a terminal
+
+
+def test_parameters_read_from_a_notebook_without_kernelspec(tmp_path):
+    path = _notebook(tmp_path / "plain.ipynb", "print(n)")
+    nb = nbformat.read(path, as_version=4)
+    del nb.metadata["kernelspec"]
+    nbformat.write(nb, path)
+    assert list(params.declared_parameters(path)) == ["processed_dir", "n", "label", "scale"]
+    assert params.declared_parameters(path)["scale"]["type"] == "float"  # from the default, no annotation

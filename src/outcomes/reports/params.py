@@ -75,6 +75,8 @@ def declared_parameters(notebook: str | Path) -> dict[str, dict[str, Any]]:
     else:  # papermill needs a kernel name to parse the cell; reports always run on ours
         from papermill.inspection import _infer_parameters
 
+        for cell in nb.cells:  # papermill's loader adds these; its parser expects them
+            cell.metadata.setdefault("tags", [])
         found = {p.name: p._asdict() for p in _infer_parameters(nb, name=config.KERNEL_NAME)}
     declared = {}
     for name, info in found.items():

@@ -316,8 +316,10 @@ def run_reports(
     if not processed.is_dir():
         raise ParameterError(f"processed-data folder {processed} not found; run `outcomes clean` (or `make report`)")
     specs = [_with_processed(s, processed) for s in specs]
-    _check_kernel()
     out = Path(out).resolve()
+    for folder in ("matplotlib", "ipython"):  # Jupyter's kernel lookup creates IPYTHONDIR otherwise
+        (out / ".cache" / folder).mkdir(parents=True, exist_ok=True)
+    _check_kernel()
     day_dir = out / (day or datetime.now().strftime("%Y-%m-%d"))
     work_dir = Path(tempfile.mkdtemp(prefix=".work-", dir=_mkdir(day_dir)))
     env = _quiet_environment(out, work_dir, jobs)
@@ -434,19 +436,22 @@ def cli_report(
     out: str | os.PathLike,
     jobs: int = 1,
     echo: Callable[[str], Any] = print,
+    day: str | None = None,
 ) -> int:
-    """`outcomes report`: 0 all reports ok, 1 any failed, 2 nothing ran (bad input)."""
+    """`outcomes report`: 0 all reports ok, 1 any failed, 2 nothing ran (bad input).
+
+    Outputs go to OUT/<day>/, `day` defaulting to today's date (YYYY-MM-DD)."""
     # this process too reads Jupyter/IPython settings; keep their files inside OUT (restored after)
     saved_env = dict(os.environ)
     os.environ.update(_quiet_environment(Path(out).resolve(), Path(out).resolve() / ".cache", jobs))
     try:
-        return _cli_report(notebook, params, grid, processed, out, jobs, echo)
+        return _cli_report(notebook, params, grid, processed, out, jobs, echo, day)
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
 
 
-def _cli_report(notebook, params, grid, processed, out, jobs, echo) -> int:
+def _cli_report(notebook, params, grid, processed, out, jobs, echo, day) -> int:
     try:
         if notebook:
             specs, timeout = [single_spec(notebook, params)], DEFAULT_CELL_TIMEOUT
@@ -456,7 +461,7 @@ def _cli_report(notebook, params, grid, processed, out, jobs, echo) -> int:
             specs, timeout = load_grid(grid)
         mode = f"{len(specs)} report{'s' if len(specs) != 1 else ''} with {min(jobs, len(specs))} job(s)"
         echo(f"Running {mode}; output in {Path(out)}/<date>/")
-        results = run_reports(specs, processed, out, jobs=jobs, cell_timeout=timeout)
+        results = run_reports(specs, processed, out, jobs=jobs, cell_timeout=timeout, day=day)
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
