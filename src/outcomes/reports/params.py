@@ -77,7 +77,7 @@ def declared_parameters(notebook: str | Path) -> dict[str, dict[str, Any]]:
 
         for cell in nb.cells:  # papermill's loader adds these; its parser expects them
             cell.metadata.setdefault("tags", [])
-        found = {p.name: p._asdict() for p in _infer_parameters(nb, name=config.KERNEL_NAME)}
+        found = {p.name: p._asdict() for p in _infer_parameters(nb, name=config.KERNEL_NAME, language="python")}
     declared = {}
     for name, info in found.items():
         kind = info.get("inferred_type_name") or "None"
