@@ -471,18 +471,7 @@ def _cli_report(notebook, params, grid, processed, out, jobs, echo, day) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-def results_table(results: Sequence[ReportResult]) -> Any:
-    """The results as a DataFrame (for benchmarks and notebooks)."""
-    import pandas as pd
-
-    return pd.DataFrame([
-        {"name": r.name, "status": r.status, "duration": r.duration, "execute_seconds": r.execute_seconds,
-         "pdf_seconds": r.pdf_seconds, "pdf": str(r.pdf or ""), "error": r.error}
-        for r in results
-    ])
-
-
 __all__ = [
     "ReportSpec", "ReportResult", "ParameterError", "load_grid", "single_spec", "run_reports", "run_one",
-    "format_summary", "write_index", "cli_report", "results_table", "resolve_notebook",
+    "format_summary", "write_index", "cli_report", "resolve_notebook",
 ]
