@@ -459,8 +459,10 @@ if enough:
     main = plateau.loc[(plateau["skin_type"] == common_skin) & (plateau["n_patients"] >= min_cell)]
     if not main.empty:
         p = main.sort_values("n_patients").iloc[-1]
+        after = _n(p["plateau"])
+        after = f"{after} session{'' if after == '1' else 's'}" if after != "not reached" else "the sessions observed"
         findings.append(f"For the largest group ({p['age_band']}, skin type {common_skin}) the gain levels off after "
-                        f"{_n(p['plateau'])} sessions (interval {_n(p['ci_low'])} to {_n(p['ci_high'])}).")
+                        f"{after} (95% interval {_n(p['ci_low'])} to {_n(p['ci_high'])}).")
 """),
     md("""
 ## Sessions to a visible response
