@@ -460,9 +460,12 @@ if enough:
     if not main.empty:
         p = main.sort_values("n_patients").iloc[-1]
         after = _n(p["plateau"])
-        after = f"{after} session{'' if after == '1' else 's'}" if after != "not reached" else "the sessions observed"
-        findings.append(f"For the largest group ({p['age_band']}, skin type {common_skin}) the gain levels off after "
-                        f"{after} (95% interval {_n(p['ci_low'])} to {_n(p['ci_high'])}).")
+        group = f"For the largest group ({p['age_band']}, skin type {common_skin})"
+        if after == "not reached":
+            findings.append(f"{group} the gain has not levelled off within the sessions observed.")
+        else:
+            findings.append(f"{group} the gain levels off after {after} session{'' if after == '1' else 's'} "
+                            f"(95% interval {_n(p['ci_low'])} to {_n(p['ci_high'])}).")
 """),
     md("""
 ## Sessions to a visible response
