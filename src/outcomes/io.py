@@ -324,56 +324,81 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
     pq.write_table(table, path, compression="snappy", use_dictionary=texts)
 
 
+class ProcessedWriter:
+    """Writes the processed folder atomically: into a temporary sibling folder, then a swap.
+
+    Made before the work starts, so a bad --out fails early. `commit` writes everything and
+    swaps the finished folder in; `abort` (or any exception inside `with`) removes it, leaving
+    the earlier processed data untouched. The folder is replaced as a whole (hidden files such
+    as .gitkeep are carried over), so it refuses to replace a folder holding files it did not write.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike):
+        out = Path(out_dir).absolute()
+        if out.exists():
+            if not out.is_dir():
+                raise OutputError(f"{out} exists and is not a folder")
+            foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in OUTPUT_FILES)
+            if foreign:
+                raise OutputError(
+                    f"refusing to replace {out}: it holds files not written by `outcomes clean` "
+                    f"({', '.join(foreign[:5])}); choose another --out"
+                )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.out = out
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+        umask = os.umask(0o022)
+        os.umask(umask)
+        os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+
+    def commit(self, tables: dict[str, pd.DataFrame], csvs: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> Path:
+        """Write <table>.parquet, <csv>.csv and manifest.json, and swap the folder in."""
+        try:
+            # biggest first, two at a time: parquet encoding releases the GIL
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                jobs = [pool.submit(_write_parquet, frame, self.tmp / f"{name}.parquet")
+                        for name, frame in sorted(tables.items(), key=lambda item: -len(item[1]))]
+                for job in jobs:
+                    job.result()
+            for name, frame in csvs.items():
+                frame.to_csv(self.tmp / f"{name}.csv", index=False, lineterminator="\n")
+            (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+            out = self.out
+            if out.exists():
+                for hidden in out.iterdir():
+                    if hidden.name.startswith(".") and hidden.is_file():
+                        shutil.copy2(hidden, self.tmp / hidden.name)
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+                os.rename(out, old / out.name)
+                os.rename(self.tmp, out)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(self.tmp, out)
+        except BaseException:
+            self.abort()
+            raise
+        return self.out
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> ProcessedWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self.abort()
+
+
 def write_processed(
     out_dir: str | os.PathLike,
     tables: dict[str, pd.DataFrame],
     csvs: dict[str, pd.DataFrame],
     manifest: dict[str, Any],
 ) -> Path:
-    """Write the processed folder atomically: into a temporary sibling folder, then swap.
-
-    The folder is replaced as a whole (hidden files such as .gitkeep are carried over).
-    It refuses to replace a folder that holds files it did not write.
-    """
-    out = Path(out_dir).absolute()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.exists():
-        if not out.is_dir():
-            raise OutputError(f"{out} exists and is not a folder")
-        foreign = sorted(p.name for p in out.iterdir() if not p.name.startswith(".") and p.name not in OUTPUT_FILES)
-        if foreign:
-            raise OutputError(
-                f"refusing to replace {out}: it holds files not written by `outcomes clean` "
-                f"({', '.join(foreign[:5])}); choose another --out"
-            )
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    umask = os.umask(0o022)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
-    try:
-        # biggest first, two at a time: parquet encoding releases the GIL
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            jobs = [pool.submit(_write_parquet, frame, tmp / f"{name}.parquet")
-                    for name, frame in sorted(tables.items(), key=lambda item: -len(item[1]))]
-            for job in jobs:
-                job.result()
-        for name, frame in csvs.items():
-            frame.to_csv(tmp / f"{name}.csv", index=False, lineterminator="\n")
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
-        if out.exists():
-            for hidden in out.iterdir():
-                if hidden.name.startswith(".") and hidden.is_file():
-                    shutil.copy2(hidden, tmp / hidden.name)
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.rename(out, old / out.name)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    """Write a whole processed folder atomically (see ProcessedWriter)."""
+    with ProcessedWriter(out_dir) as writer:
+        return writer.commit(tables, csvs, manifest)
 
 
 # --- reading processed data -----------------------------------------------------

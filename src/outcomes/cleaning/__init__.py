@@ -32,7 +32,7 @@ from outcomes.cleaning import sessions as sessions_mod
 from outcomes.cleaning import timeline
 from outcomes.cleaning.columns import PatientIds, factorize, strings_from_codes
 from outcomes.cleaning.registry import find_registry_file, load_registry
-from outcomes.io import OutputError, RawDataError, RawTable, find_raw_file, read_raw_table, write_processed
+from outcomes.io import OutputError, ProcessedWriter, RawDataError, RawTable, find_raw_file, read_raw_table
 
 __all__ = ["clean", "CleanResult", "cli_clean", "RawDataError", "OutputError"]
 
@@ -69,11 +69,20 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     if not raw_dir.is_dir():
         raise RawDataError(f"raw-data folder {raw_dir} does not exist", file=raw_dir)
     raws, file_notes = _read_all(raw_dir)
+    registry_path = find_registry_file(raw_dir)
+    registry = load_registry(registry_path)
+    lap("read")
+    if out_dir is None:
+        return _clean(raw_dir, raws, file_notes, registry_path, registry, monthfirst, None, lap)
+    with ProcessedWriter(out_dir) as writer:  # checks --out before the work; removes its temp folder on failure
+        return _clean(raw_dir, raws, file_notes, registry_path, registry, monthfirst, writer, lap)
+
+
+def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], registry_path: Path | None,
+           loaded_registry: tuple, monthfirst: bool, writer: ProcessedWriter | None, lap) -> CleanResult:
+    registry, registry_sha, registry_rows = loaded_registry
     inputs = [{"table": name, "file": raw.path.name, "sha256": raw.sha256, "rows": raw.rows,
                **({"delimiter": raw.delimiter} if raw.delimiter else {})} for name, raw in raws.items()]
-    registry_path = find_registry_file(raw_dir)
-    registry, registry_sha, registry_rows = load_registry(registry_path)
-    lap("read")
 
     # 1. every cell normalised; rows rejected on their own fields only where no link is needed yet
     pat = patients_mod.parse(raws["patients"], monthfirst)
@@ -109,7 +118,7 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     rejected = pd.concat([led.frame() for led in ledgers.values()], ignore_index=True)
     for led in ledgers.values():
         led.raw = led.raw.iloc[:0]  # the raw cells are no longer needed: free the memory
-    del raws
+    raws.clear()
     lap("check")
 
     # 4. tidy tables, session counts, baselines, outcomes
@@ -122,20 +131,20 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     mea.values = mea.values.iloc[:0]
     kept["_day"] = timeline.day_numbers(kept["taken_at"])
     kept["sessions"] = timeline.count_sessions(keys, kept["_patient"].to_numpy(), kept["_day"].to_numpy())
-    lap("session counts")
-    outcomes_t = timeline.build_outcomes(kept, patients_t, keys, registry)
-    lap("outcomes")
     measurements_t = kept.assign(
         metric=strings_from_codes(kept["metric"].cat.codes.to_numpy(), kept["metric"].cat.categories),
         view=strings_from_codes(kept["view"].cat.codes.to_numpy(), kept["view"].cat.categories),
     )[list(meas_mod.COLUMNS)]
-    del kept
-    tables = {"patients": patients_t, "sessions": sessions_t, "measurements": measurements_t, "outcomes": outcomes_t}
+    tables = {"patients": patients_t, "sessions": sessions_t, "measurements": measurements_t}
     if ass is not None:
         tables["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, assess_codes, ass.values["assessed_at"], False))
     if adv is not None:
         tables["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True))
-    lap("other tables")
+    lap("linked tables")
+    outcomes_t = timeline.build_outcomes(kept, patients_t, keys, registry)
+    del kept
+    tables["outcomes"] = outcomes_t
+    lap("outcomes")
     schemas.validate_processed(tables, list(registry))
     lap("validate")
 
@@ -145,12 +154,14 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     notes = pd.DataFrame(file_notes + [n for led in ledgers.values() for n in led.notes], columns=list(NOTE_COLUMNS))
     notes["rows"] = notes["rows"].astype("Int64")
     notes["first_source_row"] = notes["first_source_row"].astype("Int64")
+    tables = {name: tables[name] for name in
+              ("patients", "sessions", "measurements", "outcomes", "assessments", "adverse_events") if name in tables}
     manifest = _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
                          outcomes_t, tables, monthfirst, registry)
     result = CleanResult(tables=tables, rejected=rejected, summary=summary, manifest=manifest, notes=notes)
     lap("bookkeeping")
-    if out_dir is not None:
-        result.out_dir = write_processed(out_dir, tables, {"rejected": rejected, "data_quality": notes}, manifest)
+    if writer is not None:
+        result.out_dir = writer.commit(tables, {"rejected": rejected, "data_quality": notes}, manifest)
         lap("write")
     return result
 
