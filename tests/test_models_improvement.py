@@ -105,3 +105,15 @@ def test_unknown_metric_and_view_are_named(cohort):
         improvement_model(cohort, "collagen")
     with pytest.raises(ValueError, match="left45"):
         improvement_model(cohort, "hydration", view="left45")
+
+
+def test_prediction_band_holds_95_percent_of_new_patients(model):
+    # patients the model never saw, from the same population (response factor r ~ N(1, 0.5),
+    # noise SD 4): their single measurements fall in the band ~95% of the time
+    new = ms.cohort(1000, seed=99).query("sessions > 0")
+    new = new[new["skin_type"].isin(model.skin_types_)]
+    pred = model.predict(new, prediction=True)
+    inside = (pred["pred_low"] <= new["improvement_pct"]) & (new["improvement_pct"] <= pred["pred_high"])
+    assert 0.92 <= inside.mean() <= 0.98
+    assert inside.groupby(new["sessions"]).mean().between(0.90, 0.99).all()
+    assert (pred["pred_low"] < pred["ci_low"]).all() and (pred["ci_high"] < pred["pred_high"]).all()

@@ -130,3 +130,42 @@ def test_reml_and_ml_differ_and_aic_needs_ml():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.isfinite(ml.aic)
+
+
+# random intercept and slope on log1p(sessions) with KNOWN variances, for the prediction band
+BAND_SD_INT, BAND_SD_SLOPE, BAND_CORR, BAND_SD_RES = 3.0, 2.0, 0.3, 2.0
+BAND_COV_RE = np.array([[BAND_SD_INT**2, BAND_CORR * BAND_SD_INT * BAND_SD_SLOPE],
+                        [BAND_CORR * BAND_SD_INT * BAND_SD_SLOPE, BAND_SD_SLOPE**2]])
+
+
+def _known_variance_panel(n_patients, seed):
+    """y = 5 + 8 log1p(s) - age_c + b0 + b1 log1p(s) + e, (b0, b1) ~ N(0, BAND_COV_RE), e ~ N(0, 2²)."""
+    rng = np.random.default_rng(seed)
+    b = rng.multivariate_normal([0, 0], BAND_COV_RE, size=n_patients)
+    s = np.tile(np.arange(1, 7), n_patients)
+    i = np.repeat(np.arange(n_patients), 6)
+    age_c = np.repeat(rng.normal(0, 1, n_patients), 6)
+    y = 5 + 8 * np.log1p(s) - age_c + b[i, 0] + b[i, 1] * np.log1p(s) + rng.normal(0, BAND_SD_RES, s.size)
+    return pd.DataFrame({"pid": np.char.add("p", i.astype(str)), "sessions": s, "age_c": age_c, "y": y})
+
+
+def test_prediction_band_holds_95_percent_of_new_patients_measurements():
+    m = fit_mixed(_known_variance_panel(300, seed=0), "y", "sessions", "pid", covariates=("age_c",),
+                  time_transform="log1p")
+    new = _known_variance_panel(1000, seed=100)  # patients the model never saw
+    pred = m.predict(new, prediction=True)
+    assert list(pred.columns) == ["estimate", "std_error", "ci_low", "ci_high", "pred_low", "pred_high"]
+    inside = (pred["pred_low"] <= new["y"]) & (new["y"] <= pred["pred_high"])
+    assert 0.92 <= inside.mean() <= 0.98
+    assert inside.groupby(new["sessions"]).mean().between(0.90, 0.99).all()  # at every session count
+    # its half-width is 1.96 x the true SD of one measurement: var(b0 + b1 log1p(s)) + residual variance
+    z = np.column_stack([np.ones(len(new)), np.log1p(new["sessions"])])
+    true_half = 1.959964 * np.sqrt(np.einsum("ij,jk,ik->i", z, BAND_COV_RE, z) + BAND_SD_RES**2)
+    np.testing.assert_allclose((pred["pred_high"] - pred["pred_low"]) / 2, true_half, rtol=0.1)
+    # the confidence band of the mean is a different thing: it holds few single measurements
+    assert ((pred["ci_low"] <= new["y"]) & (new["y"] <= pred["ci_high"])).mean() < 0.3
+    # no band unless asked; the CI can be left out while the band is kept
+    assert "pred_low" not in m.predict(new).columns
+    only = m.predict(new.iloc[:3], ci=False, prediction=True)
+    assert list(only.columns) == ["estimate", "pred_low", "pred_high"]
+    np.testing.assert_allclose(only["pred_low"], pred["pred_low"].iloc[:3])

@@ -7,6 +7,7 @@ contrasts with their first (present) level as reference; the shape of time is on
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -61,8 +62,9 @@ class Design:
     def fit(self, data: pd.DataFrame) -> pd.DataFrame:
         matrix = patsy.dmatrix(self.rhs, data, eval_env=_ENV, return_type="dataframe", NA_action="raise")
         self.info = matrix.design_info
+        used = set(re.findall(r"[A-Za-z_]\w*", self.rhs))  # only the formula's columns (not e.g. ids)
         for col, values in data.items():
-            if isinstance(values.dtype, pd.CategoricalDtype):
+            if col in used and isinstance(values.dtype, pd.CategoricalDtype):
                 self.categorical_levels[col] = list(values.cat.categories)
         return matrix
 

@@ -166,10 +166,13 @@ class ImprovementModel:
             "skin_type": pd.Categorical(skin, dtype=SKIN_TYPE_DTYPE),
         })
 
-    def predict(self, new: pd.DataFrame, ci: bool = True, level: float = 0.95) -> pd.DataFrame:
-        """Population-mean improvement for rows with sessions, age and skin_type."""
+    def predict(self, new: pd.DataFrame, ci: bool = True, level: float = 0.95,
+                prediction: bool = False) -> pd.DataFrame:
+        """Population-mean improvement for rows with sessions, age and skin_type, with its CI;
+        ``prediction=True`` adds pred_low/pred_high, the band where ``level`` of comparable
+        patients' single measurements fall (see :meth:`MixedModel.predict`)."""
         new = new.assign(age_c=centred_age(new["age"].astype(float)))
-        return self.mixed_.predict(new, ci=ci, level=level)
+        return self.mixed_.predict(new, ci=ci, level=level, prediction=prediction)
 
     def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False) -> pd.DataFrame:
         """Difference in expected improvement between matching rows of a and b, with CI

@@ -118,6 +118,11 @@ class MixedModel:
             np.asarray(res.cov_params())[:k_fe, :k_fe], index=exog.columns, columns=exog.columns
         )
         self.random_ = _random_table(res, list(exog_re.columns))
+        # between-patient covariance of the random effects and the residual variance, in the
+        # outcome's units: what one patient's measurement scatters by around the mean curve
+        self.cov_re_ = pd.DataFrame(np.asarray(res.cov_re, dtype=float), index=exog_re.columns,
+                                    columns=exog_re.columns)
+        self.residual_var_ = float(res.scale)
         self.n_params_ = len(res.params) + 1  # fixed + random-effect covariance + residual variance
         if not self.converged_:
             tried = ", ".join(f"{r.optimizer} ({r.message})" for r in self.attempts_.itertuples())
@@ -167,19 +172,29 @@ class MixedModel:
         new = new.copy()
         return self.design_.build(new)
 
-    def predict(self, new: pd.DataFrame, ci: bool = True, level: float = 0.95) -> pd.DataFrame:
+    def predict(self, new: pd.DataFrame, ci: bool = True, level: float = 0.95,
+                prediction: bool = False) -> pd.DataFrame:
         """Population-average prediction (random effects at zero) for each row of ``new``.
 
         With ``ci=True`` adds std_error, ci_low, ci_high from the fixed effects' covariance:
-        the uncertainty of the mean curve, not of one patient's value.
+        the uncertainty of the mean curve, not of one patient's value. With
+        ``prediction=True`` adds pred_low, pred_high: where ``level`` of comparable patients'
+        single measurements fall (the mean's uncertainty, plus the between-patient
+        random-effect variance at that time, plus the residual variance).
         """
         x = self.design_matrix(new).to_numpy()
-        beta = self.fixed_["estimate"].to_numpy()
-        out = pd.DataFrame({"estimate": x @ beta}, index=new.index)
+        est = x @ self.fixed_["estimate"].to_numpy()
+        out = pd.DataFrame({"estimate": est}, index=new.index)
+        if not (ci or prediction):
+            return out
+        se = np.sqrt(np.einsum("ij,jk,ik->i", x, self.cov_fixed_.to_numpy(), x))
         if ci:
-            se = np.sqrt(np.einsum("ij,jk,ik->i", x, self.cov_fixed_.to_numpy(), x))
-            low, high = interval(out["estimate"].to_numpy(), se, level)
-            out["std_error"], out["ci_low"], out["ci_high"] = se, low, high
+            out["std_error"] = se
+            out["ci_low"], out["ci_high"] = interval(est, se, level)
+        if prediction:
+            z = self.re_design_.build(new).to_numpy()
+            between = np.einsum("ij,jk,ik->i", z, self.cov_re_.to_numpy(), z)
+            out["pred_low"], out["pred_high"] = interval(est, np.sqrt(se**2 + between + self.residual_var_), level)
         return out
 
     def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False) -> pd.DataFrame:
