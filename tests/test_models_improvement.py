@@ -98,6 +98,19 @@ def test_age_bands():
     bands = age_band(pd.Series([20, 34.9, 35, 44, 45, 54, 55, 80]))
     assert list(bands.astype(str)) == ["<35", "<35", "35-44", "35-44", "45-54", "45-54", "55+", "55+"]
     assert bands.cat.ordered
+    assert list(age_band(np.array([36.0, 61.0])).astype(str)) == ["35-44", "55+"]
+
+
+def test_age_band_keeps_the_index_of_a_series():
+    # a filtered, re-sorted frame: the bands must land on the right rows when assigned back
+    people = pd.DataFrame({"age": pd.array([70, 30, None, 50, 40], dtype="Float64")},
+                          index=[11, 3, 8, 20, 5]).sort_values("age", ascending=False).iloc[1:]
+    bands = age_band(people["age"])
+    assert list(bands.index) == list(people.index)
+    out = people.assign(age_band=bands).sort_index()
+    assert list(out.index) == [3, 5, 8, 20]
+    assert out["age_band"].iloc[[0, 1, 3]].tolist() == ["<35", "35-44", "45-54"]
+    assert pd.isna(out.loc[8, "age_band"])  # missing age: no band
 
 
 def test_unknown_metric_and_view_are_named(cohort):

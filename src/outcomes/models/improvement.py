@@ -34,10 +34,16 @@ OUTCOME = "improvement_pct"
 MIN_PATIENTS_PER_SKIN_TYPE = 10
 
 
-def age_band(age: pd.Series | np.ndarray) -> pd.Series:
-    """<35, 35-44, 45-54, 55+ as an ordered categorical."""
-    codes = pd.cut(pd.Series(age, dtype=float), bins=list(AGE_BAND_EDGES), right=False, labels=list(AGE_BANDS))
-    return codes.astype(AGE_BAND_DTYPE)
+def age_band(age: pd.Series | np.ndarray | Sequence[float]) -> pd.Series:
+    """<35, 35-44, 45-54, 55+ as an ordered categorical (missing age: NaN).
+
+    A Series keeps its index, so the result lines up with the frame it came from
+    (``df.assign(age_band=age_band(df["age"]))``).
+    """
+    index = age.index if isinstance(age, pd.Series) else None
+    values = pd.to_numeric(pd.Series(np.asarray(age, dtype=object), index=index), errors="raise").astype(float)
+    bands = pd.cut(values, bins=list(AGE_BAND_EDGES), right=False, labels=list(AGE_BANDS))
+    return pd.Series(bands, index=index, name="age_band").astype(AGE_BAND_DTYPE)
 
 
 def centred_age(age) -> np.ndarray | pd.Series:
@@ -143,8 +149,7 @@ class ImprovementModel:
         self.rows_ = rows
         self.max_sessions_ = int(rows["sessions"].max())
         self.skin_types_ = list(self.mixed_.rows_["skin_type"].cat.categories)
-        bands = age_band(rows["age"]).to_numpy()
-        per_patient = rows.assign(band=bands).drop_duplicates("patient_id")
+        per_patient = rows.assign(band=age_band(rows["age"])).drop_duplicates("patient_id")
         self.band_ages_ = per_patient.groupby("band", observed=True)["age"].mean().reindex(list(AGE_BANDS))
         self.n_patients_ = int(rows["patient_id"].nunique())
         return self
