@@ -33,7 +33,7 @@ class _HTML:
         return self.text
 
 
-def _display(obj: _HTML) -> _HTML:
+def _display(obj):
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -58,6 +58,13 @@ def findings(items: Iterable[str], title: str = "Key findings") -> _HTML:
     body = f'<section class="report-findings"><h2>{html.escape(title)}</h2><ul>{lis}</ul></section>'
     text = title + "\n" + "\n".join(f"- {i}" for i in items)
     return _display(_HTML(body, text))
+
+
+def text(markdown: str):
+    """A paragraph or heading whose words depend on the data (rendered as markdown)."""
+    from IPython.display import Markdown
+
+    return _display(Markdown(markdown))
 
 
 def note(text: str, kind: str = "note") -> _HTML:
