@@ -127,8 +127,25 @@ reports:
     good = nbformat.read(day / "good-a.ipynb", as_version=4)
     assert "twice n is 10 alpha" in json.dumps(good.cells[-1].outputs)
     index = (day / "index.html").read_text()
-    assert all(name in index for name in ("good-a", "bad", "good-b")) and "failed" in index
+    assert all(name in index for name in ("good-a", "bad", "good-b")) and '<tr class="failed"><td>bad</td>' in index
     assert not list(day.glob(".work-*")) and not list(day.glob("*.tmp"))  # no leftovers
+
+    # a later run that day: 'bad' now works, 'good-c' is new; the index lists all four
+    fixed = _grid(project, """
+reports:
+  - name: bad
+    notebook: nb/good.ipynb
+  - name: good-c
+    notebook: nb/good.ipynb
+    parameters: {label: "gamma"}
+""")
+    assert runner.cli_report(None, [], fixed, project / "processed", out, jobs=2, day="2025-01-31") == 0
+    rows = {r.name: r for r in runner.day_results(day)}
+    assert sorted(rows) == ["bad", "good-a", "good-b", "good-c"] and all(r.ok for r in rows.values())
+    assert rows["good-a"].parameters["label"] == "alpha" and rows["bad"].pdf == day / "bad.pdf"
+    index = (day / "index.html").read_text()
+    assert "4 of 4 reports ok" in index and 'class="failed"' not in index and 'href="good-a.pdf"' in index
+    assert "0badc0de" in index  # the data snapshot each report was made from
 
 
 @pytest.mark.slow

@@ -5,7 +5,9 @@ before anything runs; each report then runs in its own worker process with the p
 kernel, a per-cell timeout and its own log file. A failed report keeps its executed
 notebook (papermill puts an error banner at the top), gets no PDF, and the others go on.
 Outputs land atomically in ``OUT/<YYYY-MM-DD>/``: ``<name>.ipynb``, ``<name>.pdf``,
-``<name>.log`` and ``index.html``; the exit code is 1 when any report failed.
+``<name>.log`` and ``index.html``, which lists every report made in that folder that day
+(the newest result of each, kept in ``.status/<name>.json``); the exit code is 1 when any
+report failed.
 
 Nothing is written outside the project and OUT: Jupyter's runtime files, IPython's
 profile and matplotlib's and fontconfig's caches are pointed into OUT's hidden folders.
@@ -61,6 +63,8 @@ class ReportResult:
     log: Path | None = None
     error: str = ""
     parameters: dict[str, Any] = field(default_factory=dict)
+    finished: str = ""  # ISO time the report ended
+    snapshot: str = ""  # the data snapshot it was made from (manifest hash)
 
     @property
     def ok(self) -> bool:
@@ -198,7 +202,8 @@ def run_one(spec: ReportSpec, day_dir: Path, work_dir: Path, cell_timeout: int, 
     log_path = day_dir / f"{spec.name}.log"
     final_nb, final_pdf = day_dir / f"{spec.name}.ipynb", day_dir / f"{spec.name}.pdf"
     tmp_nb = work_dir / f"{spec.name}.ipynb"
-    result = ReportResult(spec.name, "failed", 0.0, log=log_path, parameters=dict(spec.parameters))
+    result = ReportResult(spec.name, "failed", 0.0, log=log_path, parameters=dict(spec.parameters),
+                          snapshot=str((manifest or {}).get("snapshot", "")))
     start = time.perf_counter()
 
     # All output of this report, including the kernel's own stderr, goes to its log file.
@@ -257,6 +262,7 @@ def run_one(spec: ReportSpec, day_dir: Path, work_dir: Path, cell_timeout: int, 
             final_pdf.unlink()
     finally:
         result.duration = time.perf_counter() - start
+        result.finished = datetime.now().isoformat(timespec="seconds")
         root.removeHandler(handler)
         sys.stdout.flush(), sys.stderr.flush()
         os.dup2(saved[0], 1), os.dup2(saved[1], 2)
@@ -345,8 +351,10 @@ def run_reports(
                         result = fut.result()
                     except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OS
                         result = ReportResult(spec.name, "failed", 0.0, error=f"worker: {type(exc).__name__}: {exc}",
-                                              parameters=dict(spec.parameters))
+                                              parameters=dict(spec.parameters),
+                                              finished=datetime.now().isoformat(timespec="seconds"))
                     results[spec.name] = result
+                    save_status(result, day_dir)
                     progress.finished(result)
                     waiting = [f for f in pending if f not in running]
                     if waiting:
@@ -356,7 +364,7 @@ def run_reports(
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     ordered = [results[s.name] for s in specs]
-    write_index(ordered, day_dir, manifest)
+    write_index(day_results(day_dir), day_dir, manifest)
     return ordered
 
 
@@ -366,6 +374,43 @@ def _mkdir(path: Path) -> Path:
 
 
 # --- reporting on the run -------------------------------------------------------------
+STATUS_DIR = ".status"  # OUT/<date>/.status/<name>.json: the newest result of each report that day
+_PATH_FIELDS = ("notebook", "pdf", "log")
+
+
+def save_status(result: ReportResult, day_dir: Path) -> Path:
+    """Record a report's result in the day folder (atomic), replacing an earlier run's record,
+    so the day's index can list every report made that day, not only this run's."""
+    import dataclasses
+    import json
+
+    record = dataclasses.asdict(result)
+    for key in _PATH_FIELDS:
+        record[key] = record[key].name if record[key] else None  # names: the folder may be moved
+    folder = _mkdir(day_dir / STATUS_DIR)
+    fd, tmp = tempfile.mkstemp(prefix=f".{result.name}.", suffix=".tmp", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(record, fh, default=str)
+    os.replace(tmp, folder / f"{result.name}.json")
+    return folder / f"{result.name}.json"
+
+
+def day_results(day_dir: Path) -> list[ReportResult]:
+    """The newest result of every report made in this day folder, by name."""
+    import json
+
+    results = []
+    for path in sorted((day_dir / STATUS_DIR).glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # a record being replaced right now by a parallel run
+            continue
+        for key in _PATH_FIELDS:
+            record[key] = day_dir / record[key] if record.get(key) else None
+        results.append(ReportResult(**record))
+    return results
+
+
 def _shown_path(path: Path | None) -> str:
     if path is None:
         return "-"
@@ -390,19 +435,21 @@ def format_summary(results: Sequence[ReportResult]) -> str:
 
 
 def write_index(results: Sequence[ReportResult], day_dir: Path, manifest: dict | None) -> Path:
-    """OUT/<date>/index.html: what this run made, with links, status and timings (atomic)."""
+    """OUT/<date>/index.html: every report made that day (the newest result of each, see
+    `day_results`), with links, status, timings and data snapshot (written atomically)."""
     from outcomes import __version__
 
     def link(path: Path | None, label: str) -> str:
-        return f'<a href="{html.escape(path.name)}">{label}</a>' if path else ""
+        return f'<a href="{html.escape(path.name)}">{label}</a>' if path and path.exists() else ""
 
     rows = []
-    for r in results:
+    for r in sorted(results, key=lambda r: r.name):
         params = ", ".join(f"{k}={v}" for k, v in r.parameters.items() if k != "processed_dir") or "defaults"
         rows.append(
-            f'<tr class="{r.status}"><td>{html.escape(r.name)}</td><td>{r.status}</td><td>{r.duration:.1f}s</td>'
+            f'<tr class="{r.status}"><td>{html.escape(r.name)}</td><td>{r.status}</td>'
+            f"<td>{html.escape(r.finished[11:16])}</td><td>{r.duration:.1f}s</td>"
             f"<td>{link(r.pdf, 'PDF')} {link(r.notebook, 'notebook')} {link(r.log, 'log')}</td>"
-            f"<td>{html.escape(params)}</td><td>{html.escape(r.error)}</td></tr>"
+            f"<td>{html.escape(params)}</td><td>{html.escape(r.snapshot or '-')}</td><td>{html.escape(r.error)}</td></tr>"
         )
     manifest = manifest or {}
     synthetic = "<p><strong>SYNTHETIC DEMO DATA</strong> (simulator output, not patients).</p>" if manifest.get("synthetic") else ""
@@ -411,10 +458,12 @@ def write_index(results: Sequence[ReportResult], day_dir: Path, manifest: dict |
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border-bottom:1px solid #ccc;padding:.3em .8em;text-align:left}} tr.failed td{{background:#fdd}}</style></head>
 <body><h1>Reports of {html.escape(day_dir.name)}</h1>{synthetic}
-<p>Run finished {datetime.now():%Y-%m-%d %H:%M}; data snapshot {html.escape(str(manifest.get('snapshot', 'unknown')))}
-(cleaned {html.escape(str(manifest.get('created', 'unknown')))}); mesotherapy-outcomes {__version__}.
+<p>Every report made in this folder that day, with the result of its latest run.
 {sum(r.ok for r in results)} of {len(results)} reports ok.</p>
-<table><thead><tr><th>report</th><th>status</th><th>duration</th><th>files</th><th>parameters</th><th>error</th></tr></thead>
+<p>Last run finished {datetime.now():%Y-%m-%d %H:%M}; its data snapshot {html.escape(str(manifest.get('snapshot', 'unknown')))}
+(cleaned {html.escape(str(manifest.get('created', 'unknown')))}); mesotherapy-outcomes {__version__}.</p>
+<table><thead><tr><th>report</th><th>status</th><th>finished</th><th>duration</th><th>files</th><th>parameters</th>
+<th>data snapshot</th><th>error</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table></body></html>
@@ -473,5 +522,5 @@ def _cli_report(notebook, params, grid, processed, out, jobs, echo, day) -> int:
 
 __all__ = [
     "ReportSpec", "ReportResult", "ParameterError", "load_grid", "single_spec", "run_reports", "run_one",
-    "format_summary", "write_index", "cli_report", "resolve_notebook",
+    "format_summary", "write_index", "save_status", "day_results", "cli_report", "resolve_notebook",
 ]
