@@ -1,8 +1,10 @@
 """Reports: papermill runs of the notebooks in notebooks/, turned into PDFs without code.
 
-* ``outcomes.reports.show``   what notebooks display (findings, figures, tables);
-* ``outcomes.reports.pdf``    executed notebook -> HTML without code -> A4 PDF;
-* ``outcomes.reports.runner`` parameter checks, papermill runs, the grid, ``outcomes report``.
+* ``outcomes.reports.sections`` what each report shows: tables, figures, findings (one module per report);
+* ``outcomes.reports.cohort``   the processed tables and the report's patient selection;
+* ``outcomes.reports.show``     how notebooks display it (findings, figures, tables);
+* ``outcomes.reports.pdf``      executed notebook -> HTML without code -> A4 PDF;
+* ``outcomes.reports.runner``   parameter checks, papermill runs, the grid, ``outcomes report``.
 
 Submodules load on first use so a notebook importing ``show`` stays light.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["show", "pdf", "runner"]
+__all__ = ["sections", "cohort", "show", "pdf", "runner"]
 
 
 def __getattr__(name: str) -> Any:
