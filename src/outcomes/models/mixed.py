@@ -17,9 +17,14 @@ from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from ._design import TIME_TRANSFORMS, Design, as_categories, complete_rows, require_columns, time_term
+from ._grouped_mixedlm import GroupedMixedLM
 from ._tidy import interval, tidy_table
 
 OPTIMIZERS = ("lbfgs", "bfgs", "cg", "powell")
+# the verified-maximum check (see _best_fit): likelihood a further Newton step may still gain,
+# and the smallest eigenvalue of the scaled negative Hessian of the variance parameters
+NEWTON_DECREMENT = 1e-6
+MIN_CURVATURE = 1e-6
 
 
 class MixedModel:
@@ -103,7 +108,7 @@ class MixedModel:
         self.re_design_ = Design(self.slope_term if self.random_slope else "1")
         exog_re = self.re_design_.fit(rows)
         exog_re.columns = ["Intercept", self.slope_term][: exog_re.shape[1]]
-        model = MixedLM(endog, exog, groups=rows[self.group].to_numpy(), exog_re=exog_re)
+        model = GroupedMixedLM(endog, exog, groups=rows[self.group].to_numpy(), exog_re=exog_re)
         self.result_, self.attempts_ = _best_fit(model, self.reml, self.optimizers)
         res = self.result_
         self.converged_ = bool(self.attempts_["ok"].any())
@@ -227,68 +232,97 @@ class MixedModel:
         return f"MixedModel({self.formula}; {state})"
 
 
-def _best_fit(model: MixedLM, reml: bool, optimizers: Sequence[str], agree: float = 1e-4):
-    """Fit with several optimizers and keep the best likelihood among the converged fits.
+def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], start=None):
+    """Fit, and keep the result only when the maximum is verified.
 
-    Phase 1: optimizers in turn from statsmodels' default start, until one converges.
-    Phase 2: the other optimizers start from the best fit so far; each may improve it, and the
-    search stops once one converges to the same likelihood (within ``agree``): two algorithms
-    agreeing on the maximum is the evidence the fit is done. A fit counts as converged only if
-    the optimizer says so, the likelihood is finite, every standard error exists and (when more
-    than one optimizer is allowed) a second optimizer confirms the maximum. Otherwise the best
-    finite fit is returned and marked failed.
+    Phase 1: optimizers in turn from ``start`` (packed Cholesky factor, e.g. the solution on
+    similar data) or statsmodels' default start, until one reports success.
+    Check: Newton's method on the profiled likelihood from that point, with the exact gradient
+    and the Hessian. The fit is converged when Newton ends at a stationary point (Newton
+    decrement < ``NEWTON_DECREMENT``: a further step would gain less likelihood than that) whose
+    Hessian is negative definite (smallest eigenvalue of the scaled negative Hessian >
+    ``MIN_CURVATURE``; below it the data cannot pin every variance parameter). The check is
+    scale-free, unlike an optimizer's gradient tolerance, which badly scaled time units fool.
+    The results are recomputed at the verified point (attempt "newton").
+    Phase 2, only if that fails: the other optimizers start from the best fit so far, each
+    checked the same way. If nothing is verified, the best finite fit is returned, marked failed.
     """
     rows, fits = [], []
 
-    def attempt(name, start):
+    def attempt(name, begin, label):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                res = model.fit(reml=reml, method=name, start_params=start)
+                res = model.fit(reml=reml, method=name, start_params=begin)
             except (np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
-                rows.append({"optimizer": name, "start": "default" if start is None else "best so far",
-                             "llf": np.nan, "ok": False, "message": f"error: {exc}"})
+                rows.append({"optimizer": name, "start": label, "llf": np.nan, "ok": False,
+                             "message": f"error: {exc}"})
                 fits.append(None)
                 return None
         bse = np.asarray(res.bse_fe, dtype=float) if np.isfinite(res.llf) else np.array([np.nan])
         problems = [str(w.message).split("\n")[0] for w in caught if issubclass(w.category, ConvergenceWarning)]
         ok = bool(res.converged) and np.isfinite(res.llf) and np.all(np.isfinite(bse)) and np.all(bse > 0)
-        message = "converged" if ok else ("; ".join(sorted(set(problems))) or "did not converge")
-        rows.append({"optimizer": name, "start": "default" if start is None else "best so far",
-                     "llf": float(res.llf), "ok": ok, "message": message[:300]})
+        message = "optimizer reports success" if ok else ("; ".join(sorted(set(problems))) or "did not converge")
+        rows.append({"optimizer": name, "start": label, "llf": float(res.llf), "ok": ok, "message": message[:300]})
         fits.append(res)
         return len(fits) - 1 if ok else None
 
-    best, confirmed = None, len(optimizers) == 1
+    def verified(i):
+        """Index of the fit at the Newton-verified maximum reached from fit i, or None."""
+        with np.errstate(all="ignore"):
+            try:
+                check = model.newton(fits[i].params_object.get_packed(use_sqrt=True, has_fe=False))
+            except np.linalg.LinAlgError as exc:
+                check = {"decrement": np.inf, "curvature": np.nan, "error": str(exc)}
+        if not (check["decrement"] < NEWTON_DECREMENT and check["curvature"] > MIN_CURVATURE):
+            rows[i]["ok"] = False
+            why = (check.get("error") or (f"Hessian not negative definite (curvature {check['curvature']:.2g})"
+                   if not check["curvature"] > MIN_CURVATURE else f"Newton decrement {check['decrement']:.2g}"))
+            rows[i]["message"] = f"{rows[i]['message']}, but not a verified maximum: {why}"
+            return None
+        try:
+            res = model.results_at(check["chol"], reml)
+            bse = np.asarray(res.bse_fe, dtype=float)
+        except np.linalg.LinAlgError:
+            return None
+        if not (np.isfinite(res.llf) and np.all(np.isfinite(bse)) and np.all(bse > 0)):
+            return None
+        boundary = model.on_boundary(np.asarray(res.cov_re_unscaled, dtype=float))
+        rows.append({"optimizer": "newton", "start": "best so far", "llf": float(res.llf), "ok": True,
+                     "message": f"converged: Newton decrement {check['decrement']:.1e} after {check['iterations']} "
+                                f"steps, Hessian negative definite (curvature {check['curvature']:.2g})"
+                                + ("; on the boundary (random effects perfectly correlated or a variance at 0)"
+                                   if boundary else "")})
+        fits.append(res)
+        return len(fits) - 1
+
+    best = done = None
     for name in optimizers:
-        best = attempt(name, None)
+        best = attempt(name, start, "default" if start is None else "given")
         if best is not None:
             break
     if best is not None:
-        for name in optimizers:
+        done = verified(best)
+        for name in optimizers if done is None else ():
             if name == rows[best]["optimizer"]:
                 continue
-            i = attempt(name, fits[best].params_object)
+            i = attempt(name, fits[best].params_object, "best so far")
             if i is None:
                 continue
-            agreed = abs(fits[i].llf - fits[best].llf) <= agree
             if fits[i].llf > fits[best].llf:
                 best = i
-            if agreed:
-                confirmed = True
+            done = verified(i)
+            if done is not None:
                 break
     attempts = pd.DataFrame(rows)
-    if best is not None and not confirmed:
-        # one optimizer's word is not enough (Powell, for one, reports success at poor points)
-        attempts.loc[best, "message"] = "converged, but no other optimizer reached the same likelihood"
+    if done is None:
         attempts["ok"] = False
-    if best is None or not confirmed:
         finite = attempts[np.isfinite(attempts["llf"])]
         if finite.empty:
             raise RuntimeError(f"every optimizer failed outright: {attempts.to_dict('records')}")
-        best = int(finite["llf"].idxmax())
-    attempts["chosen"] = attempts.index == best
-    return fits[best], attempts
+        done = int(finite["llf"].idxmax())
+    attempts["chosen"] = attempts.index == done
+    return fits[done], attempts
 
 
 def _random_table(res, re_names: list[str]) -> pd.DataFrame:
