@@ -10,6 +10,7 @@ import pytest
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 import models_synthetic as ms
+from outcomes.models import MixedModel as MixedModelForTest
 from outcomes.models import compare_curves, fit_mixed
 
 SLEEP = pd.read_csv(Path(__file__).parent / "data" / "sleepstudy.csv")
@@ -245,3 +246,18 @@ def test_prediction_band_holds_95_percent_of_new_patients_measurements():
     only = m.predict(new.iloc[:3], ci=False, prediction=True)
     assert list(only.columns) == ["estimate", "pred_low", "pred_high"]
     np.testing.assert_allclose(only["pred_low"], pred["pred_low"].iloc[:3])
+
+
+def test_warm_start_reaches_the_same_verified_maximum():
+    cold = fit_mixed(SLEEP, "Reaction", "Days", "Subject")
+    half = fit_mixed(SLEEP[SLEEP["Subject"].isin(SLEEP["Subject"].unique()[:9])], "Reaction", "Days", "Subject")
+    warm = MixedModelForTest("Reaction", "Days", "Subject").fit(SLEEP, start=half.theta_)
+    assert warm.attempts_.iloc[0]["start"] == "given" and warm.converged
+    np.testing.assert_allclose(warm.fixed["estimate"], cold.fixed["estimate"], rtol=1e-6)
+    np.testing.assert_allclose(warm.random["estimate"], cold.random["estimate"], rtol=1e-4)
+    # a start from which nothing works falls back to the default start, and is still verified
+    odd = MixedModelForTest("Reaction", "Days", "Subject").fit(SLEEP, start=np.array([1e6, -1e6, 1e6]))
+    assert odd.converged
+    np.testing.assert_allclose(odd.fixed["estimate"], cold.fixed["estimate"], rtol=1e-6)
+    with pytest.raises(ValueError, match="theta_"):
+        MixedModelForTest("Reaction", "Days", "Subject").fit(SLEEP, start=np.ones(2))

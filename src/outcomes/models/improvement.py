@@ -129,7 +129,8 @@ class ImprovementModel:
         self.optimizers = tuple(optimizers)
         self.spline_df = spline_df
 
-    def fit(self, outcomes: pd.DataFrame) -> ImprovementModel:
+    def fit(self, outcomes: pd.DataFrame, start: np.ndarray | None = None) -> ImprovementModel:
+        """Fit to outcomes.parquet-shaped rows; ``start``: see :meth:`MixedModel.fit`."""
         rows, dropped = model_rows(outcomes, self.metric, self.view, self.include_flagged, patients=self.patients)
         per_type = rows.groupby("skin_type", observed=True)["patient_id"].nunique()
         sparse = per_type[per_type < MIN_PATIENTS_PER_SKIN_TYPE]
@@ -145,7 +146,7 @@ class ImprovementModel:
         self.mixed_ = MixedModel(
             OUTCOME, "sessions", "patient_id", ("age_c", "skin_type"), self.random_slope,
             self.time_transform, self.reml, inter, self.optimizers, self.spline_df,
-        ).fit(rows)
+        ).fit(rows, start=start)
         self.rows_ = rows
         self.max_sessions_ = int(rows["sessions"].max())
         self.skin_types_ = list(self.mixed_.rows_["skin_type"].cat.categories)
@@ -212,15 +213,13 @@ class ImprovementModel:
         type), i.e. the population mean the naive per-session means try to estimate."""
         sessions = np.arange(1, self.max_sessions_ + 1) if sessions is None else np.atleast_1d(sessions)
         patients = self.mixed_.rows_.drop_duplicates("patient_id")
-        beta = self.fixed["estimate"].to_numpy()
-        cov = self.mixed_.cov_fixed_.to_numpy()
-        out = []
-        for n in sessions:
-            x = self.mixed_.design_matrix(patients.assign(sessions=int(n))).to_numpy().mean(axis=0)
-            est, se = float(x @ beta), float(np.sqrt(x @ cov @ x))
-            low, high = interval(np.array([est]), np.array([se]), level)
-            out.append({"sessions": int(n), "estimate": est, "std_error": se, "ci_low": low[0], "ci_high": high[0]})
-        return pd.DataFrame(out)
+        every = pd.concat([patients.assign(sessions=int(n)) for n in sessions], ignore_index=True)
+        x = self.mixed_.design_matrix(every).to_numpy().reshape(len(sessions), len(patients), -1).mean(axis=1)
+        est = x @ self.fixed["estimate"].to_numpy()
+        se = np.sqrt(np.einsum("ij,jk,ik->i", x, self.mixed_.cov_fixed_.to_numpy(), x))
+        low, high = interval(est, se, level)
+        return pd.DataFrame({"sessions": np.asarray(sessions, dtype=int), "estimate": est, "std_error": se,
+                             "ci_low": low, "ci_high": high})
 
     def plateau(self, gain: float = 2.0, n_draws: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
         """First session count n after which one more session adds less than ``gain`` points.

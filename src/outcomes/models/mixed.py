@@ -100,7 +100,10 @@ class MixedModel:
             raise ValueError(f"need at least two groups in {self.group!r} to fit a mixed model")
         return rows
 
-    def fit(self, data: pd.DataFrame) -> MixedModel:
+    def fit(self, data: pd.DataFrame, start: np.ndarray | None = None) -> MixedModel:
+        """Fit to ``data``. ``start``: the ``theta_`` of a fit of the same random-effect structure
+        on similar data (e.g. another cross-validation fold), to start the optimizer near the
+        answer; the result is verified the same way whatever the start."""
         rows = self._rows(data)
         self.design_ = Design(self.rhs)
         exog = self.design_.fit(rows)
@@ -109,7 +112,11 @@ class MixedModel:
         exog_re = self.re_design_.fit(rows)
         exog_re.columns = ["Intercept", self.slope_term][: exog_re.shape[1]]
         model = GroupedMixedLM(endog, exog, groups=rows[self.group].to_numpy(), exog_re=exog_re)
-        self.result_, self.attempts_ = _best_fit(model, self.reml, self.optimizers)
+        if start is not None and np.shape(start) != (model.k_re2,):
+            raise ValueError(f"start must be a theta_ of {model.k_re2} numbers, got shape {np.shape(start)}")
+        # theta_ (lme4's name): packed Cholesky factor of the random-effect covariance relative to
+        # the residual variance at the verified maximum (None if not converged); a warm start
+        self.result_, self.attempts_, self.theta_ = _best_fit(model, self.reml, self.optimizers, start)
         res = self.result_
         self.converged_ = bool(self.attempts_["ok"].any())
         self.optimizer_ = self.attempts_.loc[self.attempts_["chosen"], "optimizer"].iloc[0]
@@ -236,7 +243,8 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
     """Fit, and keep the result only when the maximum is verified.
 
     Phase 1: optimizers in turn from ``start`` (packed Cholesky factor, e.g. the solution on
-    similar data) or statsmodels' default start, until one reports success.
+    similar data; if none succeeds from there, again from the default) or statsmodels' default
+    start, until one reports success.
     Check: Newton's method on the profiled likelihood from that point, with the exact gradient
     and the Hessian. The fit is converged when Newton ends at a stationary point (Newton
     decrement < ``NEWTON_DECREMENT``: a further step would gain less likelihood than that) whose
@@ -247,7 +255,7 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
     Phase 2, only if that fails: the other optimizers start from the best fit so far, each
     checked the same way. If nothing is verified, the best finite fit is returned, marked failed.
     """
-    rows, fits = [], []
+    rows, fits, thetas = [], [], {}
 
     def attempt(name, begin, label):
         with warnings.catch_warnings(record=True) as caught:
@@ -294,11 +302,15 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
                                 + ("; on the boundary (random effects perfectly correlated or a variance at 0)"
                                    if boundary else "")})
         fits.append(res)
+        thetas[len(fits) - 1] = check["chol"]
         return len(fits) - 1
 
     best = done = None
-    for name in optimizers:
-        best = attempt(name, start, "default" if start is None else "given")
+    for begin in ([start] if start is None else [start, None]):  # a given start that fails: default
+        for name in optimizers:
+            best = attempt(name, begin, "default" if begin is None else "given")
+            if best is not None:
+                break
         if best is not None:
             break
     if best is not None:
@@ -322,7 +334,7 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
             raise RuntimeError(f"every optimizer failed outright: {attempts.to_dict('records')}")
         done = int(finite["llf"].idxmax())
     attempts["chosen"] = attempts.index == done
-    return fits[done], attempts
+    return fits[done], attempts, thetas.get(done)
 
 
 def _random_table(res, re_names: list[str]) -> pd.DataFrame:

@@ -70,6 +70,7 @@ class PredictiveModel:
         y = rows[OUTCOME].to_numpy(float)
         xb, xl = _boosting_features(rows), _linear_features(rows)
         scores, importances, self.folds_ = [], [], []
+        start = None  # each fold's mixed model starts where the previous one ended (verified anyway)
         for fold, (train, test) in enumerate(GroupKFold(n_splits=self.n_splits).split(xb, y, groups)):
             overlap = set(groups[train]) & set(groups[test])
             if overlap:  # GroupKFold guarantees this; checked because the whole comparison rests on it
@@ -77,7 +78,8 @@ class PredictiveModel:
             test_patients = frozenset(groups[test])
             mm = None
             if self.compare_mixed:
-                mm = ImprovementModel(self.metric, view=None, include_flagged=True).fit(rows.loc[train])
+                mm = ImprovementModel(self.metric, view=None, include_flagged=True).fit(rows.loc[train], start=start)
+                start = mm.mixed_.theta_
             # score every model on the same rows: those of skin types every model was fitted on
             seen = set(rows.loc[train, "skin_type"].astype(str)) & (set(mm.skin_types_) if mm else set(SKIN_TYPES))
             test = test[rows.loc[test, "skin_type"].astype(str).isin(seen).to_numpy()]
@@ -106,10 +108,16 @@ class PredictiveModel:
         return self
 
     def _partial_dependence(self, xb: pd.DataFrame) -> pd.DataFrame:
+        """Average prediction over the rows, at every observed value of each feature. The rows
+        hold few distinct (sessions, age, skin type) combinations: averaging over those,
+        weighted by their counts, is the same average and far fewer predictions."""
+        distinct, counts = np.unique(xb.to_numpy(), axis=0, return_counts=True)
+        distinct = pd.DataFrame(distinct, columns=xb.columns)
         out = []
         for i, feature in enumerate(FEATURES):
-            pdp = partial_dependence(self.model_, xb, [i], kind="average", method="brute",
-                                     categorical_features=[False, False, True])
+            pdp = partial_dependence(self.model_, distinct, [i], kind="average", method="brute",
+                                     categorical_features=[False, False, True], sample_weight=counts,
+                                     custom_values={feature: np.unique(xb[feature])})
             values = pdp["grid_values"][0]
             if feature == "skin_type":
                 values = np.array(SKIN_TYPES, dtype=object)[values.astype(int)]
