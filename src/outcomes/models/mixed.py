@@ -243,8 +243,7 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
     """Fit, and keep the result only when the maximum is verified.
 
     Phase 1: optimizers in turn from ``start`` (packed Cholesky factor, e.g. the solution on
-    similar data; if none succeeds from there, again from the default) or statsmodels' default
-    start, until one reports success.
+    similar data) or statsmodels' default start, until one reports success.
     Check: Newton's method on the profiled likelihood from that point, with the exact gradient
     and the Hessian. The fit is converged when Newton ends at a stationary point (Newton
     decrement < ``NEWTON_DECREMENT``: a further step would gain less likelihood than that) whose
@@ -253,7 +252,9 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
     scale-free, unlike an optimizer's gradient tolerance, which badly scaled time units fool.
     The results are recomputed at the verified point (attempt "newton").
     Phase 2, only if that fails: the other optimizers start from the best fit so far, each
-    checked the same way. If nothing is verified, the best finite fit is returned, marked failed.
+    checked the same way. A given start that leads to no verified maximum is followed by the
+    whole search from the default start. If nothing is verified, the best finite fit is
+    returned, marked failed.
     """
     rows, fits, thetas = [], [], {}
 
@@ -305,15 +306,15 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
         thetas[len(fits) - 1] = check["chol"]
         return len(fits) - 1
 
-    best = done = None
-    for begin in ([start] if start is None else [start, None]):  # a given start that fails: default
+    def search(begin):
+        """Phase 1 from ``begin``, the check, and phase 2 if needed: a verified fit's index or None."""
+        best = None
         for name in optimizers:
             best = attempt(name, begin, "default" if begin is None else "given")
             if best is not None:
                 break
-        if best is not None:
-            break
-    if best is not None:
+        if best is None:
+            return None
         done = verified(best)
         for name in optimizers if done is None else ():
             if name == rows[best]["optimizer"]:
@@ -326,6 +327,11 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
             done = verified(i)
             if done is not None:
                 break
+        return done
+
+    done = search(start)
+    if done is None and start is not None:  # a given start that leads nowhere: the default one
+        done = search(None)
     attempts = pd.DataFrame(rows)
     if done is None:
         attempts["ok"] = False
