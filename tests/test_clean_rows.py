@@ -75,8 +75,7 @@ def test_each_kind_of_bad_row_gets_its_reason(tmp_path):
                            {"patient_id": "P1", "age": 46}]
     sessions = SESSIONS + [
         {"patient_id": "P9", "session_date": "2025-01-01"}, {"patient_id": "P1", "session_date": "31/02/2025"},
-        {"patient_id": "P1", "session_date": "2025-03-01", "status": "maybe"},
-        {"patient_id": "P1", "session_date": "2025-03-02", "volume_ml": 25}, {"patient_id": "P3", "session_date": "2025-03-02"},
+        {"patient_id": "P3", "session_date": "2025-03-02"},
     ]
     photos = PHOTO_METRICS + [
         {"patient_id": "P1", "photo_id": "z", "taken_at": "2025-01-10", "metric": "glow", "value": 1},
@@ -96,9 +95,7 @@ def test_each_kind_of_bad_row_gets_its_reason(tmp_path):
         ("patients", 7): ("patient_id", "duplicate_patient_id"),
         ("sessions", 5): ("patient_id", "unknown_patient"),
         ("sessions", 6): ("session_date", "unparseable_date"),
-        ("sessions", 7): ("status", "unknown_status"),
-        ("sessions", 8): ("volume_ml", "out_of_range"),
-        ("sessions", 9): ("patient_id", "patient_rejected"),
+        ("sessions", 7): ("patient_id", "patient_rejected"),
         ("photo_metrics", 6): ("metric", "unknown_metric"),
         ("photo_metrics", 7): ("value", "out_of_range"),
         ("photo_metrics", 8): ("value", "not_a_number"),
@@ -107,6 +104,34 @@ def test_each_kind_of_bad_row_gets_its_reason(tmp_path):
         ("photo_metrics", 11): ("view", "unknown_view"),
     }
     assert result.rejected.set_index(["table", "source_row"]).loc[("photo_metrics", 8), "value"] == "#VALUE!"
+
+
+def test_a_session_with_a_bad_volume_or_status_is_kept_counted_and_noted(tmp_path):
+    """An unusable optional value is left empty and noted: the session still happened, so the
+    session counts of the patient's later photos do not change."""
+    sessions = [
+        {"patient_id": "P1", "session_date": "2025-01-10", "status": "completed", "volume_ml": "25"},  # > 20 ml
+        {"patient_id": "P1", "session_date": "2025-02-10", "status": "done", "volume_ml": "lots"},
+        {"patient_id": "P1", "session_date": "2025-03-10", "status": "maybe", "volume_ml": "2"},
+        {"patient_id": "P2", "session_date": "2025-01-05", "status": "completed", "volume_ml": "3"},
+    ]
+    photos = PHOTO_METRICS + [dict(PHOTO_METRICS[1], photo_id="late", taken_at="2025-04-01", value=8.0)]
+    result = outcomes.clean(write_raw(tmp_path / "raw", sessions=sessions, photo_metrics=photos), tmp_path / "out")
+    reconcile(result)
+    assert len(result.rejected) == 0 and result.summary.loc["sessions", "noted"] == 3
+    s = result.tables["sessions"].query("patient_id == 'P1'")
+    assert s["volume_ml"].isna().tolist() == [True, True, False]
+    assert s["status"].tolist() == ["completed", "completed", "unknown"]
+    assert s["session_number"].tolist()[:2] == [1, 2] and s["session_number"].isna().tolist() == [False, False, True]
+    m = result.tables["measurements"].set_index("photo_id")
+    assert m.loc["b", "sessions"] == 1 and m.loc["late", "sessions"] == 2  # the 25 ml session counts; "maybe" does not
+    assert result.tables["patients"].set_index("patient_id").loc["P1", "n_sessions"] == 2
+    notes = outcomes.load_processed(tmp_path / "out")["data_quality"].query("table == 'sessions'")
+    got = {(n.column, n.value, n.rows, n.first_source_row) for n in notes.itertuples()}
+    assert got == {("volume_ml", "25", 1, 2), ("volume_ml", "lots", 1, 3), ("status", "maybe", 1, 4)}
+    assert notes.set_index("value").loc["25", "note"].startswith("out of range")
+    cli = runner.invoke(app, ["clean", "--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "cli"), "--strict"])
+    assert cli.exit_code == 0 and "volume_ml" in cli.stdout and "noted" in cli.stdout
 
 
 def test_duplicates_exact_rows_and_same_patient_same_day(tmp_path):

@@ -11,6 +11,7 @@ import csv
 import gzip
 import hashlib
 import json
+import mmap
 import os
 import re
 import shutil
@@ -100,13 +101,18 @@ def map_columns(table: str, headers: list[str], file: str | Path) -> tuple[dict[
     alias of it; the first of two headers that mean the same thing wins; unknown headers are
     ignored (and reported as a note). Raises RawDataError for missing required columns.
     """
+    positions, ignored = _map_positions(table, headers, file)
+    return {headers[p]: canonical for p, canonical in positions.items()}, ignored
+
+
+def _map_positions(table: str, headers: list[str], file: str | Path) -> tuple[dict[int, str], list[str]]:
+    """map_columns by position ({column position: canonical name}, in file order)."""
     columns = contract.COLUMNS[table]
     lookup: dict[str, str] = {}
     for col in columns:  # aliases first so that canonical names overwrite them
         for alias in col.aliases:
             lookup.setdefault(alias, col.name)
     priority = {col.name: 0 for col in columns}
-    mapping: dict[str, str] = {}
     ranks: dict[str, tuple[int, int]] = {}
     for position, raw in enumerate(headers):
         key = normalise_header(raw)
@@ -116,10 +122,9 @@ def map_columns(table: str, headers: list[str], file: str | Path) -> tuple[dict[
         rank = (0 if key == canonical else 1, position)
         if canonical not in ranks or rank < ranks[canonical]:
             ranks[canonical] = rank
-    for canonical, (_, position) in ranks.items():
-        mapping[headers[position]] = canonical
-    ignored = [h for h in headers if h not in mapping]
-    present = set(mapping.values())
+    positions = dict(sorted((position, canonical) for canonical, (_, position) in ranks.items()))
+    ignored = [str(h) for i, h in enumerate(headers) if i not in positions]
+    present = set(positions.values())
     shown = ", ".join(repr(h) for h in headers) or "none"
     for col in columns:
         if col.required and col.name not in present:
@@ -135,43 +140,49 @@ def map_columns(table: str, headers: list[str], file: str | Path) -> tuple[dict[
             f"columns found: {shown}",
             file=file, column="age",
         )
-    return mapping, ignored
+    return positions, ignored
 
 
 # --- reading ------------------------------------------------------------------
+# CSV text is read straight into arrow dictionaries (pandas categoricals): every distinct cell is
+# then normalised once. Columns with about one distinct value per row are read as plain text.
+_TEXT = pa.dictionary(pa.int32(), pa.large_string())
+DENSE_COLUMNS = frozenset({"photo_id"})
+_BOM = b"\xef\xbb\xbf"
+
+
 def read_raw_table(path: str | os.PathLike, table: str) -> RawTable:
     """Read one raw file into a RawTable (canonical headers), or raise RawDataError naming it."""
     path = Path(path)
-    name = path.name.lower()
     data = _read_bytes(path)
     with ThreadPoolExecutor(max_workers=1) as pool:  # hash while parsing (hashlib releases the GIL)
         digest_job = pool.submit(lambda: hashlib.sha256(data).hexdigest())
-        frame, delimiter = _parse(path, name, data)
+        frame, headers, positions, ignored, delimiter = _parse(path, data, table)
         digest = digest_job.result()
-    headers = list(frame.columns)
-    mapping, ignored = map_columns(table, headers, path)
-    frame = frame[list(mapping)].rename(columns=mapping)
     return RawTable(
         name=table, path=path, frame=frame, sha256=digest, delimiter=delimiter,
         decimal_comma=delimiter == ";", ignored_columns=ignored,
-        renamed={k: v for k, v in mapping.items() if k != v},
+        renamed={headers[p]: c for p, c in positions.items() if headers[p] != c},
     )
 
 
-def _parse(path: Path, name: str, data: bytes) -> tuple[pd.DataFrame, str | None]:
-    delimiter = None
-    if name.endswith(".parquet"):
-        frame = _read_parquet(path, data)
-    elif name.endswith(".xlsx"):
-        frame = _read_xlsx(path, data)
-    else:
-        if name.endswith(".gz"):
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise RawDataError(f"{path.name}: not a readable gzip file ({exc})", file=path) from exc
-        frame, delimiter = _read_csv(path, data)
-    return frame, delimiter
+def _parse(path: Path, data, table: str | None) -> tuple[pd.DataFrame, list[str], dict[int, str], list[str], str | None]:
+    """The frame (canonical columns when `table` is given), raw headers, their mapping, ignored headers, delimiter."""
+    name = path.name.lower()
+    if name.endswith((".parquet", ".xlsx")):
+        frame = _read_parquet(path, data) if name.endswith(".parquet") else _read_xlsx(path, data)
+        headers = [str(h) for h in frame.columns]
+        if table is None:
+            return frame.set_axis(headers, axis=1), headers, {}, [], None
+        positions, ignored = _map_positions(table, headers, path)
+        frame = frame.iloc[:, list(positions)].set_axis(list(positions.values()), axis=1)
+        return frame, headers, positions, ignored, None
+    if name.endswith(".gz"):
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            raise RawDataError(f"{path.name}: not a readable gzip file ({exc})", file=path) from exc
+    return _read_csv(path, data, table)
 
 
 def read_raw_frame(path: str | os.PathLike) -> tuple[pd.DataFrame, str]:
@@ -179,32 +190,29 @@ def read_raw_frame(path: str | os.PathLike) -> tuple[pd.DataFrame, str]:
     path = Path(path)
     data = _read_bytes(path)
     digest = hashlib.sha256(data).hexdigest()
-    name = path.name.lower()
-    if name.endswith(".parquet"):
-        return _read_parquet(path, data), digest
-    if name.endswith(".xlsx"):
-        return _read_xlsx(path, data), digest
-    if name.endswith(".gz"):
-        data = gzip.decompress(data)
-    frame, _ = _read_csv(path, data)
+    frame = _parse(path, data, None)[0]
     return frame.rename(columns=normalise_header), digest
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path):
+    """The file's bytes, memory-mapped (no copy of a big export); raises RawDataError when empty."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     except OSError as exc:
         raise RawDataError(f"{path.name}: cannot be read ({exc.strerror})", file=path) from exc
-    blank = b"\xef\xbb\xbf \t\r\n"
-    if not data[:4096].strip(blank) and not data.strip(blank):
+    blank = _BOM + b" \t\r\n"
+    if not data[:4096].strip(blank) and not bytes(data).strip(blank):
         raise RawDataError(f"{path.name}: the file is empty", file=path)
     return data
 
 
-def _utf8_error(path: Path, data: bytes) -> RawDataError | None:
+def _utf8_error(path: Path, data) -> RawDataError | None:
     try:
-        data.decode("utf-8")
+        str(memoryview(data), "utf-8")
     except UnicodeDecodeError as exc:
+        data = bytes(data[: exc.start + 1])
         line = data.count(b"\n", 0, exc.start) + 1
         byte = data[exc.start]
         hint = " (it looks like Latin-1/Windows-1252)" if byte >= 0x80 else ""
@@ -216,10 +224,11 @@ def _utf8_error(path: Path, data: bytes) -> RawDataError | None:
     return None
 
 
-def _read_csv(path: Path, data: bytes) -> tuple[pd.DataFrame, str]:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    head = data[:65536]
+def _read_csv(path: Path, data, table: str | None) -> tuple[pd.DataFrame, list[str], dict[int, str], list[str], str]:
+    buffer = pa.py_buffer(data)
+    if data[:3] == _BOM:
+        buffer = buffer.slice(3)
+    head = buffer.slice(0, min(65536, buffer.size)).to_pybytes()
     if not head.strip():
         raise RawDataError(f"{path.name}: the file is empty", file=path)
     if b"\x00" in head:
@@ -240,15 +249,21 @@ def _read_csv(path: Path, data: bytes) -> tuple[pd.DataFrame, str]:
     headers = next(iter(csv.reader([header_line], delimiter=delimiter)), [])
     if not [h for h in headers if h.strip()]:
         raise RawDataError(f"{path.name}: the first line holds no column names", file=path)
-    # unique names for arrow; duplicates keep their position so map_columns can pick the first
+    if table is None:
+        positions, ignored = {i: h for i, h in enumerate(headers)}, []
+    else:
+        positions, ignored = _map_positions(table, headers, path)  # a missing column fails before the work
+    # unique names for arrow; duplicates keep their position
     names = [f"{h}\x00{i}" if headers.index(h) != i else h for i, h in enumerate(headers)]
+    wanted = [names[i] for i in positions]
     try:
-        table = pacsv.read_csv(
-            pa.py_buffer(data),
+        read = pacsv.read_csv(
+            buffer,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=16 << 20),
             parse_options=pacsv.ParseOptions(delimiter=delimiter),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.large_string() for n in names},  # what pandas' str dtype holds
+                include_columns=wanted,
+                column_types={names[i]: pa.large_string() if c in DENSE_COLUMNS else _TEXT for i, c in positions.items()},
                 null_values=list(NULL_TOKENS), strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
@@ -258,28 +273,41 @@ def _read_csv(path: Path, data: bytes) -> tuple[pd.DataFrame, str]:
         if error is not None:
             raise error from exc
         raise RawDataError(f"{path.name}: cannot be parsed as CSV ({exc})", file=path) from exc
-    frame = table.to_pandas()
-    frame.columns = [n.split("\x00")[0] for n in names]
-    return frame, delimiter
+    frame = _raw_frame(read).set_axis(list(positions.values()), axis=1)
+    return frame, headers, positions, ignored, delimiter
 
 
-def _read_parquet(path: Path, data: bytes) -> pd.DataFrame:
+def _raw_frame(table: pa.Table) -> pd.DataFrame:
+    """pandas view of the cells read: dictionaries become categoricals (codes + the distinct
+    texts, nothing copied per row), plain text the `str` dtype."""
+    columns = {}
+    for i, column in enumerate(table.columns):
+        if pa.types.is_dictionary(column.type):
+            column = column.unify_dictionaries()
+            dictionary = column.chunks[0].dictionary if column.num_chunks else pa.array([], pa.large_string())
+            codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in column.chunks]
+                                   or [np.zeros(0, np.int32)])
+            categories = pd.Index(pd.array(dictionary.cast(pa.large_string()), dtype="str"))
+            columns[i] = pd.Categorical.from_codes(codes, categories=categories, validate=False)
+        else:
+            columns[i] = pd.array(column.cast(pa.large_string()) if column.num_chunks else pa.array([], pa.large_string()), dtype="str")
+    return pd.DataFrame(columns, copy=False)
+
+
+def _read_parquet(path: Path, data) -> pd.DataFrame:
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        table = pq.read_table(pa.BufferReader(pa.py_buffer(data)))
     except (pa.ArrowException, OSError) as exc:
         raise RawDataError(f"{path.name}: cannot be read as parquet ({exc})", file=path) from exc
     columns = []
     for col in table.columns:
-        if pa.types.is_dictionary(col.type):
-            col = col.cast(col.type.value_type)
         if pa.types.is_string(col.type):
             col = col.cast(pa.large_string())  # what pandas' str dtype holds
         columns.append(col)
-    table = pa.table(columns, names=table.column_names)
-    return table.to_pandas()
+    return pa.table(columns, names=table.column_names).to_pandas()
 
 
-def _read_xlsx(path: Path, data: bytes) -> pd.DataFrame:
+def _read_xlsx(path: Path, data) -> pd.DataFrame:
     import io as _io
 
     try:
@@ -289,15 +317,15 @@ def _read_xlsx(path: Path, data: bytes) -> pd.DataFrame:
     if frame.columns.empty:
         raise RawDataError(f"{path.name}: the first sheet is empty", file=path)
     out = {}
-    for name in frame.columns:
-        col = frame[name]
+    for i, name in enumerate(frame.columns):
+        col = frame.iloc[:, i]
         values = col.dropna()
         kinds = {type(v) for v in values}
         if kinds and all(issubclass(k, (pd.Timestamp, np.datetime64)) or k.__name__ == "datetime" for k in kinds):
-            out[name] = pd.to_datetime(col)
+            out[i] = pd.to_datetime(col)
         else:
-            out[name] = col.map(_excel_text, na_action="ignore").astype("str")
-    return pd.DataFrame(out)
+            out[i] = col.map(_excel_text, na_action="ignore").astype("str")
+    return pd.DataFrame(out).set_axis(list(frame.columns), axis=1)
 
 
 def _excel_text(value: Any) -> str:
@@ -312,25 +340,33 @@ OUTPUT_FILES = (
     "assessments.parquet", "adverse_events.parquet", "rejected.csv", "data_quality.csv",
     "manifest.json",
 )
+PARQUET_COMPRESSION = "snappy"
 
 
+def _write_parquet(table: pa.Table | pd.DataFrame, path: Path) -> None:
+    """Parquet with dictionary pages for repetitive text (arrow dictionaries are written as
+    they are) and statistics only for non-dictionary columns (costly on millions of rows)."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False).replace_schema_metadata(None)
+    fields = list(table.schema)
+    texts = [f.name for f in fields if (_is_text(f.type) or pa.types.is_dictionary(f.type)) and f.name not in DENSE_COLUMNS]
+    stats = [f.name for f in fields if not pa.types.is_dictionary(f.type)]
+    pq.write_table(table, path, compression=PARQUET_COMPRESSION, use_dictionary=texts, write_statistics=stats)
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Parquet with dictionary pages only for repetitive text (cheaper than trying every column)."""
-    table = pa.Table.from_pandas(frame, preserve_index=False)
-    texts = [f.name for f in table.schema if (pa.types.is_large_string(f.type) or pa.types.is_string(f.type)
-                                               or pa.types.is_dictionary(f.type)) and f.name != "photo_id"]
-    pq.write_table(table, path, compression="snappy", use_dictionary=texts)
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
 class ProcessedWriter:
     """Writes the processed folder atomically: into a temporary sibling folder, then a swap.
 
-    Made before the work starts, so a bad --out fails early. `commit` writes everything and
-    swaps the finished folder in; `abort` (or any exception inside `with`) removes it, leaving
-    the earlier processed data untouched. The folder is replaced as a whole (hidden files such
-    as .gitkeep are carried over), so it refuses to replace a folder holding files it did not write.
+    Made before the work starts, so a bad --out fails early. `write` starts writing one table
+    in the background (parquet encoding releases the GIL, so it overlaps the rest of the
+    work); `commit` waits for them, writes the CSVs and the manifest and swaps the finished
+    folder in; `abort` (or any exception inside `with`) removes it, leaving the earlier
+    processed data untouched. The folder is replaced as a whole (hidden files such as
+    .gitkeep are carried over), so it refuses to replace a folder holding files it did not write.
     """
 
     def __init__(self, out_dir: str | os.PathLike):
@@ -350,16 +386,18 @@ class ProcessedWriter:
         umask = os.umask(0o022)
         os.umask(umask)
         os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="write-parquet")
+        self._jobs: list = []
 
-    def commit(self, tables: dict[str, pd.DataFrame], csvs: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> Path:
-        """Write <table>.parquet, <csv>.csv and manifest.json, and swap the folder in."""
+    def write(self, name: str, table: pa.Table | pd.DataFrame) -> None:
+        """Start writing <name>.parquet into the temporary folder."""
+        self._jobs.append(self._pool.submit(_write_parquet, table, self.tmp / f"{name}.parquet"))
+
+    def commit(self, csvs: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> Path:
+        """Finish the parquet files, write <csv>.csv and manifest.json, and swap the folder in."""
         try:
-            # biggest first, two at a time: parquet encoding releases the GIL
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                jobs = [pool.submit(_write_parquet, frame, self.tmp / f"{name}.parquet")
-                        for name, frame in sorted(tables.items(), key=lambda item: -len(item[1]))]
-                for job in jobs:
-                    job.result()
+            for job in self._jobs:
+                job.result()
             for name, frame in csvs.items():
                 frame.to_csv(self.tmp / f"{name}.csv", index=False, lineterminator="\n")
             (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
@@ -377,9 +415,11 @@ class ProcessedWriter:
         except BaseException:
             self.abort()
             raise
+        self._pool.shutdown()
         return self.out
 
     def abort(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)  # no writer may still be busy in the folder
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> ProcessedWriter:
@@ -390,26 +430,8 @@ class ProcessedWriter:
             self.abort()
 
 
-def write_processed(
-    out_dir: str | os.PathLike,
-    tables: dict[str, pd.DataFrame],
-    csvs: dict[str, pd.DataFrame],
-    manifest: dict[str, Any],
-) -> Path:
-    """Write a whole processed folder atomically (see ProcessedWriter)."""
-    with ProcessedWriter(out_dir) as writer:
-        return writer.commit(tables, csvs, manifest)
-
-
 # --- reading processed data -----------------------------------------------------
-_DATETIMES = {
-    "patients": ("first_session",),
-    "sessions": ("session_date",),
-    "measurements": ("taken_at",),
-    "outcomes": ("taken_at",),
-    "assessments": ("assessed_at",),
-    "adverse_events": ("event_date",),
-}
+_NULLABLE = {"session_number": "Int64", "makeup": "boolean"}  # columns of pandas' nullable dtypes
 
 
 def load_processed(processed_dir: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
@@ -417,7 +439,7 @@ def load_processed(processed_dir: str | os.PathLike | None = None) -> dict[str, 
 
     Keys: patients, sessions, measurements, outcomes, rejected, and assessments /
     adverse_events / data_quality when present. `skin_type` is an ordered categorical
-    I < ... < VI (NaN = unknown).
+    I < ... < VI (NaN = unknown); text columns are pandas `str`.
     """
     from outcomes import config
 
@@ -428,8 +450,7 @@ def load_processed(processed_dir: str | os.PathLike | None = None) -> dict[str, 
         )
     tables: dict[str, pd.DataFrame] = {}
     for path in sorted(folder.glob("*.parquet")):
-        frame = pd.read_parquet(path)
-        tables[path.stem] = _with_dtypes(path.stem, frame)
+        tables[path.stem] = frame_from_arrow(pq.read_table(path))
     for stem in ("rejected", "data_quality"):
         path = folder / f"{stem}.csv"
         if path.is_file():
@@ -442,13 +463,36 @@ def load_manifest(processed_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(processed_dir) / "manifest.json").read_text(encoding="utf-8"))
 
 
-def _with_dtypes(name: str, frame: pd.DataFrame) -> pd.DataFrame:
-    frame = frame.copy()
-    if "skin_type" in frame:
-        frame["skin_type"] = frame["skin_type"].astype("str").where(frame["skin_type"].notna()).astype(contract.SKIN_TYPE_DTYPE)
-    for col in _DATETIMES.get(name, ()):
-        if col in frame:
-            frame[col] = pd.to_datetime(frame[col])
-    if "qc_ok" in frame:
-        frame["qc_ok"] = frame["qc_ok"].astype(bool)
-    return frame
+def frame_from_arrow(table: pa.Table) -> pd.DataFrame:
+    """A processed table as pandas with the contract dtypes: text (stored as dictionaries) as
+    `str`, `skin_type` as the ordered categorical, nullable integers/booleans where the contract has them."""
+    columns = {}
+    for name, column in zip(table.column_names, table.columns):
+        kind = column.type
+        if name == "skin_type":
+            columns[name] = _skin_types(column)
+        elif pa.types.is_dictionary(kind) or _is_text(kind):
+            text = column.cast(pa.large_string()) if column.num_chunks else pa.chunked_array([], pa.large_string())
+            columns[name] = pd.array(text, dtype="str")
+        elif name in _NULLABLE:
+            mask = column.is_null().to_numpy(zero_copy_only=False)
+            filled = column.fill_null(False if pa.types.is_boolean(kind) else 0).to_numpy(zero_copy_only=False)
+            nullable = pd.arrays.BooleanArray if _NULLABLE[name] == "boolean" else pd.arrays.IntegerArray
+            columns[name] = nullable(filled.astype(bool if _NULLABLE[name] == "boolean" else np.int64), mask)
+        elif pa.types.is_timestamp(kind):
+            columns[name] = column.to_numpy().astype("datetime64[ns]")
+        else:
+            columns[name] = column.to_numpy()
+    return pd.DataFrame(columns, columns=table.column_names, copy=False)
+
+
+def _skin_types(column: pa.ChunkedArray) -> pd.Categorical:
+    dtype = contract.SKIN_TYPE_DTYPE
+    if pa.types.is_dictionary(column.type) and column.num_chunks:
+        column = column.unify_dictionaries() if column.num_chunks > 1 else column
+        chunks = column.chunks
+        position = np.array([list(dtype.categories).index(v) if v in dtype.categories else -1
+                             for v in chunks[0].dictionary.to_pylist()] + [-1], dtype=np.int8)
+        indices = pa.chunked_array([c.indices for c in chunks]).fill_null(-1).to_numpy().astype(np.int64)
+        return pd.Categorical.from_codes(position[indices], dtype=dtype)
+    return pd.Categorical(column.to_pandas(), dtype=dtype)

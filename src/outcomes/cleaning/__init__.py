@@ -12,9 +12,15 @@ import logging
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+try:
+    import resource
+except ImportError:  # not on Windows
+    resource = None
 
 import numpy as np
 import pandas as pd
@@ -30,27 +36,34 @@ from outcomes.cleaning import patients as patients_mod
 from outcomes.cleaning import schemas
 from outcomes.cleaning import sessions as sessions_mod
 from outcomes.cleaning import timeline
-from outcomes.cleaning.columns import PatientIds, factorize, strings_from_codes
+from outcomes.cleaning.columns import PatientIds
 from outcomes.cleaning.registry import find_registry_file, load_registry
-from outcomes.io import OutputError, ProcessedWriter, RawDataError, RawTable, find_raw_file, read_raw_table
+from outcomes.io import (OutputError, ProcessedWriter, RawDataError, RawTable, find_raw_file, frame_from_arrow,
+                         read_raw_table)
 
 __all__ = ["clean", "CleanResult", "cli_clean", "RawDataError", "OutputError"]
 
 log = logging.getLogger(__name__)
 NOTE_COLUMNS = ("table", "source_file", "column", "value", "note", "rows", "first_source_row")
-SUMMARY_COLUMNS = ("read", "kept", "rejected", "duplicates")
+SUMMARY_COLUMNS = ("read", "kept", "rejected", "duplicates", "noted")
 
 
 @dataclass
 class CleanResult:
     """What `clean` produced: the processed tables, the rejected rows and the bookkeeping."""
 
-    tables: dict[str, pd.DataFrame]
+    processed: dict[str, pa.Table]  # the processed tables exactly as written (arrow)
     rejected: pd.DataFrame
-    summary: pd.DataFrame  # per input table: read, kept, rejected, duplicates
+    summary: pd.DataFrame  # per input table: read, kept, rejected, duplicates, noted
     manifest: dict[str, Any]
     notes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NOTE_COLUMNS)))
     out_dir: Path | None = None
+
+    @cached_property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The processed tables as pandas DataFrames, with the dtypes `load_processed` gives
+        (converted on first use: the command line never needs them)."""
+        return {name: frame_from_arrow(table) for name, table in self.processed.items()}
 
     def __repr__(self) -> str:
         where = f" -> {self.out_dir}" if self.out_dir else " (not written)"
@@ -102,12 +115,35 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
                      kept=pa.array(kept_ids.to_numpy(dtype=object), type=pa.large_string()))
     lap("ages")
 
-    # 3. link rows to kept patients, reject the rest, count duplicates
+    # 3. link rows to kept patients, reject the rest
     sessions_mod.check(ses, ids)
-    measurement_codes = meas_mod.check(mea, ids, registry)
+    meas_mod.check(mea, ids, registry)
     assess_codes = assess_mod.check(ass, ids) if ass else None
     adverse_codes = adverse_mod.check(adv, ids) if adv else None
+    lap("check")
+
+    # 4. tidy tables, session counts, duplicates, baselines, outcomes; written while the rest goes on
+    sessions_t = sessions_mod.tidy(ses)
+    patients_t = patients_mod.tidy(pat, sessions_t)
+    assert patients_t["patient_id"].tolist() == kept_ids.tolist()
+    keys = timeline.completed_keys(sessions_t, patients_t["patient_id"])
+    measurements_t, outcomes_t = meas_mod.link(mea, keys, patients_t, registry)
+    processed = {"patients": _arrow(patients_t), "sessions": _arrow(sessions_t),
+                 "measurements": measurements_t, "outcomes": outcomes_t}
+    if ass is not None:
+        processed["assessments"] = _arrow(assess_mod.tidy(ass, _sessions_at(keys, assess_codes, ass.values["assessed_at"], False)))
+    if adv is not None:
+        processed["adverse_events"] = _arrow(adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True)))
+    if writer is not None:  # biggest first; only swapped in after everything below succeeded
+        for name in sorted(processed, key=lambda name: -processed[name].num_rows):
+            writer.write(name, processed[name])
+    lap("link")
+    schemas.validate_processed(processed, list(registry))
+    lap("validate")
+
+    # 5. bookkeeping
     patients_mod.note(pat)
+    sessions_mod.note(ses)
     meas_mod.note(mea)
     for parsed, module in ((ass, assess_mod), (adv, adverse_mod)):
         if parsed is not None:
@@ -116,64 +152,44 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
                (("patients", pat), ("sessions", ses), ("photo_metrics", mea), ("assessments", ass), ("adverse_events", adv))
                if p is not None}
     rejected = pd.concat([led.frame() for led in ledgers.values()], ignore_index=True)
-    for led in ledgers.values():
-        led.raw = led.raw.iloc[:0]  # the raw cells are no longer needed: free the memory
-    raws.clear()
-    lap("check")
-
-    # 4. tidy tables, session counts, baselines, outcomes
-    sessions_t = sessions_mod.tidy(ses)
-    patients_t = patients_mod.tidy(pat, sessions_t)
-    assert patients_t["patient_id"].tolist() == kept_ids.tolist()
-    keys = timeline.completed_keys(sessions_t, patients_t["patient_id"])
-    lap("tidy")
-    kept = meas_mod.tidy(mea, measurement_codes)
-    mea.values = mea.values.iloc[:0]
-    kept["_day"] = timeline.day_numbers(kept["taken_at"])
-    kept["sessions"] = timeline.count_sessions(keys, kept["_patient"].to_numpy(), kept["_day"].to_numpy())
-    measurements_t = kept.assign(
-        metric=strings_from_codes(kept["metric"].cat.codes.to_numpy(), kept["metric"].cat.categories),
-        view=strings_from_codes(kept["view"].cat.codes.to_numpy(), kept["view"].cat.categories),
-    )[list(meas_mod.COLUMNS)]
-    tables = {"patients": patients_t, "sessions": sessions_t, "measurements": measurements_t}
-    if ass is not None:
-        tables["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, assess_codes, ass.values["assessed_at"], False))
-    if adv is not None:
-        tables["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True))
-    lap("linked tables")
-    outcomes_t = timeline.build_outcomes(kept, patients_t, keys, registry)
-    del kept
-    tables["outcomes"] = outcomes_t
-    lap("outcomes")
-    schemas.validate_processed(tables, list(registry))
-    lap("validate")
-
-    # 5. bookkeeping
     summary = pd.DataFrame({name: led.counts() for name, led in ledgers.items()}).T[list(SUMMARY_COLUMNS)]
     summary.index.name = "table"
     notes = pd.DataFrame(file_notes + [n for led in ledgers.values() for n in led.notes], columns=list(NOTE_COLUMNS))
     notes["rows"] = notes["rows"].astype("Int64")
     notes["first_source_row"] = notes["first_source_row"].astype("Int64")
-    tables = {name: tables[name] for name in
-              ("patients", "sessions", "measurements", "outcomes", "assessments", "adverse_events") if name in tables}
+    processed = {name: processed[name] for name in
+                 ("patients", "sessions", "measurements", "outcomes", "assessments", "adverse_events") if name in processed}
     manifest = _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
-                         outcomes_t, tables, monthfirst, registry)
-    result = CleanResult(tables=tables, rejected=rejected, summary=summary, manifest=manifest, notes=notes)
+                         outcomes_t, processed, monthfirst, registry)
+    result = CleanResult(processed=processed, rejected=rejected, summary=summary, manifest=manifest, notes=notes)
     lap("bookkeeping")
     if writer is not None:
-        result.out_dir = writer.commit(tables, {"rejected": rejected, "data_quality": notes}, manifest)
+        result.out_dir = writer.commit({"rejected": rejected, "data_quality": notes}, manifest)
         lap("write")
     return result
 
 
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+
+
 def _stopwatch():
-    """Log the seconds each step took (logger outcomes.cleaning, level DEBUG)."""
-    last = [time.perf_counter()]
+    """Log the seconds each step took, its CPU seconds, the memory pages it touched for the first
+    time (page faults: costly on some virtual machines) and the peak memory so far (logger
+    outcomes.cleaning, level DEBUG)."""
+    def now() -> tuple[float, float, int, float]:
+        if resource is None:
+            return time.perf_counter(), 0.0, 0, 0.0
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return time.perf_counter(), usage.ru_utime + usage.ru_stime, usage.ru_minflt, usage.ru_maxrss / 1024**2
+
+    last = [now()]
 
     def lap(step: str) -> None:
-        now = time.perf_counter()
-        log.debug("%-15s %6.2f s", step, now - last[0])
-        last[0] = now
+        if log.isEnabledFor(logging.DEBUG):
+            then, last[0] = last[0], now()
+            log.debug("%-15s %6.2f s  (cpu %5.2f s, %6d page faults, peak %.2f GB)", step, last[0][0] - then[0],
+                      last[0][1] - then[1], last[0][2] - then[2], last[0][3])
 
     return lap
 
@@ -212,19 +228,20 @@ def _age_reference_dates(pat, ses, mea) -> pd.Series:
     wanted = pat.values["patient_id"][pat.ledger.ok & no_age].dropna().unique()
     if not len(wanted):
         return pd.Series(dtype="datetime64[ns]")
-    value_set = pa.array(np.asarray(wanted, dtype=object), type=pa.large_string())
     sv = ses.values
-    usable = nz.has_reason(ses.reasons["session_date"], "") & nz.has_reason(ses.reasons["status"], "")
+    usable = nz.has_reason(ses.reasons["session_date"], "")
     completed = usable & (sv["status"].to_numpy() == "completed")
     ref = sv.loc[completed].groupby("patient_id")["session_date"].min()
     ref = ref.combine_first(sv.loc[usable].groupby("patient_id")["session_date"].min())
     still = np.setdiff1d(np.asarray(wanted, dtype=object).astype(str), ref.index.to_numpy(dtype=str))
-    if len(still):  # no session at all: the first photo (only then scan the big table)
-        value_set = pa.array(still, type=pa.large_string())
-        mv = mea.values
-        mask = pc.is_in(mv["patient_id"].array.__arrow_array__(), value_set=value_set).fill_null(False)
-        mask = mask.to_numpy(zero_copy_only=False) & nz.has_reason(mea.reasons["taken_at"], "")
-        ref = ref.combine_first(mv.loc[mask].groupby("patient_id")["taken_at"].min())
+    if len(still):  # no session at all: the first photo (a look-up per distinct id, then codes)
+        patient = mea.patient
+        wanted_ids = np.append(pc.is_in(patient.uniques, value_set=pa.array(still, type=pa.large_string()))
+                               .to_numpy(zero_copy_only=False), False)
+        mask = wanted_ids[patient.codes] & nz.has_reason(mea.reasons["taken_at"], "")
+        first = pd.Series(mea.taken_at[mask]).groupby(patient.codes[mask]).min()
+        first.index = np.asarray(patient.uniques.to_pylist(), dtype=object)[first.index.to_numpy()]
+        ref = ref.combine_first(first)
     return ref.astype("datetime64[ns]")
 
 
@@ -242,8 +259,11 @@ def _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summa
     if registry_path is not None:
         inputs.append({"table": "metrics", "file": registry_path.name, "sha256": registry_sha, "rows": registry_rows})
     snapshot = hashlib.sha256("".join(f"{i['file']}:{i['sha256']};" for i in inputs).encode()).hexdigest()[:12]
-    no_base = pd.Series(np.isnan(outcomes_t["baseline"].to_numpy()))
-    by_patient = no_base.groupby(factorize(outcomes_t["patient_id"])[0]).agg(["any", "all"])
+    no_base = np.isnan(outcomes_t.column("baseline").to_numpy())
+    patient = outcomes_t.column("patient_id")
+    patient = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in patient.chunks]) if patient.num_chunks else np.zeros(0, np.int64)
+    rows_of = np.bincount(patient, minlength=1)
+    lacking = np.bincount(patient, weights=no_base, minlength=1)
     reasons = rejected.groupby(["table", "reason"]).size().sort_values(ascending=False)
     return {
         "contract_version": contract.CONTRACT_VERSION,
@@ -253,12 +273,12 @@ def _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summa
         "snapshot": snapshot,
         "inputs": inputs,
         "tables": {name: {k: int(v) for k, v in row.items()} for name, row in summary.iterrows()},
-        "outputs": {name: int(len(frame)) for name, frame in tables.items()},
+        "outputs": {name: int(table.num_rows) for name, table in tables.items()},
         "rejection_reasons": [{"table": t, "reason": r, "rows": int(n)} for (t, r), n in reasons.items()],
         "no_baseline": {
             "outcome_rows": int(no_base.sum()),
-            "patients_with_some": int(by_patient["any"].sum()),
-            "patients_with_none": int(by_patient["all"].sum()),
+            "patients_with_some": int((lacking > 0).sum()),
+            "patients_with_none": int(((lacking == rows_of) & (rows_of > 0)).sum()),
         },
         "notes": int(len(notes)),
         "settings": {
@@ -289,6 +309,11 @@ def summary_text(result: CleanResult, top: int = 5) -> str:
         f"Without baseline: {nb['outcome_rows']} outcome rows; {nb['patients_with_some']} patients lack a baseline "
         f"for some metric/view, {nb['patients_with_none']} for all (improvement left empty, flagged no_baseline)."
     )
+    values = result.notes.loc[result.notes["rows"].notna()]
+    if len(values):
+        counts = values.groupby(["table", "column"])["rows"].sum().sort_values(ascending=False).head(top)
+        lines.append("Values left empty or kept as unknown (rows kept; column `noted` above; data_quality.csv):")
+        lines += [f"  {t:<15} {c:<40} {n:>8}" for (t, c), n in counts.items()]
     if len(result.notes):
         lines.append(f"{len(result.notes)} data-quality notes (data_quality.csv).")
     return "\n".join(lines)

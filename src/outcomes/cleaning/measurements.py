@@ -1,116 +1,167 @@
 """Photo metrics: one row per metric read off one photo (or one instrument reading).
 
-Why vectorised throughout: a registry holds millions of these rows; every check here is an
-array operation, and text cells are normalised once per distinct value.
+Why codes and numbers only: a registry holds millions of these rows. Text cells arrive as
+dictionaries (each distinct cell normalised once); from then on a row is integer codes and
+floats, every check is an array operation, and text is only put back together, as arrow
+dictionaries, in the tables written out. Photo ids (about one per two rows) are the only text
+kept per row.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from outcomes import contract
 from outcomes.cleaning import normalise as nz
-from outcomes.cleaning import qc
-from outcomes.cleaning.columns import Parsed, PatientIds, duplicated, new_ledger, text_column
+from outcomes.cleaning import qc, timeline
+from outcomes.cleaning.columns import PatientIds, new_ledger, reject_reasons
+from outcomes.cleaning.rejections import Ledger
 from outcomes.io import RawTable
 
 COLUMNS = ("patient_id", "photo_id", "taken_at", "metric", "view", "value", "device",
            "color_delta_e", "head_yaw_deg", "makeup", "blur", "sessions")
 QC_NUMBERS = {"color_delta_e": (0.0, np.inf), "head_yaw_deg": (-180.0, 180.0), "blur": (0.0, 1.0)}
+QUALITY_NOTE = "quality reading not usable; ignored"
 
 
-def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool = False) -> Parsed:
+@dataclass
+class Photos:
+    """photo_metrics after per-cell normalisation, row-aligned with the raw rows."""
+
+    ledger: Ledger
+    reasons: dict[str, pd.Categorical]  # the normaliser's reason per cell, per column
+    patient: nz.Texts
+    photo_id: pa.Array  # trimmed; null when blank
+    device: nz.Texts
+    taken_at: np.ndarray  # datetime64[ns]
+    metric: np.ndarray  # position in the registry (-1 = unknown)
+    view: np.ndarray  # position in contract.VIEWS (-1 = unknown)
+    value: np.ndarray
+    quality: dict[str, np.ndarray]  # QC_NUMBERS columns (NaN = none)
+    makeup: np.ndarray  # int8: -1 not recorded, 0 no, 1 yes
+    patient_codes: np.ndarray | None = None  # position among kept patients (-1), set by check
+
+
+def _absent(n: int) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.zeros(n, np.int8), ["missing"])
+
+
+def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool = False) -> Photos:
     """Normalise every cell of photo_metrics (no row is dropped here)."""
     f, n = raw.frame, raw.rows
     names, views = list(registry), list(contract.VIEWS)
-    missing = pd.Categorical.from_codes(np.zeros(n, np.int8), ["missing"])
-    jobs = {  # each normalises one column; arrow and numpy release the GIL, so two run at a time
-        "metric": lambda: nz.normalise_column(f["metric"], nz.metric_name, categories=names, registry=registry),
-        "view": lambda: nz.normalise_column(f["view"], nz.view, categories=views) if "view" in f else nz.Column(
-            pd.Categorical.from_codes(np.full(n, views.index(contract.DEFAULT_VIEW)), categories=views),
-            pd.Categorical.from_codes(np.zeros(n, np.int8), [""])),
-        "taken_at": lambda: nz.dates(f["taken_at"], monthfirst=monthfirst),
-        "value": lambda: nz.numbers(f["value"], raw.decimal_comma),
-        "makeup": lambda: nz.normalise_column(f["makeup"], nz.yes_no, categories=[False, True]) if "makeup" in f
-        else nz.Column(pd.Categorical.from_codes(np.full(n, -1), categories=[False, True]), missing),
-        **{c: (lambda c=c: nz.numbers(f[c], raw.decimal_comma) if c in f else nz.Column(np.full(n, np.nan), missing))
-           for c in QC_NUMBERS},
-        **{c: (lambda c=c: text_column(f, c)) for c in ("patient_id", "photo_id", "device")},
-    }
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        done = dict(zip(jobs, pool.map(lambda job: job(), jobs.values())))
-    makeup = np.asarray(done["makeup"].values.codes)
-    values = {
-        "patient_id": done["patient_id"], "photo_id": done["photo_id"],
-        "taken_at": done["taken_at"].values, "metric": done["metric"].values, "view": done["view"].values,
-        "value": done["value"].values, "device": done["device"],
-        **{c: done[c].values for c in QC_NUMBERS},
-        "makeup": pd.arrays.BooleanArray(makeup == 1, makeup < 0),
-    }
-    reasons = {c: done[c].reasons for c in ("taken_at", "metric", "value", "view", "makeup", *QC_NUMBERS)}
-    return Parsed(pd.DataFrame(values, index=f.index, copy=False), reasons, new_ledger(raw))
+    metric = nz.normalise_column(f["metric"], nz.metric_name, categories=names, registry=registry)
+    if "view" in f:
+        view = nz.normalise_column(f["view"], nz.view, categories=views)
+    else:
+        view = nz.Column(pd.Categorical.from_codes(np.full(n, views.index(contract.DEFAULT_VIEW)), categories=views),
+                         pd.Categorical.from_codes(np.zeros(n, np.int8), [""]))
+    if "makeup" in f:
+        makeup = nz.normalise_column(f["makeup"], nz.yes_no, categories=[False, True])
+    else:
+        makeup = nz.Column(pd.Categorical.from_codes(np.full(n, -1), categories=[False, True]), _absent(n))
+    taken = nz.dates(f["taken_at"], monthfirst=monthfirst)
+    value = nz.numbers(f["value"], raw.decimal_comma)
+    quality = {c: nz.numbers(f[c], raw.decimal_comma) if c in f else nz.Column(np.full(n, np.nan), _absent(n))
+               for c in QC_NUMBERS}
+    empty = pd.Series(pd.NA, index=f.index, dtype="str")
+    return Photos(
+        ledger=new_ledger(raw),
+        reasons={"taken_at": taken.reasons, "metric": metric.reasons, "value": value.reasons, "view": view.reasons,
+                 "makeup": makeup.reasons, **{c: q.reasons for c, q in quality.items()}},
+        patient=nz.texts(f["patient_id"]),
+        photo_id=nz.dense_texts(f["photo_id"]),
+        device=nz.texts(f["device"] if "device" in f else empty),
+        taken_at=taken.values,
+        metric=np.asarray(metric.values.codes),
+        view=np.asarray(view.values.codes),
+        value=value.values,
+        quality={c: q.values for c, q in quality.items()},
+        makeup=np.asarray(makeup.values.codes).astype(np.int8),
+    )
 
 
-def check(parsed: Parsed, ids: PatientIds, registry: dict[str, contract.Metric]) -> np.ndarray:
-    """Reject unusable measurement rows and mark exact duplicates; returns kept-patient codes."""
-    v, ledger = parsed.values, parsed.ledger
-    codes = ids.check(ledger, v["patient_id"])
-    ledger.reject(v["photo_id"].isna().to_numpy(), "photo_id", "missing_photo_id")
-    parsed.reject_reasons("taken_at")
-    parsed.reject_reasons("metric")
-    parsed.reject_reasons("value")
-    metric_codes = v["metric"].cat.codes.to_numpy()
-    low = np.array([m.low for m in registry.values()] + [np.nan])[metric_codes]
-    high = np.array([m.high for m in registry.values()] + [np.nan])[metric_codes]
-    value = v["value"].to_numpy()
-    ledger.reject((metric_codes >= 0) & ~((value >= low) & (value <= high)) & ~np.isnan(value), "value", "out_of_range")
-    parsed.reject_reasons("view")
+def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric]) -> None:
+    """Reject unusable measurement rows (first failing check wins); blank impossible quality readings."""
+    ledger, reasons = photos.ledger, photos.reasons
+    photos.patient_codes = ids.check(ledger, photos.patient)
+    ledger.reject(photos.photo_id.is_null().to_numpy(zero_copy_only=False), "photo_id", "missing_photo_id")
+    for column in ("taken_at", "metric", "value"):
+        reject_reasons(ledger, reasons[column], column)
+    metric, value = photos.metric, photos.value
+    low = np.array([m.low for m in registry.values()] + [np.nan])[metric]
+    high = np.array([m.high for m in registry.values()] + [np.nan])[metric]
+    ledger.reject((metric >= 0) & ~((value >= low) & (value <= high)) & ~np.isnan(value), "value", "out_of_range")
+    reject_reasons(ledger, reasons["view"], "view")
     # quality readings that are not numbers or impossible are ignored (noted), not fatal
-    cleaned = {}
     for column, (lo, hi) in QC_NUMBERS.items():
-        numbers = v[column].to_numpy()
+        numbers = photos.quality[column]
         with np.errstate(invalid="ignore"):
             impossible = ~np.isnan(numbers) & ((numbers < lo) | (numbers > hi))
-        reasons = parsed.reasons[column]
         if impossible.any():
-            reasons = reasons.add_categories(["impossible"]) if "impossible" not in reasons.categories else reasons
-            reasons = reasons.copy()
-            reasons[impossible] = "impossible"
-            parsed.reasons[column] = reasons
-            cleaned[column] = np.where(impossible, np.nan, numbers)
-    if cleaned:
-        parsed.values = v = v.assign(**cleaned)
-    taken = v["taken_at"].to_numpy().view(np.int64)
-    columns = {
-        "patient": codes, "photo_id": v["photo_id"], "device": v["device"], "taken_at": taken,
-        "metric": metric_codes, "view": v["view"].cat.codes.to_numpy(), "value": value,
-        "makeup": v["makeup"].to_numpy(dtype="int8", na_value=-1),
-        **{c: v[c].to_numpy() for c in QC_NUMBERS},
-    }
-    # equal rows have equal (patient, time, metric, value): mix those into one number (no text hashing)
-    mixed = (codes.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) ^ taken.astype(np.uint64)
-    mixed = mixed * np.uint64(0xBF58476D1CE4E5B9) ^ (metric_codes.astype(np.uint64) + np.uint64(7))
-    mixed = mixed * np.uint64(0x94D049BB133111EB) ^ np.nan_to_num(value, nan=-1.0).view(np.uint64)
-    key = (mixed >> np.uint64(1)).astype(np.int64)
-    with np.errstate(over="ignore"):
-        ledger.mark_duplicates(duplicated(columns, ledger.ok, key=key))
-    return codes
+            found = reasons[column]
+            found = found.add_categories(["impossible"]) if "impossible" not in found.categories else found.copy()
+            found[impossible] = "impossible"
+            reasons[column] = found
+            photos.quality[column] = np.where(impossible, np.nan, numbers)
 
 
-def note(parsed: Parsed) -> None:
+def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
+         registry: dict[str, contract.Metric]) -> tuple[pa.Table, pa.Table]:
+    """Count sessions, mark exact duplicates, and build the measurements and outcomes tables.
+
+    `keys`: timeline.completed_keys of the tidy sessions; `patients`: the tidy patients table
+    (row i is patient code i).
+    """
+    ledger, q = photos.ledger, photos.quality
+    usable = ledger.ok  # not rejected; duplicates are found below
+    patient = np.where(usable, photos.patient_codes, 0).astype(np.int32)
+    day = timeline.measurement_days(photos.taken_at, usable)
+    linked = timeline.Linked(
+        usable=usable, patient=patient, metric=photos.metric, view=photos.view, taken=photos.taken_at,
+        value=photos.value, yaw=q["head_yaw_deg"],
+        own=qc.photo_flags(photos.makeup == 1, q["blur"], q["color_delta_e"]),
+        day=day, sessions=timeline.sessions_before(keys, patient, day),
+    )
+    cells = timeline.cell_order(linked, patients["first_session"].to_numpy(dtype="datetime64[ns]"), len(registry))
+    # equal rows share cell and preference; the rest of the row is compared only for ties
+    duplicate = timeline.exact_duplicates(cells, {
+        "photo_id": lambda rows: photos.photo_id.take(pa.array(rows)),
+        "device": photos.device.codes, "taken": photos.taken_at.view(np.int64), "value": photos.value,
+        "makeup": photos.makeup, **q,
+    })
+    marked = np.zeros(len(usable), dtype=bool)
+    marked[cells.order[duplicate]] = True
+    ledger.mark_duplicates(marked)
+    chosen = timeline.choose(linked, cells, duplicate)
+    del cells, duplicate
+    outcomes = timeline.build_outcomes(linked, chosen, patients, keys, registry, photos.photo_id,
+                                       (photos.device.codes, photos.device.uniques))
+    del chosen
+    rows = np.flatnonzero(ledger.ok)
+    makeup = photos.makeup[rows]
+    per_patient = timeline.patient_columns(patients)["patient_id"]
+    measurements = pa.table({
+        "patient_id": timeline.dictionary(per_patient[0][patient[rows]], per_patient[1], complete=True),
+        "photo_id": photos.photo_id.take(pa.array(rows)),
+        "taken_at": pa.array(photos.taken_at[rows]),
+        "metric": timeline.dictionary(photos.metric[rows], list(registry), complete=True),
+        "view": timeline.dictionary(photos.view[rows], contract.VIEWS, complete=True),
+        "value": pa.array(photos.value[rows]),
+        "device": photos.device.dictionary(rows),
+        "color_delta_e": pa.array(q["color_delta_e"][rows]),
+        "head_yaw_deg": pa.array(q["head_yaw_deg"][rows]),
+        "makeup": pa.array(makeup == 1, mask=makeup < 0),
+        "blur": pa.array(q["blur"][rows]),
+        "sessions": pa.array(linked.sessions[rows].astype(np.int64)),
+    })
+    return measurements, outcomes
+
+
+def note(photos: Photos) -> None:
     """Data-quality notes for kept rows whose quality readings were unreadable."""
     for column in (*QC_NUMBERS, "makeup"):
-        parsed.ledger.note(parsed.reasons[column], column, "quality reading not usable; ignored")
-
-
-def tidy(parsed: Parsed, codes: np.ndarray) -> pd.DataFrame:
-    """Kept measurements in file order, with photo-quality bits and patient codes (for linking)."""
-    ok = parsed.ledger.ok
-    kept = parsed.values.loc[ok].reset_index(drop=True)
-    makeup = kept["makeup"].to_numpy(dtype=bool, na_value=False)
-    kept["_patient"] = codes[ok]
-    kept["_qc"] = qc.photo_flags(makeup, kept["blur"].to_numpy(), kept["color_delta_e"].to_numpy())
-    kept["_order"] = np.arange(len(kept), dtype=np.int64)
-    return kept
+        photos.ledger.note(photos.reasons[column], column, QUALITY_NOTE)

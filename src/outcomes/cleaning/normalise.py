@@ -393,7 +393,13 @@ def normalise_column(series: pd.Series, func: Callable[..., Normalised], categor
 
 def factorize(series: pd.Series) -> tuple[np.ndarray, list | pa.Array]:
     """Integer code per row (-1 for NA) and the distinct values (an arrow array for text columns,
-    hashed by arrow: fast; else a list)."""
+    hashed by arrow: fast; else a list). A categorical (how CSV text is read) is already factorised."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes, categories = np.asarray(series.cat.codes), series.cat.categories
+        if pd.api.types.is_string_dtype(categories.dtype) and hasattr(categories.array, "__arrow_array__"):
+            uniques = categories.array.__arrow_array__()
+            return codes, uniques.combine_chunks() if isinstance(uniques, pa.ChunkedArray) else uniques
+        return codes, list(categories)
     array = getattr(series.array, "__arrow_array__", None)
     if array is None or not pd.api.types.is_string_dtype(series.dtype):
         codes, uniques = pd.factorize(series, use_na_sentinel=True)
@@ -405,6 +411,79 @@ def factorize(series: pd.Series) -> tuple[np.ndarray, list | pa.Array]:
     indices = pa.chunked_array([c.indices for c in chunks], type=chunks[0].indices.type)
     codes = indices.fill_null(-1).to_numpy().astype(np.int64, copy=False)
     return codes, chunks[0].dictionary
+
+
+def _text_uniques(series: pd.Series) -> tuple[np.ndarray, pa.Array]:
+    """factorize, with the distinct values as arrow text (numbers written as text)."""
+    if pd.api.types.is_float_dtype(series.dtype):
+        as_int = series.dropna()
+        if (as_int == np.floor(as_int)).all():  # ids from Excel: 123.0 -> "123"
+            series = series.astype("Int64")
+    codes, uniques = factorize(series)
+    if not isinstance(uniques, pa.Array):
+        uniques = pa.array([str(u) for u in uniques], type=pa.large_string())
+    elif not pa.types.is_large_string(uniques.type):
+        uniques = uniques.cast(pa.large_string())
+    return codes, uniques
+
+
+class Texts(NamedTuple):
+    """A free-text column as codes into its distinct trimmed texts (-1 = blank)."""
+
+    codes: np.ndarray
+    uniques: pa.Array  # large_string, distinct, none blank
+
+    def dictionary(self, rows: np.ndarray | None = None) -> pa.DictionaryArray:
+        """The texts (of `rows`) as an arrow dictionary array: nothing is copied per row."""
+        codes = self.codes if rows is None else self.codes[rows]
+        return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32, copy=False), mask=codes < 0), self.uniques)
+
+    def strings(self) -> pd.Series:
+        """The texts as a pandas `str` column."""
+        return pd.Series(pd.array(self.dictionary().cast(pa.large_string()), dtype="str"))
+
+
+def texts(series: pd.Series) -> Texts:
+    """Trimmed text, blank -> NA, normalised once per distinct cell."""
+    codes, uniques = _text_uniques(series)
+    trimmed = pc.utf8_trim_whitespace(uniques)
+    trimmed = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.large_string()), trimmed)
+    encoded = pc.dictionary_encode(trimmed)  # trimming can make two cells equal
+    remap = np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32), -1)
+    return Texts(remap[codes], encoded.dictionary)
+
+
+def dense_texts(series: pd.Series) -> pa.Array:
+    """Trimmed text, blank -> null, as one arrow array: for columns with about one distinct value
+    per row (photo ids), where looking up each distinct value would not pay."""
+    array = getattr(series.array, "__arrow_array__", None)
+    if array is None or isinstance(series.dtype, pd.CategoricalDtype) or not pd.api.types.is_string_dtype(series.dtype):
+        return texts(series).dictionary().cast(pa.large_string())
+    values = array()
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if not _may_need_trimming(values):
+        return values
+    trimmed = pc.utf8_trim_whitespace(values)
+    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
+
+
+def _may_need_trimming(values: pa.Array) -> bool:
+    """Whether any text is empty or starts or ends with a byte that could be whitespace (ASCII
+    space or control, or any non-ASCII byte): a look at two bytes per value instead of a trim."""
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or not len(values):
+        return True
+    _, offsets, data = values.buffers()
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    offsets = np.frombuffer(offsets, dtype=width)[values.offset: values.offset + len(values) + 1]
+    starts, ends = offsets[:-1], offsets[1:]
+    valid = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else np.ones(len(values), dtype=bool)
+    if (valid & (ends <= starts)).any():
+        return True
+    if data is None:
+        return False
+    data = np.frombuffer(data, dtype=np.uint8)
+    edges = np.concatenate([data[starts[valid]], data[ends[valid] - 1]])
+    return bool(((edges <= 0x20) | (edges >= 0x80)).any())
 
 
 def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:
@@ -426,10 +505,9 @@ def numbers(series: pd.Series, decimal_comma: bool = False) -> Column:
         values = series.to_numpy(dtype=float, na_value=np.nan)
         reasons = np.where(np.isnan(values), 1, np.where(np.isfinite(values), 0, 2))
         return Column(values, pd.Categorical.from_codes(reasons, categories=[OK, "missing", "not_a_number"]))
-    if not pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
-        series = series.astype("str").where(series.notna())
-    codes, uniques = factorize(series)
-    strings = pc.utf8_trim_whitespace(uniques if isinstance(uniques, pa.Array) else pa.array(uniques, type=pa.large_string()))
+    codes, uniques = _text_uniques(series)
+    strings = pc.utf8_trim_whitespace(uniques)
+    blank = np.isin(pc.utf8_lower(strings).to_numpy(zero_copy_only=False), list(_NULLS))
     if decimal_comma:
         strings = pc.replace_substring(strings, ",", ".")
     try:
@@ -440,10 +518,8 @@ def numbers(series: pd.Series, decimal_comma: bool = False) -> Column:
     per_unique = parsed.to_numpy(zero_copy_only=False).astype(float)
     bad = ~np.isfinite(per_unique)  # text that is no number, or nan/inf
     per_unique = np.append(np.where(bad, np.nan, per_unique), np.nan)
-    reason_codes = np.append(np.where(bad, 2, 0), 1).astype(np.int8)
+    reason_codes = np.append(np.where(blank, 1, np.where(bad, 2, 0)), 1).astype(np.int8)
     return Column(per_unique[codes], pd.Categorical.from_codes(reason_codes[codes], categories=[OK, "missing", "not_a_number"]))
-
-
 
 
 _FAST_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
@@ -460,10 +536,8 @@ def dates(series: pd.Series, monthfirst: bool = False) -> Column:
         values = np.where(implausible, np.datetime64("NaT"), values)
         codes = np.where(missing, 1, np.where(implausible, 2, 0))
         return Column(values, pd.Categorical.from_codes(codes, categories=[OK, "missing", "implausible_date"]))
-    if not (pd.api.types.is_string_dtype(series.dtype) or series.dtype == object):
-        series = series.astype("str").where(series.notna())
-    codes, uniques = factorize(series)
-    uniq = pc.utf8_trim_whitespace(uniques if isinstance(uniques, pa.Array) else pa.array(uniques, type=pa.large_string()))
+    codes, uniques = _text_uniques(series)
+    uniq = pc.utf8_trim_whitespace(uniques)
     parsed = pa.nulls(len(uniq), pa.timestamp("s"))
     for fmt in _FAST_DATE_FORMATS:
         parsed = pc.coalesce(parsed, pc.strptime(uniq, format=fmt, unit="s", error_is_null=True))

@@ -31,6 +31,7 @@ class Ledger:
         self.n_read = len(self.raw)
         self.failed = np.full(len(self.raw), -1, dtype=np.int16)  # index into checks, -1 = fine
         self.duplicate = np.zeros(len(self.raw), dtype=bool)
+        self.noted = np.zeros(len(self.raw), dtype=bool)  # kept rows with a value blanked or made unknown
 
     @property
     def read(self) -> int:
@@ -59,6 +60,7 @@ class Ledger:
             rows = np.flatnonzero((codes == code) & alive)
             if not len(rows):
                 continue
+            self.noted[rows] = True
             values = self.raw[column].iloc[rows].astype("str").fillna("").to_numpy(dtype=object)
             if column in self.withheld:
                 values[:] = f"(withheld: {column})"
@@ -78,7 +80,8 @@ class Ledger:
         duplicates = int(self.duplicate.sum())
         kept = int(self.ok.sum())
         assert kept + rejected + duplicates == self.read, "ledger out of balance"
-        return {"read": self.read, "kept": kept, "rejected": rejected, "duplicates": duplicates}
+        return {"read": self.read, "kept": kept, "rejected": rejected, "duplicates": duplicates,
+                "noted": int((self.noted & self.ok).sum())}
 
     def frame(self) -> pd.DataFrame:
         """One row per rejected input row: table, source_file, source_row, column, value, reason."""

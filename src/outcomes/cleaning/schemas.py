@@ -8,8 +8,12 @@ are *not* found here: those become rejections with reasons (see rejections.py).
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
+import pyarrow.compute as pc
+from pandera.errors import SchemaError
 
 from outcomes import contract
 
@@ -51,7 +55,7 @@ def processed_schemas(metrics: list[str] | None = None) -> dict[str, pa.DataFram
         "sessions": pa.DataFrameSchema({
             "patient_id": _str(),
             "session_date": pa.Column("datetime64[ns]"),
-            "status": _str(_isin(contract.SESSION_STATUSES)),
+            "status": _str(_isin((*contract.SESSION_STATUSES, "unknown"))),  # unknown: an unreadable status
             "product": _str(nullable=True), "area": _str(nullable=True),
             "volume_ml": pa.Column(float, pa.Check.in_range(*contract.VOLUME_RANGE_ML, include_min=False), nullable=True),
             "practitioner_id": _str(nullable=True),
@@ -104,8 +108,63 @@ def processed_schemas(metrics: list[str] | None = None) -> dict[str, pa.DataFram
     }
 
 
-def validate_processed(tables: dict[str, pd.DataFrame], metrics: list[str] | None = None) -> None:
-    """Raise pandera.errors.SchemaErrors if a processed table breaks its contract."""
+SAMPLE_ROWS = 20_000  # pandera runs on at most this many rows of a big table (every row gets the vectorised checks)
+
+
+def validate_processed(tables: dict[str, pd.DataFrame | pyarrow.Table], metrics: list[str] | None = None) -> None:
+    """Raise pandera.errors.SchemaError(s) if a processed table breaks its contract.
+
+    DataFrames and small arrow tables are validated by pandera in full. A big arrow table is
+    checked on every row for what its schema says about each column (no missing values where
+    none are allowed, vocabularies, ranges), computed by arrow, and validated by pandera
+    (dtypes, column order, everything else) on an evenly spread sample of rows.
+    """
+    from outcomes.io import frame_from_arrow
+
     schemas = processed_schemas(metrics)
-    for name, frame in tables.items():
-        schemas[name].validate(frame, lazy=True)
+    for name, table in tables.items():
+        schema = schemas[name]
+        if isinstance(table, pd.DataFrame):
+            schema.validate(table, lazy=True)
+            continue
+        if table.num_rows > SAMPLE_ROWS:
+            _check_every_row(schema, table)
+            step = -(-table.num_rows // SAMPLE_ROWS)
+            table = table.take(pyarrow.array(np.arange(0, table.num_rows, step)))
+        schema.validate(frame_from_arrow(table), lazy=True)
+
+
+def _check_every_row(schema: pa.DataFrameSchema, table: pyarrow.Table) -> None:
+    """The column checks of `schema` that arrow can do on a whole table at little cost."""
+    for name, column in schema.columns.items():
+        if name not in table.column_names:
+            continue  # pandera reports it on the sample
+        values = table.column(name)
+        failures = []
+        if not column.nullable:
+            missing = values.null_count
+            if pyarrow.types.is_floating(values.type):
+                missing += pc.sum(pc.is_nan(values)).as_py() or 0
+            if missing:
+                failures.append(f"{missing} missing values")
+        for check in column.checks:
+            stats = check.statistics or {}
+            if check.name == "isin":
+                used = values.unique()
+                if pyarrow.types.is_dictionary(used.type):
+                    used = used.dictionary_decode()
+                outside = set(used.drop_null().to_pylist()) - set(stats["allowed_values"])
+                if outside:
+                    failures.append(f"values outside {check.name}: {sorted(map(str, outside))[:5]}")
+            elif check.name in ("in_range", "greater_than_or_equal_to"):
+                low, high = pc.min_max(values).values()
+                low, high = low.as_py(), high.as_py()
+                if low is None:
+                    continue
+                lo, hi = stats.get("min_value"), stats.get("max_value")
+                below = lo is not None and (low < lo or (low == lo and not stats.get("include_min", True)))
+                above = hi is not None and (high > hi or (high == hi and not stats.get("include_max", True)))
+                if below or above:
+                    failures.append(f"values outside {check.name} {stats}: min {low}, max {high}")
+        if failures:
+            raise SchemaError(schema, None, f"{schema.name}.{name}: " + "; ".join(failures), column_name=name)

@@ -2,6 +2,9 @@
 
 Why the duplicate rule matters: session counts drive every outcome, so the same patient on
 the same calendar day is one session (a duplicate), keeping a completed row over others.
+Why a bad volume or status does not reject the row: the session is still on record, and
+rejecting it would change the session counts of every later measurement of the patient; the
+bad value is left empty (status `unknown`, never counted as completed) and noted instead.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from outcomes.cleaning import normalise as nz
 from outcomes.cleaning.columns import Parsed, PatientIds, new_ledger, text_column
 from outcomes.io import RawTable
 
+UNKNOWN_STATUS = "unknown"  # a status spelling that could not be read: kept, never counted as completed
 COLUMNS = ("patient_id", "session_date", "status", "product", "area", "volume_ml", "practitioner_id", "session_number")
 
 
@@ -32,7 +36,7 @@ def parse(raw: RawTable, monthfirst: bool = False) -> Parsed:
     values = pd.DataFrame({
         "patient_id": text_column(f, "patient_id"),
         "session_date": when.values,
-        "status": pd.Series(status.values, index=f.index, dtype="str"),
+        "status": pd.Series(status.values, index=f.index, dtype="str").fillna(UNKNOWN_STATUS),
         "product": text_column(f, "product"),
         "area": area.str.lower(),
         "volume_ml": volume.values,
@@ -42,15 +46,19 @@ def parse(raw: RawTable, monthfirst: bool = False) -> Parsed:
 
 
 def check(parsed: Parsed, ids: PatientIds) -> None:
-    """Reject unusable session rows; the same patient on the same day again is a duplicate."""
+    """Reject unusable session rows; blank bad volumes; the same patient on the same day again is a duplicate."""
     v, ledger = parsed.values, parsed.ledger
     ids.check(ledger, v["patient_id"])
     parsed.reject_reasons("session_date")
-    parsed.reject_reasons("status", allow=("",))
     volume = v["volume_ml"].to_numpy()
     low, high = contract.VOLUME_RANGE_ML
-    ledger.reject(nz.has_reason(parsed.reasons["volume_ml"], "not_a_number"), "volume_ml", "not_a_number")
-    ledger.reject(~np.isnan(volume) & ~((volume > low) & (volume <= high)), "volume_ml", "out_of_range")
+    impossible = ~np.isnan(volume) & ~((volume > low) & (volume <= high))
+    if impossible.any():
+        reasons = parsed.reasons["volume_ml"]
+        reasons = reasons.add_categories(["out_of_range"]) if "out_of_range" not in reasons.categories else reasons.copy()
+        reasons[impossible] = "out_of_range"
+        parsed.reasons["volume_ml"] = reasons
+        parsed.values = v = v.assign(volume_ml=np.where(impossible, np.nan, volume))
     alive = np.flatnonzero(ledger.ok)
     sub = pd.DataFrame({
         "patient_id": v["patient_id"].to_numpy()[alive],
@@ -62,6 +70,17 @@ def check(parsed: Parsed, ids: PatientIds) -> None:
     dup = np.zeros(len(v), dtype=bool)
     dup[alive[order[again]]] = True
     ledger.mark_duplicates(dup)
+
+
+def note(parsed: Parsed) -> None:
+    """Data-quality notes for kept sessions whose status or volume could not be used."""
+    ledger, reasons = parsed.ledger, parsed.reasons
+    ledger.note(reasons["status"], "status", "unrecognised status; kept as unknown, not counted as a completed session")
+    ledger.note(reasons["volume_ml"], "volume_ml", "not a number; left empty (the session is kept)",
+                allow=("", "missing", "out_of_range"))
+    ledger.note(reasons["volume_ml"], "volume_ml",
+                f"out of range ({contract.VOLUME_RANGE_ML[0]:g} < v <= {contract.VOLUME_RANGE_ML[1]:g} ml); "
+                "left empty (the session is kept)", allow=("", "missing", "not_a_number"))
 
 
 def tidy(parsed: Parsed) -> pd.DataFrame:

@@ -12,11 +12,14 @@ Rules (the raw-data contract):
 
 Why arrays and sorting rather than groupby-apply: this runs on millions of rows. Patients are
 integer codes; a (patient, day) pair becomes one int64 key, so counting sessions before a date
-is a binary search (np.searchsorted), and choosing one row per cell is one sort.
+is a binary search (np.searchsorted); cell and preference become one int64 key, so choosing
+one row per cell (and finding exact duplicates, which share cell and preference) is one
+stable sort, which is nearly free on an export already sorted by patient and date.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -24,15 +27,19 @@ import pyarrow as pa
 
 from outcomes import contract
 from outcomes.cleaning import qc
-from outcomes.cleaning.columns import strings_from_codes
 
 DAY_OFFSET = 40_000  # shifts day numbers (days since 1970) of 1900..2100 into 0..2^17
 DAY_SPAN = 1 << 17
+MINUTE_BITS = 27  # minutes since 1900-01-01, up to 2100 (dates outside are rejected), fit in 27 bits
+MINUTES_BEFORE_1970 = 70 * 525_960
+PREFERENCE_BITS = 3 + MINUTE_BITS  # eligible baseline (1 bit), quality (2 bits), minute
+NS_PER_MINUTE = 60 * 10**9
+NS_PER_DAY = 86_400 * 10**9
 
 
 def day_numbers(values: np.ndarray | pd.Series) -> np.ndarray:
-    """Calendar day (days since 1970-01-01) of datetime values."""
-    return np.asarray(values, dtype="datetime64[ns]").astype("datetime64[D]").astype(np.int64)
+    """Calendar day (days since 1970-01-01) of datetime values (integer division: fast)."""
+    return np.asarray(values, dtype="datetime64[ns]").view(np.int64) // NS_PER_DAY
 
 
 def session_keys(patient_codes: np.ndarray, session_days: np.ndarray) -> np.ndarray:
@@ -55,9 +62,55 @@ def count_sessions(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarray
     return end - _first_key_index(keys, patient_codes)
 
 
-def last_session_day(keys: np.ndarray, patient_codes: np.ndarray, sessions: np.ndarray) -> np.ndarray:
+def completed_keys(sessions: pd.DataFrame, patient_ids: pd.Series) -> np.ndarray:
+    """session_keys of the completed sessions, patients coded by their position in patient_ids."""
+    done = sessions.loc[sessions["status"] == "completed"]
+    codes = pd.Index(patient_ids).get_indexer(done["patient_id"])
+    return session_keys(codes[codes >= 0], day_numbers(done["session_date"])[codes >= 0])
+
+
+@dataclass
+class Linked:
+    """Measurements as integer codes and numbers (no text), row-aligned with the raw rows.
+
+    Rows where `usable` is false (rejected) are carried along, not gathered out (gathering
+    millions of rows column by column costs more than it saves); their values mean nothing.
+    """
+
+    usable: np.ndarray  # bool: the row was not rejected
+    patient: np.ndarray  # position among the kept (sorted) patients (0 where not usable)
+    metric: np.ndarray  # position in the metric registry
+    view: np.ndarray  # position in contract.VIEWS
+    taken: np.ndarray  # datetime64[ns]
+    value: np.ndarray
+    yaw: np.ndarray  # head yaw in degrees (NaN = not recorded)
+    own: np.ndarray  # the photo's own quality bits (qc.photo_flags)
+    day: np.ndarray  # day number of the measurement (int32)
+    sessions: np.ndarray  # completed sessions before the measurement day (int32)
+
+
+def measurement_days(taken: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Day numbers (int32; 0 where not usable)."""
+    day = (np.asarray(taken, dtype="datetime64[ns]").view(np.int64) // NS_PER_DAY).astype(np.int32)
+    day[~usable] = 0
+    return day
+
+
+def sessions_before(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """count_sessions (strictly before each day) as int32, building the search keys in place."""
+    wanted = np.asarray(patient_codes).astype(np.int64)
+    wanted *= DAY_SPAN
+    wanted += days
+    wanted += DAY_OFFSET
+    end = np.searchsorted(keys, wanted, side="left")
+    del wanted
+    end -= _first_key_index(keys, np.asarray(patient_codes))
+    return end.astype(np.int32)
+
+
+def _last_session_day(keys: np.ndarray, patient_codes: np.ndarray, sessions: np.ndarray) -> np.ndarray:
     """Day number of each patient's `sessions`-th completed session (NaN when sessions is 0):
-    with `sessions` from count_sessions, the last completed session before the measurement."""
+    with `sessions` from sessions_before, the last completed session before the measurement."""
     patient_codes = np.asarray(patient_codes, np.int64)
     if not len(keys):
         return np.full(len(patient_codes), np.nan)
@@ -66,11 +119,84 @@ def last_session_day(keys: np.ndarray, patient_codes: np.ndarray, sessions: np.n
     return np.where(np.asarray(sessions) > 0, found.astype(float), np.nan)
 
 
-def completed_keys(sessions: pd.DataFrame, patient_ids: pd.Series) -> np.ndarray:
-    """session_keys of the completed sessions, patients coded by their position in patient_ids."""
-    done = sessions.loc[sessions["status"] == "completed"]
-    codes = pd.Index(patient_ids).get_indexer(done["patient_id"])
-    return session_keys(codes[codes >= 0], day_numbers(done["session_date"])[codes >= 0])
+@dataclass
+class CellOrder:
+    """The usable measurements sorted by cell (patient, metric, view, sessions), the preferred
+    row of each cell last: an eligible baseline, then the best quality, then the latest, then
+    the last in the file."""
+
+    order: np.ndarray  # row positions in sorted order
+    cell: np.ndarray  # per sorted position: its cell number
+    span: int  # cells per patient x metric x view (max sessions + 1): block = cell // span
+    eligible: np.ndarray  # row-aligned: a count-0 row at most 90 days before the first session
+    tied: np.ndarray  # per sorted position: same cell and preference as the previous one
+
+
+def cell_order(m: Linked, first_session: np.ndarray, n_metrics: int) -> CellOrder:
+    """Sort the measurements by cell and preference: one stable sort of one int64 key built in
+    place (a few arrays of the table's length, not dozens of temporaries)."""
+    n_views = len(contract.VIEWS)
+    first = np.asarray(first_session, dtype="datetime64[ns]")
+    first_day = np.where(np.isnat(first), np.iinfo(np.int64).max // 2, day_numbers(first))  # none: never eligible
+    first_day = np.append(first_day, 0)  # rows not usable may point one past the patients
+    scratch = first_day[m.patient]
+    scratch -= m.day
+    eligible = scratch <= contract.BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION
+    eligible &= m.sessions == 0
+    span = int(np.max(m.sessions, where=m.usable, initial=0)) + 1
+    cell = m.patient.astype(np.int64)
+    cell *= n_metrics
+    cell += m.metric
+    cell *= n_views
+    cell += m.view
+    cell *= span
+    cell += m.sessions
+    usable = int(m.usable.sum())
+    quality = 3 - np.minimum(qc.quality_rank(m.own), 3)
+    np.floor_divide(m.taken.view(np.int64), NS_PER_MINUTE, out=scratch)
+    scratch += MINUTES_BEFORE_1970  # 0..2^27: dates are 1900..2100
+    if int(np.max(cell, where=m.usable, initial=0)).bit_length() + PREFERENCE_BITS <= 62:
+        key = cell
+        key <<= PREFERENCE_BITS
+        np.add(key, 1 << (MINUTE_BITS + 2), out=key, where=eligible)
+        for q in (1, 2, 3):
+            np.add(key, q << MINUTE_BITS, out=key, where=quality == q)
+        key += scratch
+        del scratch
+        key[~m.usable] = np.iinfo(np.int64).max  # rejected rows sort last, and are cut off
+        order = np.argsort(key, kind="stable")[:usable]  # stable: equal keys stay in file order
+        cell = key[order]
+        del key
+        tied = np.zeros(len(order), dtype=bool)
+        np.equal(cell[1:], cell[:-1], out=tied[1:])
+        cell >>= PREFERENCE_BITS
+    else:  # a huge registry: two keys (still stable)
+        preference = (eligible.astype(np.int64) << 2 | quality) << MINUTE_BITS | scratch
+        cell[~m.usable] = np.iinfo(np.int64).max
+        order = np.lexsort((preference, cell))[:usable]
+        cell, preference = cell[order], preference[order]
+        tied = np.r_[False, (cell[1:] == cell[:-1]) & (preference[1:] == preference[:-1])] if usable else np.zeros(0, bool)
+    return CellOrder(order=order, cell=cell, span=span, eligible=eligible, tied=tied)
+
+
+def exact_duplicates(cells: CellOrder, columns: dict[str, np.ndarray | Callable]) -> np.ndarray:
+    """Per sorted position: a row equal in every column to an earlier row. A column is an
+    array (row-aligned), or a function giving the values of some rows (text, fetched only for
+    the rows compared).
+
+    Equal rows share cell and preference, so only rows tied in the sort are compared; ties keep
+    file order, so the first of equal rows is the one kept.
+    """
+    duplicate = np.zeros(len(cells.order), dtype=bool)
+    if not cells.tied.any():
+        return duplicate
+    group = np.cumsum(~cells.tied)
+    candidates = np.flatnonzero(cells.tied | np.r_[cells.tied[1:], False])
+    rows = cells.order[candidates]
+    frame = pd.DataFrame({"group": group[candidates], **{
+        name: pd.array(values(rows), dtype="str") if callable(values) else values[rows] for name, values in columns.items()}})
+    duplicate[candidates[frame.duplicated(keep="first").to_numpy()]] = True
+    return duplicate
 
 
 def _lookup(sorted_keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,116 +207,139 @@ def _lookup(sorted_keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np
     return where, (where < len(sorted_keys)) & (sorted_keys[np.minimum(where, len(sorted_keys) - 1)] == wanted)
 
 
+@dataclass
+class Chosen:
+    """One measurement per cell and its baseline (row positions; base -1 when none)."""
+
+    rows: np.ndarray  # sorted by patient, metric, view, sessions
+    base: np.ndarray  # the baseline row of each chosen row, or -1
+    front_fallback: np.ndarray  # compared with the front baseline for lack of one in its own view
+
+
+def choose(m: Linked, cells: CellOrder, duplicate: np.ndarray) -> Chosen:
+    """The preferred non-duplicate row of each cell, and the baseline each is compared with.
+    `duplicate`: per sorted position (exact_duplicates)."""
+    order, cell = (cells.order, cells.cell) if not duplicate.any() else (cells.order[~duplicate], cells.cell[~duplicate])
+    last = np.ones(len(order), dtype=bool)
+    np.not_equal(cell[1:], cell[:-1], out=last[:-1])
+    rows = order[last]
+    block = cell[last]
+    del order, cell, last
+    block //= cells.span  # patient x metric x view
+    is_base = m.sessions[rows] == 0
+    is_base &= cells.eligible[rows]
+    # rows are sorted by block, then sessions: a block's own baseline is its first row
+    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]]) if len(rows) else np.zeros(0, dtype=np.int64)
+    first = np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
+    base = np.where(is_base[first], first, -1) if len(rows) else np.zeros(0, dtype=np.int64)
+    del first
+    # a view without its own baseline falls back to the front baseline (flagged)
+    front = contract.VIEWS.index(contract.DEFAULT_VIEW)
+    view = m.view[rows]
+    fallback = np.zeros(len(rows), dtype=bool)
+    need = np.flatnonzero((base < 0) & (view != front))
+    if len(need):
+        base_blocks, base_at = block[is_base], np.flatnonzero(is_base)
+        where, found = _lookup(base_blocks, block[need] - view[need] + front)
+        base[need[found]] = base_at[where[found]]
+        fallback[need[found]] = True
+    has = base >= 0
+    base[has] = rows[base[has]]
+    return Chosen(rows=rows, base=base, front_fallback=fallback)
+
+
+def dictionary(codes: np.ndarray, values: pa.Array | list, ordered: bool = False,
+               complete: bool = False) -> pa.DictionaryArray:
+    """An arrow dictionary column from integer codes (-1 = missing, unless `complete`): text
+    without a copy per row, in the narrowest index type."""
+    codes = np.asarray(codes)
+    if not isinstance(values, pa.Array):
+        values = pa.array([str(v) for v in values], type=pa.large_string())
+    width = np.int8 if len(values) < 1 << 7 else np.int16 if len(values) < 1 << 15 else np.int32
+    indices = pa.array(codes.astype(width, copy=False), mask=None if complete else codes < 0)
+    return pa.DictionaryArray.from_arrays(indices, values, ordered=ordered)
+
+
+def patient_columns(patients: pd.DataFrame) -> dict[str, tuple[np.ndarray, pa.Array]]:
+    """Per kept patient (in code order): codes into the distinct values of each text column."""
+    from outcomes.cleaning.normalise import factorize
+
+    out = {}
+    for column in ("patient_id", "sex", "concern", "clinic_id"):
+        codes, uniques = factorize(patients[column])
+        if isinstance(uniques, pa.Array) and pa.types.is_dictionary(uniques.type):
+            uniques = uniques.dictionary_decode()
+        if not isinstance(uniques, pa.Array):
+            uniques = pa.array([str(u) for u in uniques], type=pa.large_string())
+        out[column] = (np.asarray(codes), uniques.cast(pa.large_string()))
+    return out
+
+
 def build_outcomes(
-    measurements: pd.DataFrame,
+    m: Linked,
+    chosen: Chosen,
     patients: pd.DataFrame,
     keys: np.ndarray,
     registry: dict[str, contract.Metric],
-) -> pd.DataFrame:
+    photo_id: pa.Array,
+    device: tuple[np.ndarray, pa.Array],
+) -> pa.Table:
     """One row per patient x metric x view x session count, with baseline and improvement.
 
-    `measurements`: kept rows with `_patient` (position in `patients`), `_day` (day number of
-    `taken_at`), `sessions`, `_qc`
-    (photo's own quality bits) and `_order` (file order). `patients`: tidy patients table.
+    `patients`: the tidy patients table (row i = patient code i); `keys`: the completed
+    sessions (completed_keys); `photo_id` and `device` (codes, distinct texts) row-aligned with `m`.
     """
-    n_metrics, n_views = len(registry), len(contract.VIEWS)
-    patient = measurements["_patient"].to_numpy(np.int64)
-    metric = measurements["metric"].cat.codes.to_numpy().astype(np.int64)
-    view = measurements["view"].cat.codes.to_numpy().astype(np.int64)
-    sessions = measurements["sessions"].to_numpy(np.int64)
-    taken = measurements["taken_at"].to_numpy(dtype="datetime64[ns]")
-    day = measurements["_day"].to_numpy(np.int64)
-    first = day_numbers(patients["first_session"].to_numpy())  # NaT -> very negative
-    has_first = ~np.isnat(patients["first_session"].to_numpy(dtype="datetime64[ns]"))
-    eligible = (sessions == 0) & has_first[patient] & (first[patient] - day <= contract.BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION)
-    own = measurements["_qc"].to_numpy()
-
-    # choose one row per cell: eligible baseline first, then best quality, then latest, then last in file
-    max_sessions = int(sessions.max()) + 1 if len(sessions) else 1
-    block = (patient * n_metrics + metric) * n_views + view  # patient x metric x view
-    cell = block * max_sessions + sessions
-    minutes = (taken.astype("datetime64[m]").astype(np.int64) + 70 * 525_960).clip(0, (1 << 27) - 1)
-    order = measurements["_order"].to_numpy(np.int64)
-    order_bits = max(1, int(len(order)).bit_length())
-    preference = (((eligible.astype(np.int64) << 2 | (3 - np.minimum(qc.quality_rank(own), 3))) << 27 | minutes) << order_bits) | order
-    sort = np.lexsort((preference, cell))
-    cell_sorted = cell[sort]
-    last = np.ones(len(sort), dtype=bool)
-    last[:-1] = cell_sorted[1:] != cell_sorted[:-1]
-    rows = sort[last]  # one measurement per cell, sorted by patient, metric, view, sessions
-
-    # baselines: the sessions-0 row of a block, if eligible
-    block_r, sessions_r = block[rows], sessions[rows]
-    is_base = (sessions_r == 0) & eligible[rows]
-    base_blocks, base_rows = block_r[is_base], rows[is_base]  # sorted by block
-    where, found = _lookup(base_blocks, block_r)
-    # a view without its own baseline falls back to the front baseline (flagged)
-    front = contract.VIEWS.index(contract.DEFAULT_VIEW)
-    where_front, found_front = _lookup(base_blocks, block_r - view[rows] + front)
-    found_front &= ~found
-    base_index = np.where(found, where, np.where(found_front, where_front, -1))
-    has_base = base_index >= 0
-    base = np.where(has_base, base_rows[np.maximum(base_index, 0)] if len(base_rows) else 0, 0)
-
-    value = measurements["value"].to_numpy()[rows]
-    base_value = np.where(has_base, measurements["value"].to_numpy()[base], np.nan)
+    rows, base = chosen.rows, chosen.base
+    has_base = base >= 0
+    base = np.maximum(base, 0)
+    patient, metric, sessions = m.patient[rows], m.metric[rows], m.sessions[rows]
+    value = m.value[rows]
+    base_value = m.value[base]
+    base_value[~has_base] = np.nan
     change = value - base_value
-    sign = np.array([m.sign for m in registry.values()], dtype=float)[metric[rows]]
+    sign = np.array([mt.sign for mt in registry.values()], dtype=float)[metric]
     with np.errstate(divide="ignore", invalid="ignore"):
         improvement = np.where(base_value != 0, sign * 100.0 * change / base_value, np.nan) + 0.0  # no -0.0
-    days_since = np.where(has_base, (day[rows] - day[base]).astype(float), np.nan)
+    del sign
+    day = m.day[rows]
+    days_since = (day - m.day[base]).astype(float)
+    days_since[~has_base] = np.nan
 
-    flags = own[rows].copy()
+    own = m.own
+    flags = own[rows]
     flags |= np.where(~has_base, qc.BIT["no_baseline"], 0).astype(np.uint16)
     flags |= np.where(has_base & (base_value == 0), qc.BIT["baseline_zero"], 0).astype(np.uint16)
     flags |= np.where(has_base & (base != rows) & ((own[base] & qc.PHOTO_BITS) > 0), qc.BIT["baseline_qc"], 0).astype(np.uint16)
-    yaw = measurements["head_yaw_deg"].to_numpy()
-    flags |= np.where(has_base, qc.yaw_flag(yaw[rows], yaw[base]), 0).astype(np.uint16)
-    flags |= np.where(found_front, qc.BIT["view_differs_from_baseline"], 0).astype(np.uint16)
+    flags |= np.where(has_base, qc.yaw_flag(m.yaw[rows], m.yaw[base]), 0).astype(np.uint16)
+    flags |= np.where(chosen.front_fallback, qc.BIT["view_differs_from_baseline"], 0).astype(np.uint16)
 
-    chosen = pa.array(patient[rows])
+    per_patient = patient_columns(patients)
 
-    def per_patient(column: str) -> pd.Series:  # arrow take: far faster than DataFrame.iloc for text
-        return pd.Series(pd.array(patients[column].array.__arrow_array__().take(chosen), dtype="str"))
+    def of_patient(column: str) -> pa.DictionaryArray:
+        codes, values = per_patient[column]
+        return dictionary(codes[patient], values, complete=column == "patient_id")
 
-    def per_row(column: str) -> pd.Series:
-        return pd.Series(pd.array(measurements[column].array.__arrow_array__().take(pa.array(rows)), dtype="str"))
-
-    # text columns are materialised by arrow, which releases the GIL: build them two at a time
-    texts = {
-        "patient_id": lambda: per_patient("patient_id"),
-        "metric": lambda: strings_from_codes(metric[rows], list(registry)),
-        "view": lambda: strings_from_codes(view[rows], contract.VIEWS),
-        "sex": lambda: per_patient("sex"),
-        "concern": lambda: per_patient("concern"),
-        "clinic_id": lambda: per_patient("clinic_id"),
-        "qc_reasons": lambda: strings_from_codes(flags, qc.REASON_TEXTS),
-        "photo_id": lambda: per_row("photo_id"),
-        "device": lambda: per_row("device"),
+    columns = {
+        "patient_id": of_patient("patient_id"),
+        "metric": dictionary(metric, list(registry), complete=True),
+        "view": dictionary(m.view[rows], contract.VIEWS, complete=True),
+        "sessions": pa.array(sessions.astype(np.int64)),
+        "days_since_baseline": pa.array(days_since),
+        "baseline": pa.array(base_value),
+        "value": pa.array(value),
+        "change": pa.array(change),
+        "improvement_pct": pa.array(improvement),
+        "age": pa.array(patients["age"].to_numpy(dtype=float)[patient]),
+        "skin_type": dictionary(np.asarray(patients["skin_type"].cat.codes)[patient],
+                                pa.array(contract.SKIN_TYPES, type=pa.string()), ordered=True),
+        "sex": of_patient("sex"),
+        "concern": of_patient("concern"),
+        "clinic_id": of_patient("clinic_id"),
+        "qc_ok": pa.array(flags == 0),
+        "qc_reasons": dictionary(flags, qc.REASON_TEXTS, complete=True),
+        "taken_at": pa.array(m.taken[rows]),
+        "photo_id": photo_id.take(pa.array(rows)),
+        "device": dictionary(device[0][rows], device[1]),
+        "days_since_last_session": pa.array(day - _last_session_day(keys, patient, sessions)),
     }
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        text = dict(zip(texts, pool.map(lambda make: make(), texts.values())))
-    out = pd.DataFrame({
-        "patient_id": text["patient_id"],
-        "metric": text["metric"],
-        "view": text["view"],
-        "sessions": sessions_r,
-        "days_since_baseline": days_since,
-        "baseline": base_value,
-        "value": value,
-        "change": change,
-        "improvement_pct": improvement,
-        "age": patients["age"].to_numpy()[patient[rows]],
-        "skin_type": pd.Categorical.from_codes(patients["skin_type"].cat.codes.to_numpy()[patient[rows]],
-                                               dtype=contract.SKIN_TYPE_DTYPE),
-        "sex": text["sex"],
-        "concern": text["concern"],
-        "clinic_id": text["clinic_id"],
-        "qc_ok": flags == 0,
-        "qc_reasons": text["qc_reasons"],
-        "taken_at": taken[rows],
-        "photo_id": text["photo_id"],
-        "device": text["device"],
-        "days_since_last_session": (day[rows] - last_session_day(keys, patient[rows], sessions_r)),
-    }, copy=False)  # no block consolidation: saves a copy of every column
-    return out
+    return pa.table(columns)
