@@ -4,8 +4,8 @@
    (simulate -> clean -> improvement_model), target 93-97%, printed with its Monte Carlo SE.
    The session effect is the contrast E[improvement | 4 sessions] - E[... | 1 session] for a
    45-year-old with skin type III, whose true value comes from truth.json.
-2. fit-times: improvement_model on 2,000 and 20,000 patients x 6 sessions, wall time and the
-   peak memory (max RSS) of a fresh process per size.
+2. fit-times: improvement_model on 2,000 and 20,000 patients x 6 sessions, and predictive_model
+   on 2,000, wall time and the peak memory (max RSS) of a fresh process per run.
 
 Usage:  python benchmarks/bench_models.py [coverage|fit-times] [--cohorts 200] [--patients 400]
 """
@@ -85,29 +85,36 @@ def synthetic(n_patients: int, n_sessions: int = 6, seed: int = 0) -> pd.DataFra
     })
 
 
-def fit_time_child(n_patients: int) -> None:
+def fit_time_child(n_patients: int, what: str = "improvement") -> None:
     """Runs in a fresh process: prints one JSON line (time, peak RSS)."""
-    from outcomes.models import improvement_model
+    from outcomes.models import improvement_model, predictive_model
 
     data = synthetic(n_patients)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    m = improvement_model(data, METRIC)
+    if what == "predictive":
+        m = predictive_model(data, METRIC)
+        extra = {"rows": len(m.rows_), "converged": True, "optimizers": ["5 folds"]}
+    else:
+        m = improvement_model(data, METRIC)
+        extra = {"rows": m.mixed_.n_obs_, "converged": m.converged,
+                 "optimizers": m.mixed_.attempts_["optimizer"].tolist()}
     seconds = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"patients": n_patients, "rows": m.mixed_.n_obs_, "seconds": seconds,
-                      "peak_rss_mib": peak_kib / 1024, "rss_before_fit_mib": rss_before / 1024,
-                      "converged": m.converged, "optimizers": m.mixed_.attempts_["optimizer"].tolist()}))
+    print(json.dumps({"what": what, "patients": n_patients, "seconds": seconds, "peak_rss_mib": peak_kib / 1024,
+                      "rss_before_fit_mib": rss_before / 1024, **extra}))
 
 
 def fit_times(sizes=(2_000, 20_000)) -> None:
-    print("== improvement_model fit time (spline x age x skin type interactions, random intercept + slope)")
-    for n in sizes:
-        out = subprocess.run([sys.executable, __file__, "_child", str(n)], capture_output=True, text=True, check=True)
+    print("== fit times: improvement_model (spline x age x skin type interactions, random intercept + slope);"
+          " predictive_model (5 patient-grouped folds, each with its mixed model)")
+    for what, n in [*(("improvement", n) for n in sizes), ("predictive", sizes[0])]:
+        out = subprocess.run([sys.executable, __file__, "_child", str(n), "--model", what],
+                             capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"   {r['patients']:>6,} patients x 6 sessions ({r['rows']:,} rows): {r['seconds']:.1f} s, "
+        print(f"   {what:>11} {r['patients']:>6,} patients x 6 sessions ({r['rows']:,} rows): {r['seconds']:.1f} s, "
               f"peak RSS {r['peak_rss_mib']:.0f} MiB (process before the fit: {r['rss_before_fit_mib']:.0f} MiB), "
-              f"converged={r['converged']}, optimizers tried: {', '.join(r['optimizers'])}")
+              f"converged={r['converged']}, steps: {', '.join(r['optimizers'])}")
 
 
 def main(argv=None) -> None:
@@ -117,9 +124,10 @@ def main(argv=None) -> None:
     ap.add_argument("--cohorts", type=int, default=200)
     ap.add_argument("--patients", type=int, default=400)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--model", default="improvement", choices=["improvement", "predictive"], help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.what == "_child":
-        fit_time_child(args.n)
+        fit_time_child(args.n, args.model)
         return
     if args.what in ("all", "fit-times"):
         fit_times()
