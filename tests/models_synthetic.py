@@ -2,9 +2,9 @@
 
 The truth has the domain's form (docs: shared/spec/domain.md): after n sessions a patient's
 expected improvement is ``emax * (1 - exp(-k n)) * (1 + age_slope (age - 45)) * skin[type] * r``
-with a per-patient response factor r ~ N(1, sd_r), plus measurement noise. Optional
-outcome-dependent dropout: after each visit a patient stops with a probability that is higher
-when the last observed improvement was poor, so the survivors are the responders.
+with a per-patient response factor r ~ N(1, sd_r), plus measurement noise. Optional dropout
+(unrelated to outcome) gives patients unequal numbers of visits. Dropout that depends on the
+outcome is tested on the simulator's own cohorts (test_models_recovery.py).
 """
 from __future__ import annotations
 
@@ -25,8 +25,7 @@ def expected(n, age, skin_type, truth=TRUTH, skin_mult=SKIN_MULT):
     return truth["emax"] * (1 - np.exp(-truth["k"] * n)) * (1 + truth["age_slope"] * (age - truth["age_ref"])) * mult
 
 
-def cohort(n_patients: int = 400, seed: int = 1, n_sessions: int = 6, dropout: float = 0.0,
-           dropout_if_poor: float = 0.0, poor_below: float = 5.0, truth=TRUTH,
+def cohort(n_patients: int = 400, seed: int = 1, n_sessions: int = 6, dropout: float = 0.0, truth=TRUTH,
            metric: str = "hydration") -> pd.DataFrame:
     """One row per patient x session count (0..n_sessions), columns as in outcomes.parquet."""
     rng = np.random.default_rng(seed)
@@ -41,10 +40,8 @@ def cohort(n_patients: int = 400, seed: int = 1, n_sessions: int = 6, dropout: f
             mean = expected(n, age[i], skin[i], truth) * r[i]
             y = 0.0 if n == 0 else mean + rng.normal(0, truth["noise"])
             rows.append((ids[i], n, y, age[i], skin[i], sex[i]))
-            if n >= 1:
-                p_stop = dropout + (dropout_if_poor if y < poor_below else 0.0)
-                if rng.random() < p_stop:
-                    break
+            if n >= 1 and rng.random() < dropout:
+                break
     df = pd.DataFrame(rows, columns=["patient_id", "sessions", "improvement_pct", "age", "skin_type", "sex"])
     df.insert(1, "metric", metric)
     df.insert(2, "view", "front")

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import models_synthetic as ms
-from outcomes.models import age_band, improvement_model, naive_means
+from outcomes.models import age_band, improvement_model
 
 
 @pytest.fixture(scope="module")
@@ -73,25 +73,6 @@ def test_plateau_matches_the_truth(model):
     # a demand of 100 points per session is never met: "not reached" is infinity, not a number
     never = model.plateau(gain=-100.0, n_draws=50)
     assert np.isinf(never["plateau"]).all() and (never["share_not_reached"] == 1).all()
-
-
-@pytest.mark.slow
-def test_naive_means_are_biased_upward_by_dropout_but_the_mixed_model_is_not():
-    # Outcome-dependent dropout: a patient whose last measured improvement was under 8% stops
-    # with probability 0.35 (on top of 3% for everyone). Survivors are responders, so the
-    # per-session means climb above the population's. The simulator's own dropout (5% vs 10%
-    # per interval) moves hydration's 5-session mean by only ~0.7 points, less than a
-    # test-sized cohort can resolve; this cohort uses the same mechanism, stronger.
-    d = ms.cohort(1200, seed=4, dropout=0.03, dropout_if_poor=0.35, poor_below=8.0)
-    patients = d.drop_duplicates("patient_id")
-    m = improvement_model(d, "hydration", interactions=(), time_transform="spline")
-    naive = naive_means(d, "hydration").set_index("sessions")
-    marginal = m.marginal().set_index("sessions")
-    for n in (4, 5, 6):
-        truth = ms.expected(n, patients["age"], patients["skin_type"].astype(str)).mean()
-        assert naive.loc[n, "estimate"] - truth > 3 * naive.loc[n, "std_error"], n  # clearly biased up
-        assert marginal.loc[n, "ci_low"] <= truth <= marginal.loc[n, "ci_high"], n  # honest
-    assert naive.loc[6, "n"] < 0.6 * naive.loc[1, "n"]  # the dropout really happened
 
 
 def test_age_bands():

@@ -7,15 +7,17 @@ differences — where that bias cancels and the truth is defined exactly.
 """
 from __future__ import annotations
 
+import tempfile
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import outcomes
 from outcomes.config import DEFAULT_SEED
-from outcomes.models import fit_gee, fit_ordinal, gais_frame, improvement_model, sessions_to_response
-from outcomes.simulation import expected_improvement
+from outcomes.models import fit_gee, fit_ordinal, gais_frame, improvement_model, naive_means, sessions_to_response
+from outcomes.simulation import DropoutParams, expected_improvement
 
 pytestmark = pytest.mark.slow
 METRIC = "hydration"
@@ -94,3 +96,56 @@ def test_older_patients_respond_later(sim):
     m = sessions_to_response(tables["outcomes"], METRIC, patients=tables["patients"])
     assert m.hazard_ratios_.loc["age_c", "estimate"] < 0
     assert m.summary["median_sessions"].between(1, 6).all()
+
+
+# --- dropout: naive per-session means vs the mixed model, on simulator data ------------------------
+STRONG_MAR_DROPOUT = DropoutParams(base=0.05, factor=10, trigger="measured")
+
+
+def observed_scale(truth, metric, improvement):
+    """expected_improvement carried to the scale of recorded improvement_pct. A recorded
+    improvement is a ratio of two readings with independent log-normal noise (SD noise_cv), so
+    its mean is exp(noise_cv²) times the true ratio (+0.5 points for hydration's 7%)."""
+    inflate = np.exp(truth["metrics"][metric]["noise_cv"] ** 2)
+    if truth["metrics"][metric]["better"] == "higher":
+        return 100 * ((1 + improvement / 100) * inflate - 1)
+    return 100 * (1 - (1 - improvement / 100) * inflate)
+
+
+def naive_and_model(dropout, seed=3, n_patients=1500):
+    """simulate -> clean -> naive per-session means and the mixed model's population mean, with
+    the truth on the observed scale, averaged over the modelled patients' ages and skin types."""
+    with tempfile.TemporaryDirectory() as raw:
+        cohort = outcomes.simulate(n_patients, seed=seed, out_dir=raw, tidy=True, dropout=dropout)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tables = outcomes.clean(raw).tables
+    out, patients = tables["outcomes"], tables["patients"]
+    model = improvement_model(out, METRIC, patients=patients)
+    naive = naive_means(out, METRIC, patients=patients).set_index("sessions")
+    marginal = model.marginal().set_index("sessions")
+    people = model.rows_.drop_duplicates("patient_id")
+    true = {n: float(np.mean(expected_improvement(cohort.truth, METRIC, n, people["age"].to_numpy(),
+                                                  people["skin_type"].astype(str).to_numpy())))
+            for n in naive.index}
+    truth = pd.Series({n: observed_scale(cohort.truth, METRIC, v) for n, v in true.items()})
+    return cohort, model, naive, marginal, truth
+
+
+def test_outcome_dependent_dropout_biases_naive_means_but_not_the_mixed_model():
+    # Patients stop 10x as often (50% per interval) once the clinic's hydration reading shows
+    # less than 40% of the maximal gain: the later session counts are seen mostly in responders.
+    # Dropout depends only on recorded readings (missing at random), the case a mixed model
+    # handles: it learns every patient's curve from their early visits.
+    cohort, model, naive, marginal, truth = naive_and_model(STRONG_MAR_DROPOUT)
+    assert cohort.truth["dropout"]["multiplier"] == 10 and cohort.truth["dropout"]["trigger"] == "measured"
+    assert model.converged
+    assert naive.loc[5, "n"] < 0.15 * naive.loc[1, "n"]  # the dropout really happened
+    for n in (3, 4, 5):  # naive means: above the truth by more than their CI allows
+        assert naive.loc[n, "ci_low"] > truth[n], (n, naive.loc[n].to_dict(), truth[n])
+    for n in range(1, 6):  # the mixed model's population mean: its 95% CI holds the truth
+        assert marginal.loc[n, "ci_low"] <= truth[n] <= marginal.loc[n, "ci_high"], (n, marginal.loc[n].to_dict())
+    # control: the same cohort with dropout that ignores outcomes shows no such bias
+    _, _, naive0, _, truth0 = naive_and_model(DropoutParams(base=0.05, factor=1, trigger="measured"))
+    for n in (3, 4, 5):
+        assert naive0.loc[n, "ci_low"] <= truth0[n] <= naive0.loc[n, "ci_high"], n

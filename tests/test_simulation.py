@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from outcomes import contract
 from outcomes.cli import app
-from outcomes.simulation import expected_improvement, simulate, write_demo_if_empty
+from outcomes.simulation import DropoutParams, expected_improvement, simulate, write_demo_if_empty
 from outcomes.simulation import mess as M
 from outcomes.simulation import parameters as P
 
@@ -367,15 +367,62 @@ def dropout_bias(cohort, m: pd.DataFrame) -> tuple[float, float]:
 
 
 @pytest.mark.slow
-def test_outcome_dependent_dropout_biases_the_naive_mean_upward(big_tidy, linked, monkeypatch):
+def test_outcome_dependent_dropout_biases_the_naive_mean_upward(big_tidy, linked):
     r_gap, growth = dropout_bias(big_tidy, linked)
     assert r_gap > 0.012  # late sessions are seen mostly in good responders
     assert growth > 0.01  # naive mean drifts above the population truth as sessions go on
     # control: the same cohort with dropout that ignores outcomes shows neither
-    monkeypatch.setitem(P.DROPOUT, "multiplier", 1.0)
-    control = simulate(12000, seed=5, tidy=True)
+    control = simulate(12000, seed=5, tidy=True, dropout=DropoutParams(factor=1.0))
+    assert control.truth["dropout"]["multiplier"] == 1.0
     r_gap0, growth0 = dropout_bias(control, link(control))
     assert abs(r_gap0) < 0.012 and growth0 < growth - 0.008
+
+
+def test_dropout_strength_is_a_parameter_recorded_in_the_truth():
+    default = simulate(300, seed=2, tidy=True)
+    assert default.truth["dropout"] == DropoutParams().record()
+    assert default.truth["dropout"]["base_per_interval"] == 0.05 and default.truth["dropout"]["multiplier"] == 2.0
+    strong = simulate(300, seed=2, tidy=True, dropout=DropoutParams(base=0.08, factor=10))
+    assert strong.truth["dropout"]["base_per_interval"] == 0.08 and strong.truth["dropout"]["multiplier"] == 10
+    # same patients, fewer completed sessions: only the dropout changed
+    done = {k: v["completed_sessions"] for k, v in default.truth["patients"].items()}
+    done_strong = {k: v["completed_sessions"] for k, v in strong.truth["patients"].items()}
+    assert done.keys() == done_strong.keys() and sum(done_strong.values()) < 0.9 * sum(done.values())
+    pd.testing.assert_frame_equal(default.tables["patients"], strong.tables["patients"])
+    none = simulate(300, seed=2, tidy=True, dropout=DropoutParams(base=0.0))
+    assert all(v["completed_sessions"] == v["planned_sessions"] for v in none.truth["patients"].values())
+    with pytest.raises(ValueError, match="dropout probabilities"):
+        DropoutParams(base=0.2, factor=6)
+
+
+def test_measured_dropout_trigger_reads_the_recorded_hydration():
+    # trigger="measured": after each session from the second on, a patient whose recorded hydration
+    # improvement (over the baseline outcomes clean would pick) is < 40% of Emax stops at
+    # base x factor, others at base: dropout is a function of recorded data (missing at random)
+    params = DropoutParams(base=0.05, factor=10, trigger="measured")
+    cohort = simulate(3000, seed=8, tidy=True, dropout=params)
+    m = link(cohort)
+    visits = m[(m.metric == "hydration") & (m.sessions >= 1) & m.in_course & m.baseline.notna()]
+    tp = pd.DataFrame(cohort.truth["patients"]).T.astype({"planned_sessions": int, "completed_sessions": int})
+    visits = visits.join(tp[["planned_sessions", "completed_sessions"]], on="patient_id")
+    visits = visits[visits.sessions + 1 < visits.planned_sessions]
+    # the other trigger: a moderate or severe adverse event before the decision, i.e. before the
+    # next session (a stopper's events all count)
+    s = cohort.tables["sessions"]
+    done = s[s.status == "completed"].assign(date=lambda d: pd.to_datetime(d.session_date))
+    done = done.sort_values("date").assign(n=lambda d: d.groupby("patient_id").cumcount())
+    next_date = done.set_index([done.patient_id.astype(str), "n"])["date"]
+    visits = visits.assign(next=[next_date.get((p, j + 1), pd.Timestamp.max) for p, j in
+                                 zip(visits.patient_id, visits.sessions)])
+    ae = cohort.tables["adverse_events"]
+    ae = ae[ae.severity != "mild"].assign(date=lambda d: pd.to_datetime(d.event_date))
+    first_ae = ae.groupby(ae.patient_id.astype(str))["date"].min()
+    visits = visits[~(visits.patient_id.map(first_ae) < visits.next)]
+    stopped = visits.completed_sessions == visits.sessions + 1
+    low = visits.improvement < params.no_gain_threshold * cohort.truth["metrics"]["hydration"]["emax_pct"]
+    assert low.sum() > 300 and (~low).sum() > 1000
+    assert stopped[low].mean() == pytest.approx(params.base * params.factor, abs=0.04)  # 0.51 at this seed
+    assert stopped[~low].mean() == pytest.approx(params.base, abs=0.015)  # 0.050
 
 
 def test_dropout_happens_at_about_the_documented_rate(tidy):

@@ -22,9 +22,9 @@ from outcomes import config
 from outcomes.contract import SKIN_TYPES, SUFFIXES, TABLES
 from outcomes.simulation.cohort import build_cohort
 from outcomes.simulation.mess import DELIMITERS, make_messy, messiness_record
-from outcomes.simulation.parameters import base_truth, expected_improvement
+from outcomes.simulation.parameters import DropoutParams, base_truth, expected_improvement
 
-__all__ = ["SimulatedCohort", "simulate", "write_demo_if_empty", "expected_improvement"]
+__all__ = ["DropoutParams", "SimulatedCohort", "simulate", "write_demo_if_empty", "expected_improvement"]
 
 
 @dataclass
@@ -70,14 +70,17 @@ def simulate(
     seed: int = config.DEFAULT_SEED,
     out_dir: str | Path | None = None,
     tidy: bool = False,
+    dropout: DropoutParams | None = None,
 ) -> SimulatedCohort:
     """Simulate a cohort; write it to out_dir when given. The messy and tidy exports of one seed
-    describe the same patients and the same truth."""
+    describe the same patients and the same truth. ``dropout`` sets how strongly dropout depends
+    on outcome (default: :class:`DropoutParams`'s, docs/simulator.md); truth.json records it."""
     if n_patients < 1:
         raise ValueError(f"n_patients must be at least 1, got {n_patients}")
     cohort_seq, mess_seq = np.random.SeedSequence(seed).spawn(2)
-    cohort = build_cohort(int(n_patients), np.random.default_rng(cohort_seq))
-    truth = base_truth(seed, n_patients, tidy)
+    dropout = DropoutParams() if dropout is None else dropout
+    cohort = build_cohort(int(n_patients), np.random.default_rng(cohort_seq), dropout)
+    truth = base_truth(seed, n_patients, tidy, dropout)
     if tidy:
         tables = cohort.tables
         truth["messiness"] = {"note": "tidy export: canonical names, ISO dates, no bad rows, ',' CSV",

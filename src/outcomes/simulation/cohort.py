@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import truncnorm
 
-from outcomes.contract import METRICS, SKIN_TYPES
+from outcomes.contract import BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION, METRICS, SKIN_TYPES
 from outcomes.simulation import parameters as P
 
 EPOCH = np.datetime64("2023-01-02", "D")
@@ -53,7 +53,8 @@ def iso_dates(days: np.ndarray) -> np.ndarray:
     return np.datetime_as_string(days.astype("datetime64[D]"), unit="D")
 
 
-def build_cohort(n: int, rng: np.random.Generator) -> Cohort:  # noqa: PLR0915 - one story, told in order
+def build_cohort(n: int, rng: np.random.Generator,  # noqa: PLR0915 - one story, told in order
+                 dropout: P.DropoutParams = P.DropoutParams()) -> Cohort:
     # --- patients ---------------------------------------------------------------------------
     ids = pseudonymous_ids(rng, n)
     sex, sex_keys = _draw(rng, P.SEX_SHARES, n)
@@ -81,6 +82,16 @@ def build_cohort(n: int, rng: np.random.Generator) -> Cohort:  # noqa: PLR0915 -
     gaps = np.maximum(np.rint(gaps), P.MIN_GAP_DAYS).astype(int)
     offsets = np.concatenate([np.zeros((n, 1), int), np.cumsum(gaps, axis=1)], axis=1)  # day of session j
 
+    measured = dropout.trigger == "measured"
+    if measured:  # the reading the patient is shown, drawn up front so dropout can read exactly it
+        seen = np.random.default_rng(rng.integers(2**63))
+        pre_screened = seen.random(n) < P.SCREENING_SHARE
+        pre_skip_first = pre_screened & (seen.random(n) < P.SCREENING_ONLY_BASELINE_SHARE)
+        pre_screen_day = -seen.integers(P.SCREENING_DAYS[0], P.SCREENING_DAYS[1] + 1, n)
+        shown = P.METRIC_TRUTH[P.SHOWN_METRIC]
+        shown_noise = seen.normal(0, shown.noise_cv, (n, max_s + 1))  # column j: visit of session j+1; last: screening
+        base_noise = np.where(pre_skip_first, shown_noise[:, max_s], shown_noise[:, 0])
+        has_baseline = ~pre_skip_first | (-pre_screen_day <= BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION)
     completed = np.zeros((n, max_s), bool)
     dropped = np.zeros(n, bool)
     modsev = np.zeros(n, bool)
@@ -100,9 +111,14 @@ def build_cohort(n: int, rng: np.random.Generator) -> Cohort:  # noqa: PLR0915 -
             lag = np.minimum(lag, gaps[who, j] - 1)  # an event shows before the next session
             ae_parts.append((who, offsets[who, j] + lag, np.full(who.size, events.index(event)), sev))
             modsev[who[sev > 0]] = True
-        gain = r * (1 - np.exp(-P.K * (j + 1))) * factor + rng.normal(0, P.DROPOUT["perception_sd"], n)
-        no_gain = gain < P.DROPOUT["no_gain_threshold"]
-        p_drop = P.DROPOUT["base_per_interval"] * np.where(modsev | no_gain, P.DROPOUT["multiplier"], 1.0)
+        if measured:  # the reading at this visit (after j sessions) over the baseline reading
+            seen_pct = 100 * ((1 + shown.emax_pct * r * (1 - np.exp(-P.K * j)) * factor / 100)
+                              * np.exp(shown_noise[:, j] - base_noise) - 1)
+            no_gain = (j >= 1) & has_baseline & (seen_pct < dropout.no_gain_threshold * shown.emax_pct)
+        else:
+            gain = r * (1 - np.exp(-P.K * (j + 1))) * factor + rng.normal(0, dropout.perception_sd, n)
+            no_gain = gain < dropout.no_gain_threshold
+        p_drop = dropout.base * np.where(modsev | no_gain, dropout.factor, 1.0)
         dropped |= active & (j + 1 < planned) & (rng.random(n) < p_drop)
     n_done = completed.sum(axis=1)
     completer = n_done == planned
@@ -111,6 +127,8 @@ def build_cohort(n: int, rng: np.random.Generator) -> Cohort:  # noqa: PLR0915 -
     # --- visits: screening, session days, follow-ups ------------------------------------------
     screened = rng.random(n) < P.SCREENING_SHARE
     skip_first = screened & (rng.random(n) < P.SCREENING_ONLY_BASELINE_SHARE)
+    if measured:
+        screened, skip_first = pre_screened, pre_skip_first
     v_pid, v_day, v_n, v_fade, v_kind = [], [], [], [], []
 
     def add(mask: np.ndarray, day: np.ndarray, n_before: np.ndarray, kind: int) -> None:
@@ -123,7 +141,8 @@ def build_cohort(n: int, rng: np.random.Generator) -> Cohort:  # noqa: PLR0915 -
         v_fade.append(fade)
         v_kind.append(np.full(who.size, kind))
 
-    add(screened, -rng.integers(P.SCREENING_DAYS[0], P.SCREENING_DAYS[1] + 1, n), np.zeros(n, int), 0)
+    screen_day = -rng.integers(P.SCREENING_DAYS[0], P.SCREENING_DAYS[1] + 1, n)
+    add(screened, pre_screen_day if measured else screen_day, np.zeros(n, int), 0)
     for j in range(max_s):
         add(completed[:, j] & ~((j == 0) & skip_first), offsets[:, j], np.full(n, j), 1)
     fu1 = last + np.maximum(np.rint(nominal + rng.normal(0, P.INTERVAL_SD_DAYS, n)), P.MIN_GAP_DAYS).astype(int)
@@ -213,6 +232,10 @@ def build_cohort(n: int, rng: np.random.Generator) -> Cohort:  # noqa: PLR0915 -
     true_value = true_level * np.where(lower[row_metric], 1 - improvement / 100, 1 + improvement / 100)
     noise_cv = np.array([P.METRIC_TRUTH[m].noise_cv for m in metric_names])
     value = true_value * np.exp(rng.normal(0, 1, n_rows) * noise_cv[row_metric])
+    if measured:  # the shown readings are the ones the dropout decisions saw
+        sel = (row_metric == mcode[P.SHOWN_METRIC]) & (v_kind[row_vis] <= 1)
+        column = np.where(v_kind[row_vis[sel]] == 0, max_s, v_n[row_vis[sel]])
+        value[sel] = true_value[sel] * np.exp(shown_noise[row_pid[sel], column])
 
     def per_metric(mapping: dict) -> np.ndarray:
         return np.array([mapping.get(m, 1.0) for m in metric_names])

@@ -121,16 +121,65 @@ AE_SEVERITY = {  # mild, moderate, severe (ASSUMPTION: "mostly mild, gone in 48 
 AE_LAG_DAYS = {"erythema": (0, 0), "edema": (0, 1), "bruising": (0, 2), "nodule": (2, 10),
                "pih": (10, 30), "infection": (2, 6)}
 
-DROPOUT = {
-    "base_per_interval": 0.05,
-    "multiplier": 2.0,
-    "triggers": "a moderate or severe adverse event so far, or no visible gain so far",
-    "no_visible_gain": "perceived gain r*(1-exp(-k*n))*age_factor*skin_factor + Normal(0, 0.1) < 0.4 "
-                       "(relative to Emax) after n completed sessions",
-    "no_gain_threshold": 0.4,
-    "perception_sd": 0.1,
-    "effect": "dropouts have no further sessions and no follow-up visit",
-}
+DROPOUT_TRIGGERS = ("perceived", "measured")
+SHOWN_METRIC = "hydration"  # the reading a "measured" dropout trigger looks at
+
+
+@dataclass(frozen=True)
+class DropoutParams:
+    """How strongly dropout depends on outcome (defaults: domain.md's 5%, doubled on a trigger).
+
+    After each completed session a patient stops with probability ``base`` per interval, times
+    ``factor`` once a trigger has fired: a moderate or severe adverse event so far, or no
+    visible gain (perceived relative gain ``r*(1-exp(-k*n))*age_factor*skin_factor +
+    Normal(0, perception_sd)`` below ``no_gain_threshold``). ``factor=1`` makes dropout ignore
+    outcomes; a large factor makes poor responders leave early, so naive per-session means
+    climb.
+
+    ``trigger`` says what "no visible gain" is judged on:
+
+    - ``"perceived"`` (default): the patient's own impression at home, the latent gain above
+      plus perception noise. Nothing in the data records it, so the dropout is *not* missing at
+      random: no model of the recorded data can fully correct it.
+    - ``"measured"``: the hydration reading the clinic records at that visit, as improvement
+      over the baseline reading (the same baseline ``outcomes clean`` picks; unrounded), below
+      ``no_gain_threshold`` x Emax, from the second session on. Dropout then depends only on
+      recorded data (missing at random for hydration), the case a mixed model handles. The
+      tests use ``DropoutParams(factor=10, trigger="measured")`` to show naive means climbing
+      while the mixed model stays on the truth.
+    """
+
+    base: float = 0.05
+    factor: float = 2.0
+    no_gain_threshold: float = 0.4
+    perception_sd: float = 0.1
+    trigger: str = "perceived"
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.base <= 1 or self.factor < 0 or self.base * self.factor > 1:
+            raise ValueError(f"dropout probabilities must lie in [0, 1]: base={self.base}, factor={self.factor}")
+        if self.perception_sd < 0:
+            raise ValueError(f"perception_sd must be >= 0, got {self.perception_sd}")
+        if self.trigger not in DROPOUT_TRIGGERS:
+            raise ValueError(f"trigger must be one of {DROPOUT_TRIGGERS}, got {self.trigger!r}")
+
+    def record(self) -> dict[str, Any]:
+        """truth.json["dropout"]: the values used and what they mean."""
+        return {
+            "base_per_interval": self.base,
+            "multiplier": self.factor,
+            "triggers": "a moderate or severe adverse event so far, or no visible gain so far",
+            "no_visible_gain": f"perceived gain r*(1-exp(-k*n))*age_factor*skin_factor + Normal(0, {self.perception_sd:g})"
+                               f" < {self.no_gain_threshold:g} (relative to Emax) after n completed sessions",
+            "no_gain_threshold": self.no_gain_threshold,
+            "perception_sd": self.perception_sd,
+            "effect": "dropouts have no further sessions and no follow-up visit",
+        } | ({} if self.trigger == "perceived" else {
+            "trigger": "measured",
+            "no_visible_gain": f"recorded hydration improvement over the baseline reading (unrounded) at the visit"
+                               f" < {self.no_gain_threshold:g} x emax_pct, from the second session on",
+        })
+
 
 # GAIS from the latent relative gain g = improvement / emax (thresholds are ASSUMPTIONS)
 GAIS_THRESHOLDS = (0.9, 0.6, 0.3, -0.1)  # g >= 0.9 -> 1, >= 0.6 -> 2, >= 0.3 -> 3, >= -0.1 -> 4, else 5
@@ -150,7 +199,7 @@ def gais_truth() -> dict[str, Any]:
     }
 
 
-def base_truth(seed: int, n_patients: int, tidy: bool) -> dict[str, Any]:
+def base_truth(seed: int, n_patients: int, tidy: bool, dropout: DropoutParams | None = None) -> dict[str, Any]:
     """truth.json without the per-patient part and the messiness shares."""
     return {
         "seed": int(seed),
@@ -170,7 +219,7 @@ def base_truth(seed: int, n_patients: int, tidy: bool) -> dict[str, Any]:
                 "device": t.device or "camera", "source": t.source}
             for m, t in METRIC_TRUTH.items()
         },
-        "dropout": dict(DROPOUT),
+        "dropout": (dropout or DropoutParams()).record(),
         "adverse_events": {"per_session": dict(AE_RATES), "pih_by_skin_type": dict(PIH_RATES),
                            "severity_mild_moderate_severe": {k: list(v) for k, v in AE_SEVERITY.items()}},
         "photo_problems": {
