@@ -31,6 +31,28 @@ def time_term(time: str, transform: str, spline_df: int = SPLINE_DF) -> str:
     raise ValueError(f"time_transform must be one of {TIME_TRANSFORMS}, got {transform!r}")
 
 
+def curve_rhs(time: str, transform: str, covariates: Sequence[str] = (), interactions: Sequence[str] = (),
+              spline_df: int = SPLINE_DF) -> str:
+    """``f(time) + covariates + f(time):interaction ...``: the right-hand side every curve model uses.
+
+    An interaction lets a covariate change the *size* of the time effect, so it must also be a
+    covariate (its main effect in the model)."""
+    unknown = set(interactions) - set(covariates)
+    if unknown:
+        raise ValueError(f"interactions {sorted(unknown)} must also be covariates")
+    t = time_term(time, transform, spline_df)
+    return " + ".join([t, *covariates, *(f"{t}:{c}" for c in interactions)])
+
+
+def panel_rows(data: pd.DataFrame, outcome: str, time: str, group: str, covariates: Sequence[str]) -> pd.DataFrame:
+    """The complete rows of a repeated-measures model, categoricals coded, sorted by group and time
+    (statsmodels wants each group's rows together)."""
+    cols = [outcome, time, group, *covariates]
+    require_columns(data, cols)
+    rows = as_categories(complete_rows(data, cols), covariates)
+    return rows.sort_values([group, time], kind="stable")
+
+
 def is_categorical(series: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
 

@@ -77,7 +77,8 @@ class GroupedMixedLM(MixedLM):
         beta = np.linalg.solve(xvx, xvy) if fe_params is None else np.asarray(fe_params, dtype=float)
         qf = yvy - 2 * beta @ xvy + beta @ xvx @ beta
         _, logdet = np.linalg.slogdet(np.eye(q) + self._zz @ cov_re)
-        return {"w": w, "xvx": xvx, "beta": beta, "qf": qf, "logdet_v": float(logdet.sum())}
+        u = _apply(w, self._zy - self._zx @ beta)  # Z'V⁻¹r
+        return {"w": w, "u": u, "xvx": xvx, "beta": beta, "qf": qf, "logdet_v": float(logdet.sum())}
 
     def _fac(self) -> int:
         return self.n_totobs - self.k_fe if self.reml else self.n_totobs
@@ -109,16 +110,14 @@ class GroupedMixedLM(MixedLM):
             return super().score(params, profile_fe)
         params = self._as_params(params, has_fe=False)
         d = self._score_matrix(params.cov_re)
-        rows, cols = np.tril_indices(self.k_re)
         if self.use_sqrt:  # Ψ = L L': d/dL_ab = 2 (D L)_ab
-            return 2 * (d @ np.linalg.cholesky(params.cov_re))[rows, cols]
-        return np.where(rows == cols, 1.0, 2.0) * d[rows, cols]
+            return 2 * (d @ np.linalg.cholesky(params.cov_re))[np.tril_indices(self.k_re)]
+        return _packed(d)
 
     def _score_matrix(self, cov_re: np.ndarray) -> np.ndarray:
         """D with d loglike = tr(D dΨ) (β and the residual variance profiled out)."""
         g = self._gls(cov_re)
-        w = g["w"]
-        u = _apply(w, self._zy - self._zx @ g["beta"])  # Z'V⁻¹r
+        w, u = g["w"], g["u"]
         d = -(w @ self._zz).sum(axis=0) / 2 + self._fac() / (2 * g["qf"]) * (u.T @ u)
         if self.reml:
             c = w @ self._zx  # Z'V⁻¹X
@@ -131,8 +130,7 @@ class GroupedMixedLM(MixedLM):
             return super().hessian(params)
         params = self._as_params(params, has_fe=True)
         g = self._gls(params.cov_re, params.fe_params)
-        w, xvx, rvir, fac = g["w"], g["xvx"], g["qf"], self._fac()
-        u = _apply(w, self._zy - self._zx @ g["beta"])  # Z'V⁻¹r
+        w, u, xvx, rvir, fac = g["w"], g["u"], g["xvx"], g["qf"], self._fac()
         a = w @ self._zz  # Z'V⁻¹Z
         c = w @ self._zx  # Z'V⁻¹X
         e = self._dpsi
@@ -219,8 +217,7 @@ class GroupedMixedLM(MixedLM):
         cov_re = params.cov_re
         params.fe_params = self._gls(cov_re)["beta"]
         loglike = self.loglike(params, profile_fe=True)
-        d = self._score_matrix(cov_re)
-        grad_psi = np.where(rows == cols, 1.0, 2.0) * d[rows, cols]
+        grad_psi = _packed(self._score_matrix(cov_re))
         full, _ = self.hessian(params)
         h_fe, h_cross, h_psi = full[:k_fe, :k_fe], full[k_fe:, :k_fe], full[k_fe:, k_fe:]
         hess_psi = h_psi - h_cross @ np.linalg.solve(h_fe, h_cross.T)
@@ -272,6 +269,13 @@ class GroupedMixedLM(MixedLM):
 def _group_sum(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Σ_g a_g' b_g for stacks a (G, q, k) and b (G, q, l), as one matrix product."""
     return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
+def _packed(d: np.ndarray) -> np.ndarray:
+    """Gradient in the packed lower triangle of a symmetric Ψ from D (dloglike = tr(D dΨ)):
+    an off-diagonal entry stands for two cells."""
+    rows, cols = np.tril_indices(d.shape[0])
+    return np.where(rows == cols, 1.0, 2.0) * d[rows, cols]
 
 
 def _apply(m: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ import pandas as pd
 import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from ._design import Design, as_categories, complete_rows, require_columns, time_term
+from ._design import Design, curve_rhs, panel_rows
 from ._tidy import interval, tidy_table
 
 COV_STRUCTS = ("exchangeable", "ar1", "independence")
@@ -52,17 +52,14 @@ class GEEModel:
         self.time_transform = time_transform
         self.interactions = tuple(interactions)
         self.spline_df = spline_df
+        curve_rhs(time, time_transform, covariates, interactions, spline_df)  # checks the formula's parts
 
     @property
     def rhs(self) -> str:
-        t = time_term(self.time, self.time_transform, self.spline_df)
-        return " + ".join([t, *self.covariates, *(f"{t}:{c}" for c in self.interactions)])
+        return curve_rhs(self.time, self.time_transform, self.covariates, self.interactions, self.spline_df)
 
     def fit(self, data: pd.DataFrame) -> GEEModel:
-        cols = [self.outcome, self.time, self.group, *self.covariates]
-        require_columns(data, cols)
-        rows = as_categories(complete_rows(data, cols), self.covariates)
-        rows = rows.sort_values([self.group, self.time], kind="stable")
+        rows = panel_rows(data, self.outcome, self.time, self.group, self.covariates)
         self.design_ = Design(self.rhs)
         exog = self.design_.fit(rows)
         cov = {"exchangeable": sm.cov_struct.Exchangeable(), "ar1": sm.cov_struct.Autoregressive(grid=False),

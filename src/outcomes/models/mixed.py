@@ -13,10 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from statsmodels.regression.mixed_linear_model import MixedLM
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from ._design import TIME_TRANSFORMS, Design, as_categories, complete_rows, require_columns, time_term
+from ._design import TIME_TRANSFORMS, Design, complete_rows, curve_rhs, panel_rows, require_columns, time_term
 from ._grouped_mixedlm import GroupedMixedLM
 from ._tidy import interval, tidy_table
 
@@ -47,11 +46,7 @@ class MixedModel:
         optimizers: Sequence[str] = OPTIMIZERS,
         spline_df: int = 3,
     ) -> None:
-        if time_transform not in TIME_TRANSFORMS:
-            raise ValueError(f"time_transform must be one of {TIME_TRANSFORMS}, got {time_transform!r}")
-        unknown = set(interactions) - set(covariates)
-        if unknown:
-            raise ValueError(f"interactions {sorted(unknown)} must also be covariates")
+        curve_rhs(time, time_transform, covariates, interactions, spline_df)  # checks the formula's parts
         if not optimizers:
             raise ValueError("give at least one optimizer")
         self.outcome = outcome
@@ -79,9 +74,7 @@ class MixedModel:
 
     @property
     def rhs(self) -> str:
-        terms = [self.time_term, *self.covariates]
-        terms += [f"{self.time_term}:{c}" for c in self.interactions]
-        return " + ".join(terms)
+        return curve_rhs(self.time, self.time_transform, self.covariates, self.interactions, self.spline_df)
 
     @property
     def formula(self) -> str:
@@ -90,12 +83,9 @@ class MixedModel:
 
     # -- fitting -------------------------------------------------------------
     def _rows(self, data: pd.DataFrame) -> pd.DataFrame:
-        cols = [self.outcome, self.time, self.group, *self.covariates]
-        require_columns(data, cols)
-        rows = complete_rows(data, cols)
+        rows = panel_rows(data, self.outcome, self.time, self.group, self.covariates)
         if (rows[self.time] < 0).any() and self.time_transform != "identity":
             raise ValueError(f"{self.time!r} has negative values; {self.time_transform} needs time >= 0")
-        rows = as_categories(rows, self.covariates).sort_values([self.group, self.time], kind="stable")
         if rows[self.group].nunique() < 2:
             raise ValueError(f"need at least two groups in {self.group!r} to fit a mixed model")
         return rows
