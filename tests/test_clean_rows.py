@@ -209,3 +209,10 @@ def test_user_metric_registry(tmp_path):
     (raw / "metrics.csv").write_text("metric,better\nglow,sideways\n")
     with pytest.raises(outcomes.io.RawDataError, match="better"):
         outcomes.clean(raw)
+
+
+def test_photo_ids_are_trimmed_and_a_blank_one_is_missing(tmp_path):
+    photos = [dict(PHOTO_METRICS[0], photo_id=" a "), dict(PHOTO_METRICS[1], photo_id="   ")] + PHOTO_METRICS[2:]
+    result = outcomes.clean(write_raw(tmp_path / "raw", photo_metrics=photos))
+    assert result.tables["measurements"]["photo_id"].tolist() == ["a", "c", "d"]
+    assert result.rejected[["source_row", "reason"]].values.tolist() == [[3, "missing_photo_id"]]

@@ -173,6 +173,7 @@ def test_raw_table_keeps_text_cells_and_source_rows(tmp_path):
     table = read_raw_table(raw / "sessions.csv", "sessions")
     assert list(table.frame.columns) == ["patient_id", "session_date", "status", "volume_ml"]
     assert table.frame["volume_ml"].tolist() == ["2", "2", "3"]
+    assert table.frame["patient_id"].dtype == "category"  # each distinct cell is normalised once
     assert table.source_rows.tolist() == [2, 3, 4]
     assert len(table.sha256) == 64
 
@@ -190,10 +191,34 @@ def test_load_processed_gives_contract_dtypes(processed):
 
 
 def test_loaded_tables_equal_the_in_memory_result(tmp_path):
-    result = outcomes.clean(write_raw(tmp_path / "raw"), tmp_path / "out")
+    """Written (streamed to parquet, read back) or kept in memory: the same tables, the same dtypes."""
+    raw = write_raw(tmp_path / "raw", photo_metrics=PHOTO_METRICS + [dict(PHOTO_METRICS[0], makeup="yes", blur="0.2")])
+    in_memory = outcomes.clean(raw).tables
+    outcomes.clean(raw, tmp_path / "out")
     loaded = load_processed(tmp_path / "out")
-    for name, frame in result.tables.items():
+    assert set(in_memory) == {"patients", "sessions", "measurements", "outcomes"}
+    for name, frame in in_memory.items():
         pd.testing.assert_frame_equal(loaded[name], frame, check_dtype=True)
+    assert pd.api.types.is_string_dtype(loaded["outcomes"]["metric"]) and loaded["outcomes"]["metric"].dtype != "category"
+
+
+def test_big_tables_are_checked_on_every_row_not_only_the_sample(tmp_path):
+    """Above SAMPLE_ROWS pandera sees a sample; the schema's column checks still run on every row."""
+    from outcomes.cleaning import schemas
+    from pandera.errors import SchemaError
+    import pyarrow as pa
+
+    small = outcomes.clean(write_raw(tmp_path / "raw")).in_memory["outcomes"]
+    big = pa.concat_tables([small] * (schemas.SAMPLE_ROWS // small.num_rows + 2))
+    schemas.validate_processed({"outcomes": big})  # fine as it is
+    sessions = big.column("sessions").to_numpy().copy()
+    sessions[1] = -1  # a row the evenly spread sample leaves out
+    bad = big.set_column(big.column_names.index("sessions"), "sessions", pa.array(sessions))
+    with pytest.raises(SchemaError, match="sessions"):
+        schemas.validate_processed({"outcomes": bad})
+    metric = pa.array(["glow"] + ["wrinkles"] * (big.num_rows - 1)).dictionary_encode()
+    with pytest.raises(SchemaError, match="glow"):
+        schemas.validate_processed({"outcomes": big.set_column(1, "metric", metric)})
 
 
 def test_load_processed_on_an_empty_folder_says_what_to_do(tmp_path):

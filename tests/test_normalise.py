@@ -164,16 +164,30 @@ def test_dates_are_plausible_timestamps_or_unknown(cell, monthfirst):
 
 
 @settings(max_examples=60, deadline=None)
-@given(cells=st.lists(st.one_of(st.text(max_size=12), st.none(), st.sampled_from(["12,5", "3.25", " 7 ", "x"])), max_size=30),
-       comma=st.booleans())
-def test_vectorised_numbers_agree_with_the_scalar_normaliser(cells, comma):
-    column = nz.numbers(pd.Series(cells, dtype="str"), decimal_comma=comma)
+@given(cells=st.lists(st.one_of(st.text(max_size=12), st.none(), st.sampled_from(["12,5", "3.25", " 7 ", "x", " NA ", "-"])),
+                      max_size=30),
+       comma=st.booleans(), dtype=st.sampled_from(["str", "category"]))
+def test_vectorised_numbers_agree_with_the_scalar_normaliser(cells, comma, dtype):
+    column = nz.numbers(pd.Series(cells, dtype="str").astype(dtype), decimal_comma=comma)
     for cell, value, reason in zip(cells, column.values, column.reasons):
         expected = nz.number(cell, decimal_comma=comma)
+        assert reason == expected.reason
         if expected.value is None:
-            assert np.isnan(value) and reason in ("missing", "not_a_number")
+            assert np.isnan(value)
         else:
-            assert value == pytest.approx(expected.value) and reason == ""
+            assert value == pytest.approx(expected.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cells=st.lists(st.one_of(st.text(alphabet="aP1é \t\u00a0", max_size=8), st.none()), max_size=30),
+       dtype=st.sampled_from(["str", "category"]))
+def test_texts_are_trimmed_and_blank_is_missing(cells, dtype):
+    series = pd.Series(cells, dtype="str").astype(dtype)
+    expected = [(c.strip() or None) if c is not None else None for c in cells]
+    got = nz.texts(series).strings().tolist()
+    assert [None if pd.isna(g) else g for g in got] == expected
+    dense = nz.dense_texts(pd.Series(cells, dtype="str")).to_pylist()
+    assert dense == expected
 
 
 @settings(max_examples=60, deadline=None)
@@ -182,7 +196,7 @@ def test_vectorised_numbers_agree_with_the_scalar_normaliser(cells, comma):
                       max_size=30),
        monthfirst=st.booleans())
 def test_vectorised_dates_agree_with_the_scalar_normaliser(cells, monthfirst):
-    column = nz.dates(pd.Series(cells, dtype="str"), monthfirst=monthfirst)
+    column = nz.dates(pd.Series(cells, dtype="str").astype("category"), monthfirst=monthfirst)
     for cell, value, reason in zip(cells, column.values, column.reasons):
         expected = nz.parse_date(cell, monthfirst=monthfirst)
         if expected.value is None:

@@ -344,18 +344,59 @@ PARQUET_COMPRESSION = "snappy"
 
 
 def _write_parquet(table: pa.Table | pd.DataFrame, path: Path) -> None:
-    """Parquet with dictionary pages for repetitive text (arrow dictionaries are written as
-    they are) and statistics only for non-dictionary columns (costly on millions of rows)."""
     if isinstance(table, pd.DataFrame):
         table = pa.Table.from_pandas(table, preserve_index=False).replace_schema_metadata(None)
-    fields = list(table.schema)
-    texts = [f.name for f in fields if (_is_text(f.type) or pa.types.is_dictionary(f.type)) and f.name not in DENSE_COLUMNS]
-    stats = [f.name for f in fields if not pa.types.is_dictionary(f.type)]
-    pq.write_table(table, path, compression=PARQUET_COMPRESSION, use_dictionary=texts, write_statistics=stats)
+    pq.write_table(table, path, **_parquet_options(table.schema))
+
+
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """Dictionary pages for repetitive text (arrow dictionaries are written as they are) and
+    statistics only for non-dictionary columns (costly on millions of rows, of no use to a reader of codes)."""
+    fields = list(schema)
+    return {
+        "compression": PARQUET_COMPRESSION,
+        "use_dictionary": [f.name for f in fields
+                           if (_is_text(f.type) or pa.types.is_dictionary(f.type)) and f.name not in DENSE_COLUMNS],
+        "write_statistics": [f.name for f in fields if not pa.types.is_dictionary(f.type)],
+    }
 
 
 def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+class ParquetStream:
+    """One parquet file written batch by batch in a background thread (parquet encoding releases
+    the GIL); at most `ahead` batches wait, so memory stays bounded."""
+
+    def __init__(self, path: Path, ahead: int = 2):
+        self.path = path
+        self.ahead = ahead
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{path.stem}")
+        self._pending: list = []
+        self._writer: pq.ParquetWriter | None = None
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._pending.append(self._thread.submit(self._write, batch))
+        while len(self._pending) > self.ahead:
+            self._pending.pop(0).result()
+
+    def _write(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.path, batch.schema, **_parquet_options(batch.schema))
+        self._writer.write_batch(batch)
+
+    def close(self) -> None:
+        """Finish the file once the batches before are written (`wait` waits for that)."""
+        self._pending.append(self._thread.submit(lambda: self._writer.close() if self._writer else None))
+
+    def wait(self) -> None:
+        try:
+            for job in self._pending:
+                job.result()
+        finally:
+            self._pending.clear()
+            self._thread.shutdown(wait=True, cancel_futures=True)
 
 
 class ProcessedWriter:
@@ -388,16 +429,24 @@ class ProcessedWriter:
         os.chmod(self.tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result is an ordinary folder
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="write-parquet")
         self._jobs: list = []
+        self._streams: list[ParquetStream] = []
 
     def write(self, name: str, table: pa.Table | pd.DataFrame) -> None:
         """Start writing <name>.parquet into the temporary folder."""
         self._jobs.append(self._pool.submit(_write_parquet, table, self.tmp / f"{name}.parquet"))
+
+    def stream(self, name: str) -> ParquetStream:
+        """<name>.parquet in the temporary folder, to be written batch by batch (then closed)."""
+        self._streams.append(ParquetStream(self.tmp / f"{name}.parquet"))
+        return self._streams[-1]
 
     def commit(self, csvs: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> Path:
         """Finish the parquet files, write <csv>.csv and manifest.json, and swap the folder in."""
         try:
             for job in self._jobs:
                 job.result()
+            for stream in self._streams:
+                stream.wait()
             for name, frame in csvs.items():
                 frame.to_csv(self.tmp / f"{name}.csv", index=False, lineterminator="\n")
             (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
@@ -420,6 +469,8 @@ class ProcessedWriter:
 
     def abort(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)  # no writer may still be busy in the folder
+        for stream in self._streams:
+            stream._thread.shutdown(wait=True, cancel_futures=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> ProcessedWriter:

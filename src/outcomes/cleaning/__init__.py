@@ -39,7 +39,7 @@ from outcomes.cleaning import timeline
 from outcomes.cleaning.columns import PatientIds
 from outcomes.cleaning.registry import find_registry_file, load_registry
 from outcomes.io import (OutputError, ProcessedWriter, RawDataError, RawTable, find_raw_file, frame_from_arrow,
-                         read_raw_table)
+                         load_processed, read_raw_table)
 
 __all__ = ["clean", "CleanResult", "cli_clean", "RawDataError", "OutputError"]
 
@@ -48,22 +48,32 @@ NOTE_COLUMNS = ("table", "source_file", "column", "value", "note", "rows", "firs
 SUMMARY_COLUMNS = ("read", "kept", "rejected", "duplicates", "noted")
 
 
+TABLES = ("patients", "sessions", "measurements", "outcomes", "assessments", "adverse_events")
+
+
 @dataclass
 class CleanResult:
     """What `clean` produced: the processed tables, the rejected rows and the bookkeeping."""
 
-    processed: dict[str, pa.Table]  # the processed tables exactly as written (arrow)
     rejected: pd.DataFrame
     summary: pd.DataFrame  # per input table: read, kept, rejected, duplicates, noted
     manifest: dict[str, Any]
     notes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(NOTE_COLUMNS)))
     out_dir: Path | None = None
+    in_memory: dict[str, pa.Table] | None = None  # the tables, when they were not written
 
     @cached_property
     def tables(self) -> dict[str, pd.DataFrame]:
-        """The processed tables as pandas DataFrames, with the dtypes `load_processed` gives
-        (converted on first use: the command line never needs them)."""
-        return {name: frame_from_arrow(table) for name, table in self.processed.items()}
+        """The processed tables as pandas DataFrames, with the dtypes `load_processed` gives.
+
+        Made on first use (the command line never needs them): from memory when nothing was
+        written, else read back from `out_dir` (streamed there batch by batch, they were never
+        all in memory at once).
+        """
+        if self.in_memory is not None:
+            return {name: frame_from_arrow(table) for name, table in self.in_memory.items()}
+        loaded = load_processed(self.out_dir)
+        return {name: loaded[name] for name in TABLES if name in loaded}
 
     def __repr__(self) -> str:
         where = f" -> {self.out_dir}" if self.out_dir else " (not written)"
@@ -82,6 +92,7 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     if not raw_dir.is_dir():
         raise RawDataError(f"raw-data folder {raw_dir} does not exist", file=raw_dir)
     raws, file_notes = _read_all(raw_dir)
+    pa.default_memory_pool().release_unused()  # the CSV reader's buffers: give them back for the arrays to come
     registry_path = find_registry_file(raw_dir)
     registry = load_registry(registry_path)
     lap("read")
@@ -127,19 +138,45 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
     patients_t = patients_mod.tidy(pat, sessions_t)
     assert patients_t["patient_id"].tolist() == kept_ids.tolist()
     keys = timeline.completed_keys(sessions_t, patients_t["patient_id"])
-    measurements_t, outcomes_t = meas_mod.link(mea, keys, patients_t, registry)
-    processed = {"patients": _arrow(patients_t), "sessions": _arrow(sessions_t),
-                 "measurements": measurements_t, "outcomes": outcomes_t}
+    # each processed table is checked (schemas.TableCheck) and written batch by batch in the
+    # background as it is made; the folder is swapped in only when everything succeeded
+    in_memory: dict[str, pa.Table] = {}
+    outputs: dict[str, int] = {}
+    checks = schemas.processed_schemas(list(registry))
+
+    def emit(name: str, batches, rows: int) -> None:
+        check = schemas.TableCheck(checks[name], rows)
+        stream = writer.stream(name) if writer is not None else None
+        parts = []
+        for batch in batches:
+            check.add(batch)
+            stream.write(batch) if stream is not None else parts.append(batch)
+        if stream is not None:
+            stream.close()
+        else:
+            in_memory[name] = pa.Table.from_batches(parts)
+        check.finish()
+        outputs[name] = check.seen
+
+    linked, chosen = meas_mod.link(mea, keys, patients_t, registry)
+    emit("measurements", meas_mod.batches(mea, linked, patients_t, registry), int(mea.ledger.ok.sum()))
+    emit("outcomes", meas_mod.outcome_batches(mea, linked, chosen, patients_t, registry), len(chosen.rows))
+    no_baseline = _no_baseline(linked, chosen)
+    del linked, chosen
+    small = {"patients": patients_t, "sessions": sessions_t}
     if ass is not None:
-        processed["assessments"] = _arrow(assess_mod.tidy(ass, _sessions_at(keys, assess_codes, ass.values["assessed_at"], False)))
+        small["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, assess_codes, ass.values["assessed_at"], False))
     if adv is not None:
-        processed["adverse_events"] = _arrow(adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True)))
-    if writer is not None:  # biggest first; only swapped in after everything below succeeded
-        for name in sorted(processed, key=lambda name: -processed[name].num_rows):
-            writer.write(name, processed[name])
-    lap("link")
-    schemas.validate_processed(processed, list(registry))
-    lap("validate")
+        small["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True))
+    for name, frame in small.items():
+        table = _arrow(frame)
+        _check_table(checks[name], table)
+        outputs[name] = table.num_rows
+        if writer is not None:
+            writer.write(name, table)
+        else:
+            in_memory[name] = table
+    lap("link, check, write")
 
     # 5. bookkeeping
     patients_mod.note(pat)
@@ -157,11 +194,11 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
     notes = pd.DataFrame(file_notes + [n for led in ledgers.values() for n in led.notes], columns=list(NOTE_COLUMNS))
     notes["rows"] = notes["rows"].astype("Int64")
     notes["first_source_row"] = notes["first_source_row"].astype("Int64")
-    processed = {name: processed[name] for name in
-                 ("patients", "sessions", "measurements", "outcomes", "assessments", "adverse_events") if name in processed}
+    outputs = {name: outputs[name] for name in TABLES if name in outputs}
     manifest = _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
-                         outcomes_t, processed, monthfirst, registry)
-    result = CleanResult(processed=processed, rejected=rejected, summary=summary, manifest=manifest, notes=notes)
+                         no_baseline, outputs, monthfirst, registry)
+    result = CleanResult(rejected=rejected, summary=summary, manifest=manifest, notes=notes,
+                         in_memory={name: in_memory[name] for name in TABLES if name in in_memory} if writer is None else None)
     lap("bookkeeping")
     if writer is not None:
         result.out_dir = writer.commit({"rejected": rejected, "data_quality": notes}, manifest)
@@ -171,6 +208,23 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+
+
+def _check_table(schema, table: pa.Table) -> None:
+    check = schemas.TableCheck(schema, table.num_rows)
+    for batch in table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]:
+        check.add(batch)
+    check.finish()
+
+
+def _no_baseline(linked: timeline.Linked, chosen: timeline.Chosen) -> dict[str, int]:
+    """Outcome rows without a baseline; patients lacking one for some / for all their series."""
+    lacking = chosen.base < 0
+    patient = linked.patient[chosen.rows]
+    rows = np.bincount(patient, minlength=1)
+    without = np.bincount(patient, weights=lacking, minlength=1)
+    return {"outcome_rows": int(lacking.sum()), "patients_with_some": int((without > 0).sum()),
+            "patients_with_none": int(((without == rows) & (rows > 0)).sum())}
 
 
 def _stopwatch():
@@ -253,17 +307,12 @@ def _sessions_at(keys: np.ndarray, codes: np.ndarray, when: pd.Series, inclusive
 
 
 def _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
-              outcomes_t, tables, monthfirst, registry) -> dict[str, Any]:
+              no_baseline, outputs, monthfirst, registry) -> dict[str, Any]:
     from outcomes import __version__
 
     if registry_path is not None:
         inputs.append({"table": "metrics", "file": registry_path.name, "sha256": registry_sha, "rows": registry_rows})
     snapshot = hashlib.sha256("".join(f"{i['file']}:{i['sha256']};" for i in inputs).encode()).hexdigest()[:12]
-    no_base = np.isnan(outcomes_t.column("baseline").to_numpy())
-    patient = outcomes_t.column("patient_id")
-    patient = np.concatenate([c.indices.to_numpy(zero_copy_only=False) for c in patient.chunks]) if patient.num_chunks else np.zeros(0, np.int64)
-    rows_of = np.bincount(patient, minlength=1)
-    lacking = np.bincount(patient, weights=no_base, minlength=1)
     reasons = rejected.groupby(["table", "reason"]).size().sort_values(ascending=False)
     return {
         "contract_version": contract.CONTRACT_VERSION,
@@ -273,13 +322,9 @@ def _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summa
         "snapshot": snapshot,
         "inputs": inputs,
         "tables": {name: {k: int(v) for k, v in row.items()} for name, row in summary.iterrows()},
-        "outputs": {name: int(table.num_rows) for name, table in tables.items()},
+        "outputs": outputs,
         "rejection_reasons": [{"table": t, "reason": r, "rows": int(n)} for (t, r), n in reasons.items()],
-        "no_baseline": {
-            "outcome_rows": int(no_base.sum()),
-            "patients_with_some": int((lacking > 0).sum()),
-            "patients_with_none": int(((lacking == rows_of) & (rows_of > 0)).sum()),
-        },
+        "no_baseline": no_baseline,
         "notes": int(len(notes)),
         "settings": {
             "monthfirst": monthfirst,

@@ -9,6 +9,7 @@ kept per row.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -53,34 +54,34 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
     """Normalise every cell of photo_metrics (no row is dropped here)."""
     f, n = raw.frame, raw.rows
     names, views = list(registry), list(contract.VIEWS)
-    metric = nz.normalise_column(f["metric"], nz.metric_name, categories=names, registry=registry)
-    if "view" in f:
-        view = nz.normalise_column(f["view"], nz.view, categories=views)
-    else:
-        view = nz.Column(pd.Categorical.from_codes(np.full(n, views.index(contract.DEFAULT_VIEW)), categories=views),
-                         pd.Categorical.from_codes(np.zeros(n, np.int8), [""]))
-    if "makeup" in f:
-        makeup = nz.normalise_column(f["makeup"], nz.yes_no, categories=[False, True])
-    else:
-        makeup = nz.Column(pd.Categorical.from_codes(np.full(n, -1), categories=[False, True]), _absent(n))
-    taken = nz.dates(f["taken_at"], monthfirst=monthfirst)
-    value = nz.numbers(f["value"], raw.decimal_comma)
-    quality = {c: nz.numbers(f[c], raw.decimal_comma) if c in f else nz.Column(np.full(n, np.nan), _absent(n))
-               for c in QC_NUMBERS}
-    empty = pd.Series(pd.NA, index=f.index, dtype="str")
+    missing = nz.Column(np.full(n, np.nan), _absent(n))
+    jobs = {  # one column each
+        "metric": lambda: nz.normalise_column(f["metric"], nz.metric_name, categories=names, registry=registry),
+        "view": lambda: nz.normalise_column(f["view"], nz.view, categories=views) if "view" in f else nz.Column(
+            pd.Categorical.from_codes(np.full(n, views.index(contract.DEFAULT_VIEW), np.int8), categories=views),
+            pd.Categorical.from_codes(np.zeros(n, np.int8), [""])),
+        "makeup": lambda: nz.normalise_column(f["makeup"], nz.yes_no, categories=[False, True]) if "makeup" in f
+        else nz.Column(pd.Categorical.from_codes(np.full(n, -1, np.int8), categories=[False, True]), _absent(n)),
+        "taken_at": lambda: nz.dates(f["taken_at"], monthfirst=monthfirst),
+        "value": lambda: nz.numbers(f["value"], raw.decimal_comma),
+        **{c: (lambda c=c: nz.numbers(f[c], raw.decimal_comma) if c in f else missing) for c in QC_NUMBERS},
+        "patient_id": lambda: nz.texts(f["patient_id"]),
+        "photo_id": lambda: nz.dense_texts(f["photo_id"]),
+        "device": lambda: nz.texts(f["device"] if "device" in f else pd.Series(pd.NA, index=f.index, dtype="str")),
+    }
+    done = {name: job() for name, job in jobs.items()}  # (two threads: no faster, the GIL is held too often)
     return Photos(
         ledger=new_ledger(raw),
-        reasons={"taken_at": taken.reasons, "metric": metric.reasons, "value": value.reasons, "view": view.reasons,
-                 "makeup": makeup.reasons, **{c: q.reasons for c, q in quality.items()}},
-        patient=nz.texts(f["patient_id"]),
-        photo_id=nz.dense_texts(f["photo_id"]),
-        device=nz.texts(f["device"] if "device" in f else empty),
-        taken_at=taken.values,
-        metric=np.asarray(metric.values.codes),
-        view=np.asarray(view.values.codes),
-        value=value.values,
-        quality={c: q.values for c, q in quality.items()},
-        makeup=np.asarray(makeup.values.codes).astype(np.int8),
+        reasons={c: done[c].reasons for c in ("taken_at", "metric", "value", "view", "makeup", *QC_NUMBERS)},
+        patient=done["patient_id"],
+        photo_id=done["photo_id"],
+        device=done["device"],
+        taken_at=done["taken_at"].values,
+        metric=np.asarray(done["metric"].values.codes),
+        view=np.asarray(done["view"].values.codes),
+        value=done["value"].values,
+        quality={c: done[c].values for c in QC_NUMBERS},
+        makeup=np.asarray(done["makeup"].values.codes).astype(np.int8),
     )
 
 
@@ -110,8 +111,8 @@ def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric])
 
 
 def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
-         registry: dict[str, contract.Metric]) -> tuple[pa.Table, pa.Table]:
-    """Count sessions, mark exact duplicates, and build the measurements and outcomes tables.
+         registry: dict[str, contract.Metric]) -> tuple[timeline.Linked, timeline.Chosen]:
+    """Count sessions, mark exact duplicates (in the ledger), choose one row per cell and its baseline.
 
     `keys`: timeline.completed_keys of the tidy sessions; `patients`: the tidy patients table
     (row i is patient code i).
@@ -120,11 +121,12 @@ def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
     usable = ledger.ok  # not rejected; duplicates are found below
     patient = np.where(usable, photos.patient_codes, 0).astype(np.int32)
     day = timeline.measurement_days(photos.taken_at, usable)
+    sessions, last_day = timeline.sessions_before(keys, patient, day)
     linked = timeline.Linked(
         usable=usable, patient=patient, metric=photos.metric, view=photos.view, taken=photos.taken_at,
         value=photos.value, yaw=q["head_yaw_deg"],
         own=qc.photo_flags(photos.makeup == 1, q["blur"], q["color_delta_e"]),
-        day=day, sessions=timeline.sessions_before(keys, patient, day),
+        day=day, sessions=sessions, last_day=last_day,
     )
     cells = timeline.cell_order(linked, patients["first_session"].to_numpy(dtype="datetime64[ns]"), len(registry))
     # equal rows share cell and preference; the rest of the row is compared only for ties
@@ -136,29 +138,39 @@ def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
     marked = np.zeros(len(usable), dtype=bool)
     marked[cells.order[duplicate]] = True
     ledger.mark_duplicates(marked)
-    chosen = timeline.choose(linked, cells, duplicate)
-    del cells, duplicate
-    outcomes = timeline.build_outcomes(linked, chosen, patients, keys, registry, photos.photo_id,
-                                       (photos.device.codes, photos.device.uniques))
-    del chosen
-    rows = np.flatnonzero(ledger.ok)
-    makeup = photos.makeup[rows]
-    per_patient = timeline.patient_columns(patients)["patient_id"]
-    measurements = pa.table({
-        "patient_id": timeline.dictionary(per_patient[0][patient[rows]], per_patient[1], complete=True),
-        "photo_id": photos.photo_id.take(pa.array(rows)),
-        "taken_at": pa.array(photos.taken_at[rows]),
-        "metric": timeline.dictionary(photos.metric[rows], list(registry), complete=True),
-        "view": timeline.dictionary(photos.view[rows], contract.VIEWS, complete=True),
-        "value": pa.array(photos.value[rows]),
-        "device": photos.device.dictionary(rows),
-        "color_delta_e": pa.array(q["color_delta_e"][rows]),
-        "head_yaw_deg": pa.array(q["head_yaw_deg"][rows]),
-        "makeup": pa.array(makeup == 1, mask=makeup < 0),
-        "blur": pa.array(q["blur"][rows]),
-        "sessions": pa.array(linked.sessions[rows].astype(np.int64)),
-    })
-    return measurements, outcomes
+    return linked, timeline.choose(linked, cells, duplicate)
+
+
+def batches(photos: Photos, linked: timeline.Linked, patients: pd.DataFrame,
+            registry: dict[str, contract.Metric], size: int = timeline.BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """measurements.parquet, one batch at a time: every kept row, in file order, with its session count."""
+    kept = np.flatnonzero(photos.ledger.ok)
+    ids, id_texts = timeline.patient_columns(patients)["patient_id"]
+    q = photos.quality
+    for start in range(0, max(len(kept), 1), size):
+        rows = kept[start:start + size]
+        makeup = photos.makeup[rows]
+        yield pa.record_batch({
+            "patient_id": timeline.dictionary(ids[linked.patient[rows]], id_texts, complete=True),
+            "photo_id": photos.photo_id.take(pa.array(rows)),
+            "taken_at": pa.array(photos.taken_at[rows]),
+            "metric": timeline.dictionary(photos.metric[rows], list(registry), complete=True),
+            "view": timeline.dictionary(photos.view[rows], contract.VIEWS, complete=True),
+            "value": pa.array(photos.value[rows]),
+            "device": photos.device.dictionary(rows),
+            "color_delta_e": pa.array(q["color_delta_e"][rows]),
+            "head_yaw_deg": pa.array(q["head_yaw_deg"][rows]),
+            "makeup": pa.array(makeup == 1, mask=makeup < 0),
+            "blur": pa.array(q["blur"][rows]),
+            "sessions": pa.array(linked.sessions[rows].astype(np.int64)),
+        })
+
+
+def outcome_batches(photos: Photos, linked: timeline.Linked, chosen: timeline.Chosen, patients: pd.DataFrame,
+                    registry: dict[str, contract.Metric]) -> Iterator[pa.RecordBatch]:
+    """outcomes.parquet (timeline.outcome_batches) from the linked measurements."""
+    return timeline.outcome_batches(linked, chosen, patients, registry, photos.photo_id,
+                                    (photos.device.codes, photos.device.uniques))
 
 
 def note(photos: Photos) -> None:

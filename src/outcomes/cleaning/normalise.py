@@ -384,8 +384,9 @@ def normalise_column(series: pd.Series, func: Callable[..., Normalised], categor
     reasons = _reasons(codes, [r.reason for r in results])
     if categories is not None:
         position = {c: i for i, c in enumerate(categories)}
-        per_unique = np.array([-1 if r.value is None else position.get(r.value, -1) for r in results], dtype=np.int64)
-        return Column(pd.Categorical.from_codes(per_unique[codes], categories=categories), reasons)
+        per_unique = np.array([-1 if r.value is None else position.get(r.value, -1) for r in results],
+                              dtype=_narrowest(len(categories)))
+        return Column(pd.Categorical.from_codes(per_unique[codes], categories=categories, validate=False), reasons)
     values = np.empty(len(results), dtype=object)
     values[:] = [r.value for r in results]
     return Column(values[codes], reasons)
@@ -494,7 +495,13 @@ def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:
 
 def _reasons(codes: np.ndarray, per_unique: list[str]) -> pd.Categorical:
     categories, inverse = np.unique(np.array(per_unique, dtype=object).astype(str), return_inverse=True)
-    return pd.Categorical.from_codes(inverse[codes], categories=list(categories))
+    inverse = inverse.astype(_narrowest(len(categories)))
+    return pd.Categorical.from_codes(inverse[codes], categories=list(categories), validate=False)
+
+
+def _narrowest(n: int) -> type:
+    """The smallest signed integer type holding codes 0..n-1 and -1."""
+    return np.int8 if n < 1 << 7 else np.int16 if n < 1 << 15 else np.int32 if n < 1 << 31 else np.int64
 
 
 def numbers(series: pd.Series, decimal_comma: bool = False) -> Column:
@@ -519,7 +526,8 @@ def numbers(series: pd.Series, decimal_comma: bool = False) -> Column:
     bad = ~np.isfinite(per_unique)  # text that is no number, or nan/inf
     per_unique = np.append(np.where(bad, np.nan, per_unique), np.nan)
     reason_codes = np.append(np.where(blank, 1, np.where(bad, 2, 0)), 1).astype(np.int8)
-    return Column(per_unique[codes], pd.Categorical.from_codes(reason_codes[codes], categories=[OK, "missing", "not_a_number"]))
+    return Column(per_unique[codes], pd.Categorical.from_codes(reason_codes[codes], categories=[OK, "missing", "not_a_number"],
+                                                               validate=False))
 
 
 _FAST_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")

@@ -29,11 +29,16 @@ PHOTO_BITS = np.uint16(sum(int(BIT[f]) for f in PHOTO_FLAGS))
 def photo_flags(makeup: np.ndarray, blur: np.ndarray, delta_e: np.ndarray) -> np.ndarray:
     """Bit mask of the photo's own problems. NaN/unknown readings raise no flag."""
     mask = np.zeros(len(blur), dtype=np.uint16)
-    mask |= np.where(np.asarray(makeup, dtype=bool), BIT["makeup"], 0).astype(np.uint16)
+    add(mask, "makeup", np.asarray(makeup, dtype=bool))
     with np.errstate(invalid="ignore"):
-        mask |= np.where(blur > contract.QC_MAX_BLUR, BIT["blur"], 0).astype(np.uint16)
-        mask |= np.where(delta_e > contract.QC_MAX_DELTA_E, BIT["color_delta_e"], 0).astype(np.uint16)
+        add(mask, "blur", blur > contract.QC_MAX_BLUR)
+        add(mask, "color_delta_e", delta_e > contract.QC_MAX_DELTA_E)
     return mask
+
+
+def add(mask: np.ndarray, flag: str, where: np.ndarray) -> None:
+    """Set `flag` in the bit mask where `where` holds (in place)."""
+    np.bitwise_or(mask, BIT[flag], out=mask, where=where)
 
 
 def quality_rank(mask: np.ndarray) -> np.ndarray:
@@ -42,9 +47,12 @@ def quality_rank(mask: np.ndarray) -> np.ndarray:
     return sum(((own >> i) & 1).astype(np.int8) for i in range(len(FLAGS)))
 
 
-def yaw_flag(yaw: np.ndarray, baseline_yaw: np.ndarray) -> np.ndarray:
+def yaw_differs(yaw: np.ndarray, baseline_yaw: np.ndarray) -> np.ndarray:
+    """Head yaw more than the threshold away from the baseline photo's (a missing reading: no)."""
+    difference = yaw - baseline_yaw
+    np.abs(difference, out=difference)
     with np.errstate(invalid="ignore"):
-        return np.where(np.abs(yaw - baseline_yaw) > contract.QC_MAX_YAW_DIFF_DEG, BIT["yaw_vs_baseline"], 0).astype(np.uint16)
+        return difference > contract.QC_MAX_YAW_DIFF_DEG
 
 
 # qc_reasons text of every possible mask: REASON_TEXTS[mask]

@@ -114,32 +114,55 @@ SAMPLE_ROWS = 20_000  # pandera runs on at most this many rows of a big table (e
 def validate_processed(tables: dict[str, pd.DataFrame | pyarrow.Table], metrics: list[str] | None = None) -> None:
     """Raise pandera.errors.SchemaError(s) if a processed table breaks its contract.
 
-    DataFrames and small arrow tables are validated by pandera in full. A big arrow table is
-    checked on every row for what its schema says about each column (no missing values where
-    none are allowed, vocabularies, ranges), computed by arrow, and validated by pandera
-    (dtypes, column order, everything else) on an evenly spread sample of rows.
+    DataFrames are validated by pandera in full; arrow tables as by TableCheck.
     """
-    from outcomes.io import frame_from_arrow
-
     schemas = processed_schemas(metrics)
     for name, table in tables.items():
-        schema = schemas[name]
         if isinstance(table, pd.DataFrame):
-            schema.validate(table, lazy=True)
+            schemas[name].validate(table, lazy=True)
             continue
-        if table.num_rows > SAMPLE_ROWS:
-            _check_every_row(schema, table)
-            step = -(-table.num_rows // SAMPLE_ROWS)
-            table = table.take(pyarrow.array(np.arange(0, table.num_rows, step)))
-        schema.validate(frame_from_arrow(table), lazy=True)
+        check = TableCheck(schemas[name], table.num_rows)
+        for batch in table.to_batches() or [pyarrow.RecordBatch.from_pylist([], schema=table.schema)]:
+            check.add(batch)
+        check.finish()
 
 
-def _check_every_row(schema: pa.DataFrameSchema, table: pyarrow.Table) -> None:
+class TableCheck:
+    """Validates one processed arrow table arriving batch by batch.
+
+    Every row gets the column checks its schema states (no missing values where none are
+    allowed, vocabularies, ranges), computed by arrow from the pandera check objects; pandera
+    validates an evenly spread sample of at most SAMPLE_ROWS rows (dtypes, column order, all
+    the rest), or the whole table when it is no bigger.
+    """
+
+    def __init__(self, schema: pa.DataFrameSchema, rows: int):
+        self.schema = schema
+        self.step = max(1, -(-rows // SAMPLE_ROWS))
+        self.seen = 0
+        self.sample: list[pyarrow.RecordBatch] = []
+
+    def add(self, batch: pyarrow.RecordBatch) -> None:
+        if self.step > 1:
+            _check_every_row(self.schema, batch)
+        first = -self.seen % self.step
+        self.sample.append(batch.take(pyarrow.array(np.arange(first, batch.num_rows, self.step))) if self.step > 1 else batch)
+        self.seen += batch.num_rows
+
+    def finish(self) -> None:
+        from outcomes.io import frame_from_arrow
+
+        self.schema.validate(frame_from_arrow(pyarrow.Table.from_batches(self.sample)), lazy=True)
+
+
+def _check_every_row(schema: pa.DataFrameSchema, table: pyarrow.Table | pyarrow.RecordBatch) -> None:
     """The column checks of `schema` that arrow can do on a whole table at little cost."""
     for name, column in schema.columns.items():
         if name not in table.column_names:
             continue  # pandera reports it on the sample
         values = table.column(name)
+        if not isinstance(values, pyarrow.ChunkedArray):
+            values = pyarrow.chunked_array([values])
         failures = []
         if not column.nullable:
             missing = values.null_count
@@ -149,11 +172,10 @@ def _check_every_row(schema: pa.DataFrameSchema, table: pyarrow.Table) -> None:
                 failures.append(f"{missing} missing values")
         for check in column.checks:
             stats = check.statistics or {}
-            if check.name == "isin":
-                used = values.unique()
-                if pyarrow.types.is_dictionary(used.type):
-                    used = used.dictionary_decode()
-                outside = set(used.drop_null().to_pylist()) - set(stats["allowed_values"])
+            if check.name == "isin":  # of a dictionary column, its dictionary: a stricter check, and cheap
+                used = ([c.dictionary for c in values.chunks] if pyarrow.types.is_dictionary(values.type)
+                        else [values.unique()])
+                outside = {v for part in used for v in part.drop_null().to_pylist()} - set(stats["allowed_values"])
                 if outside:
                     failures.append(f"values outside {check.name}: {sorted(map(str, outside))[:5]}")
             elif check.name in ("in_range", "greater_than_or_equal_to"):

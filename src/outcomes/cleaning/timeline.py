@@ -19,7 +19,7 @@ stable sort, which is nearly free on an export already sorted by patient and dat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -87,6 +87,7 @@ class Linked:
     own: np.ndarray  # the photo's own quality bits (qc.photo_flags)
     day: np.ndarray  # day number of the measurement (int32)
     sessions: np.ndarray  # completed sessions before the measurement day (int32)
+    last_day: np.ndarray  # day number of the last of those sessions (int32; meaningless when sessions is 0)
 
 
 def measurement_days(taken: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -96,27 +97,25 @@ def measurement_days(taken: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return day
 
 
-def sessions_before(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarray) -> np.ndarray:
-    """count_sessions (strictly before each day) as int32, building the search keys in place."""
+def sessions_before(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """count_sessions (strictly before each day), and the day of the last of those sessions
+    (meaningless where the count is 0), both int32, from one binary search."""
     wanted = np.asarray(patient_codes).astype(np.int64)
     wanted *= DAY_SPAN
     wanted += days
     wanted += DAY_OFFSET
     end = np.searchsorted(keys, wanted, side="left")
     del wanted
+    if len(keys):
+        last = keys[np.maximum(end - 1, 0)]
+        np.remainder(last, DAY_SPAN, out=last)  # a key is patient * DAY_SPAN + day + DAY_OFFSET
+        last -= DAY_OFFSET
+        last_day = last.astype(np.int32)
+        del last
+    else:
+        last_day = np.zeros(len(end), dtype=np.int32)
     end -= _first_key_index(keys, np.asarray(patient_codes))
-    return end.astype(np.int32)
-
-
-def _last_session_day(keys: np.ndarray, patient_codes: np.ndarray, sessions: np.ndarray) -> np.ndarray:
-    """Day number of each patient's `sessions`-th completed session (NaN when sessions is 0):
-    with `sessions` from sessions_before, the last completed session before the measurement."""
-    patient_codes = np.asarray(patient_codes, np.int64)
-    if not len(keys):
-        return np.full(len(patient_codes), np.nan)
-    index = _first_key_index(keys, patient_codes) + np.asarray(sessions, np.int64) - 1
-    found = keys[np.clip(index, 0, len(keys) - 1)] - patient_codes * DAY_SPAN - DAY_OFFSET
-    return np.where(np.asarray(sessions) > 0, found.astype(float), np.nan)
+    return end.astype(np.int32), last_day
 
 
 @dataclass
@@ -275,21 +274,34 @@ def patient_columns(patients: pd.DataFrame) -> dict[str, tuple[np.ndarray, pa.Ar
     return out
 
 
-def build_outcomes(
+BATCH_ROWS = 1 << 20  # output rows built (and written) at a time: small arrays are reused, not faulted in anew
+
+
+def outcome_batches(
     m: Linked,
     chosen: Chosen,
     patients: pd.DataFrame,
-    keys: np.ndarray,
     registry: dict[str, contract.Metric],
     photo_id: pa.Array,
     device: tuple[np.ndarray, pa.Array],
-) -> pa.Table:
-    """One row per patient x metric x view x session count, with baseline and improvement.
+    size: int = BATCH_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """outcomes.parquet, one batch of rows at a time (at least one batch, maybe empty).
 
-    `patients`: the tidy patients table (row i = patient code i); `keys`: the completed
-    sessions (completed_keys); `photo_id` and `device` (codes, distinct texts) row-aligned with `m`.
+    `patients`: the tidy patients table (row i = patient code i); `photo_id` and `device`
+    (codes, distinct texts) row-aligned with `m`.
     """
-    rows, base = chosen.rows, chosen.base
+    per_patient = patient_columns(patients)
+    for start in range(0, max(len(chosen.rows), 1), size):
+        part = slice(start, start + size)
+        yield _outcome_batch(m, chosen.rows[part], chosen.base[part], chosen.front_fallback[part], patients,
+                             per_patient, registry, photo_id, device)
+
+
+def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback: np.ndarray, patients: pd.DataFrame,
+                   per_patient: dict, registry: dict[str, contract.Metric], photo_id: pa.Array,
+                   device: tuple[np.ndarray, pa.Array]) -> pa.RecordBatch:
+    """One row per chosen measurement: its cell, baseline, improvement and quality flags."""
     has_base = base >= 0
     base = np.maximum(base, 0)
     patient, metric, sessions = m.patient[rows], m.metric[rows], m.sessions[rows]
@@ -297,23 +309,32 @@ def build_outcomes(
     base_value = m.value[base]
     base_value[~has_base] = np.nan
     change = value - base_value
-    sign = np.array([mt.sign for mt in registry.values()], dtype=float)[metric]
     with np.errstate(divide="ignore", invalid="ignore"):
-        improvement = np.where(base_value != 0, sign * 100.0 * change / base_value, np.nan) + 0.0  # no -0.0
-    del sign
+        improvement = change / base_value
+    improvement *= 100.0
+    lower_is_better = np.array([mt.sign < 0 for mt in registry.values()])[metric]
+    np.negative(improvement, out=improvement, where=lower_is_better)  # positive is better
+    del lower_is_better
+    zero_base = base_value == 0
+    improvement[zero_base] = np.nan
+    improvement += 0.0  # no -0.0
     day = m.day[rows]
     days_since = (day - m.day[base]).astype(float)
     days_since[~has_base] = np.nan
 
     own = m.own
     flags = own[rows]
-    flags |= np.where(~has_base, qc.BIT["no_baseline"], 0).astype(np.uint16)
-    flags |= np.where(has_base & (base_value == 0), qc.BIT["baseline_zero"], 0).astype(np.uint16)
-    flags |= np.where(has_base & (base != rows) & ((own[base] & qc.PHOTO_BITS) > 0), qc.BIT["baseline_qc"], 0).astype(np.uint16)
-    flags |= np.where(has_base, qc.yaw_flag(m.yaw[rows], m.yaw[base]), 0).astype(np.uint16)
-    flags |= np.where(chosen.front_fallback, qc.BIT["view_differs_from_baseline"], 0).astype(np.uint16)
-
-    per_patient = patient_columns(patients)
+    qc.add(flags, "no_baseline", ~has_base)
+    qc.add(flags, "baseline_zero", zero_base)
+    flawed = (own[base] & qc.PHOTO_BITS) > 0
+    flawed &= has_base
+    flawed &= base != rows
+    qc.add(flags, "baseline_qc", flawed)
+    del flawed
+    yaw = qc.yaw_differs(m.yaw[rows], m.yaw[base])
+    yaw &= has_base
+    qc.add(flags, "yaw_vs_baseline", yaw)
+    qc.add(flags, "view_differs_from_baseline", front_fallback)
 
     def of_patient(column: str) -> pa.DictionaryArray:
         codes, values = per_patient[column]
@@ -340,6 +361,6 @@ def build_outcomes(
         "taken_at": pa.array(m.taken[rows]),
         "photo_id": photo_id.take(pa.array(rows)),
         "device": dictionary(device[0][rows], device[1]),
-        "days_since_last_session": pa.array(day - _last_session_day(keys, patient, sessions)),
+        "days_since_last_session": pa.array(np.where(sessions > 0, day - m.last_day[rows], np.nan)),
     }
-    return pa.table(columns)
+    return pa.record_batch(columns)
