@@ -19,7 +19,6 @@ def model(cohort):
     return improvement_model(cohort, "hydration")
 
 
-@pytest.mark.slow
 def test_rows_left_out_are_counted_and_reasons_named(cohort):
     d = cohort.copy()
     d.loc[d.index[:40], "qc_ok"] = False
@@ -36,7 +35,6 @@ def test_rows_left_out_are_counted_and_reasons_named(cohort):
     assert flagged.mixed_.n_obs_ > m.mixed_.n_obs_
 
 
-@pytest.mark.slow
 def test_expected_improvement_covers_the_truth(model):
     e = model.expected()
     assert set(e["age_band"].astype(str)) == {"<35", "35-44", "45-54", "55+"}
@@ -111,3 +109,17 @@ def test_prediction_band_holds_95_percent_of_new_patients(model):
     assert 0.92 <= inside.mean() <= 0.98
     assert inside.groupby(new["sessions"]).mean().between(0.90, 0.99).all()
     assert (pred["pred_low"] < pred["ci_low"]).all() and (pred["ci_high"] < pred["pred_high"]).all()
+
+
+def test_a_skin_type_seen_at_too_few_session_counts_is_left_out_and_counted(cohort):
+    # type IV measured only after 1-3 sessions cannot carry its own spline (4 parameters): its
+    # design columns would be collinear. It is left out, counted, and the rest fits.
+    d = cohort[~((cohort["skin_type"] == "IV") & (cohort["sessions"] > 3))]
+    m = improvement_model(d, "hydration")
+    assert m.converged and "IV" not in m.skin_types_
+    dropped = m.dropped_.set_index("reason")["rows"]
+    reason = next(r for r in dropped.index if r.startswith("skin type with"))
+    assert "IV: 46 patients, 3 counts" in reason  # (and VI: < 10 patients)
+    assert dropped[reason] == (d["skin_type"].isin(["IV", "VI"]) & (d["sessions"] > 0)).sum()
+    # without the sessions x skin type interaction, one session count is enough
+    assert "IV" in improvement_model(d, "hydration", interactions=("age",)).skin_types_

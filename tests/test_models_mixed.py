@@ -158,7 +158,6 @@ def test_terms_named_as_the_formula_names_them():
                                     "corr(Intercept, np.log1p(sessions))", "sd(Residual)"]
 
 
-@pytest.mark.slow
 def test_compare_curves_prefers_a_curved_shape_for_diminishing_returns():
     d = ms.cohort(150, seed=5).query("sessions > 0")
     table = compare_curves(d, "improvement_pct", "sessions", "patient_id")

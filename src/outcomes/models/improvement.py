@@ -29,8 +29,9 @@ AGE_BANDS = ("<35", "35-44", "45-54", "55+")
 AGE_BAND_EDGES = (-np.inf, 35, 45, 55, np.inf)
 AGE_BAND_DTYPE = pd.CategoricalDtype(list(AGE_BANDS), ordered=True)
 OUTCOME = "improvement_pct"
-# A skin type seen in fewer patients cannot carry its own curve (a spline x skin-type interaction
-# is 4 parameters per type); its rows are left out of the improvement model and counted.
+# A skin type seen in fewer patients (or at fewer session counts than its curve has parameters)
+# cannot carry its own curve (a spline x skin-type interaction is 4 parameters per type); its rows
+# are left out of the improvement model and counted.
 MIN_PATIENTS_PER_SKIN_TYPE = 10
 
 
@@ -132,10 +133,16 @@ class ImprovementModel:
     def fit(self, outcomes: pd.DataFrame, start: np.ndarray | None = None) -> ImprovementModel:
         """Fit to outcomes.parquet-shaped rows; ``start``: see :meth:`MixedModel.fit`."""
         rows, dropped = model_rows(outcomes, self.metric, self.view, self.include_flagged, patients=self.patients)
-        per_type = rows.groupby("skin_type", observed=True)["patient_id"].nunique()
-        sparse = per_type[per_type < MIN_PATIENTS_PER_SKIN_TYPE]
-        reason = f"skin type with < {MIN_PATIENTS_PER_SKIN_TYPE} patients" + (
-            f" ({', '.join(f'{k}: {v}' for k, v in sparse.items())})" if len(sparse) else "")
+        # a skin type with its own curve (sessions x skin type) needs as many session counts as the
+        # curve has parameters, else the design is singular
+        need = ((self.spline_df + 1 if self.time_transform == "spline" else 2)
+                if "skin_type" in self.interactions else 1)
+        per_type = rows.groupby("skin_type", observed=True).agg(patients=("patient_id", "nunique"),
+                                                                  counts=("sessions", "nunique"))
+        sparse = per_type[(per_type["patients"] < MIN_PATIENTS_PER_SKIN_TYPE) | (per_type["counts"] < need)]
+        reason = f"skin type with < {MIN_PATIENTS_PER_SKIN_TYPE} patients or < {need} session counts" + (
+            f" ({', '.join(f'{k}: {p} patients, {c} counts' for k, p, c in sparse.itertuples())})"
+            if len(sparse) else "")
         thin = rows["skin_type"].isin(sparse.index)
         self.dropped_ = pd.concat([dropped, pd.DataFrame([{"reason": reason, "rows": int(thin.sum())}])],
                                   ignore_index=True)
