@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,7 +59,7 @@ class RawTable:
     name: str
     path: Path
     frame: pd.DataFrame  # canonical column names; string cells (CSV/xlsx) or typed (parquet)
-    sha256: str
+    digest: str | Future  # sha256 of the file (computed in the background)
     delimiter: str | None = None  # CSV only
     decimal_comma: bool = False  # numbers may use ',' as decimal mark (';'-delimited CSV)
     ignored_columns: list[str] = field(default_factory=list)
@@ -68,6 +68,11 @@ class RawTable:
     @property
     def rows(self) -> int:
         return len(self.frame)
+
+    @property
+    def sha256(self) -> str:
+        """The file's sha256 (waits for the background hashing)."""
+        return self.digest if isinstance(self.digest, str) else self.digest.result()
 
     @property
     def source_rows(self) -> np.ndarray:
@@ -149,18 +154,18 @@ def _map_positions(table: str, headers: list[str], file: str | Path) -> tuple[di
 _TEXT = pa.dictionary(pa.int32(), pa.large_string())
 DENSE_COLUMNS = frozenset({"photo_id"})
 _BOM = b"\xef\xbb\xbf"
+_HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
 
 
 def read_raw_table(path: str | os.PathLike, table: str) -> RawTable:
     """Read one raw file into a RawTable (canonical headers), or raise RawDataError naming it."""
     path = Path(path)
     data = _read_bytes(path)
-    with ThreadPoolExecutor(max_workers=1) as pool:  # hash while parsing (hashlib releases the GIL)
-        digest_job = pool.submit(lambda: hashlib.sha256(data).hexdigest())
-        frame, headers, positions, ignored, delimiter = _parse(path, data, table)
-        digest = digest_job.result()
+    frame, headers, positions, ignored, delimiter = _parse(path, data, table)
+    # hashed in the background (hashlib releases the GIL), overlapping single-threaded cleaning steps
+    digest = _HASHING.submit(lambda: hashlib.sha256(data).hexdigest())
     return RawTable(
-        name=table, path=path, frame=frame, sha256=digest, delimiter=delimiter,
+        name=table, path=path, frame=frame, digest=digest, delimiter=delimiter,
         decimal_comma=delimiter == ";", ignored_columns=ignored,
         renamed={headers[p]: c for p, c in positions.items() if headers[p] != c},
     )
@@ -369,7 +374,7 @@ class ParquetStream:
     """One parquet file written batch by batch in a background thread (parquet encoding releases
     the GIL); at most `ahead` batches wait, so memory stays bounded."""
 
-    def __init__(self, path: Path, ahead: int = 2):
+    def __init__(self, path: Path, ahead: int = 4):
         self.path = path
         self.ahead = ahead
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{path.stem}")

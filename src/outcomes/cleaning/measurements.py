@@ -111,8 +111,9 @@ def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric])
 
 
 def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
-         registry: dict[str, contract.Metric]) -> tuple[timeline.Linked, timeline.Chosen]:
-    """Count sessions, mark exact duplicates (in the ledger), choose one row per cell and its baseline.
+         registry: dict[str, contract.Metric]) -> tuple[timeline.Linked, timeline.CellOrder, np.ndarray]:
+    """Count sessions, sort into cells and mark exact duplicates (in the ledger; returned per
+    sorted position, for timeline.choose).
 
     `keys`: timeline.completed_keys of the tidy sessions; `patients`: the tidy patients table
     (row i is patient code i).
@@ -138,7 +139,7 @@ def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
     marked = np.zeros(len(usable), dtype=bool)
     marked[cells.order[duplicate]] = True
     ledger.mark_duplicates(marked)
-    return linked, timeline.choose(linked, cells, duplicate)
+    return linked, cells, duplicate
 
 
 def batches(photos: Photos, linked: timeline.Linked, patients: pd.DataFrame,
