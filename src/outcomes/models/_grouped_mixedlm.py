@@ -281,3 +281,21 @@ def _packed(d: np.ndarray) -> np.ndarray:
 def _apply(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     """m_g v_g for a stack of matrices (G, q, q) and vectors (G, q)."""
     return (m @ v[:, :, None])[:, :, 0]
+
+
+def off_the_boundary(chol: np.ndarray, share: float = 0.1) -> np.ndarray:
+    """A packed Cholesky factor with every diagonal entry at least ``share`` of its row's length.
+
+    Where a diagonal entry is 0 (random effects perfectly correlated, or a variance at 0) the
+    likelihood is symmetric in it, so its gradient is 0 and gradient methods cannot leave, even
+    when the maximum lies inside. A start from here can."""
+    chol = np.asarray(chol, dtype=float)
+    q = int(round((np.sqrt(8 * chol.size + 1) - 1) / 2))
+    rows, cols = np.tril_indices(q)
+    lower = np.zeros((q, q))
+    lower[rows, cols] = chol
+    for j in range(q):
+        floor = share * np.linalg.norm(lower[j, : j + 1])
+        if abs(lower[j, j]) < floor:
+            lower[j, j] = floor
+    return lower[rows, cols]

@@ -16,7 +16,7 @@ import pandas as pd
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from ._design import TIME_TRANSFORMS, Design, complete_rows, curve_rhs, panel_rows, require_columns, time_term
-from ._grouped_mixedlm import GroupedMixedLM
+from ._grouped_mixedlm import GroupedMixedLM, off_the_boundary
 from ._tidy import interval, tidy_table
 
 OPTIMIZERS = ("lbfgs", "bfgs", "cg", "powell")
@@ -266,13 +266,25 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
         fits.append(res)
         return len(fits) - 1 if ok else None
 
-    def verified(i):
-        """Index of the fit at the Newton-verified maximum reached from fit i, or None."""
+    def newton_from(chol):
         with np.errstate(all="ignore"):
             try:
-                check = model.newton(fits[i].params_object.get_packed(use_sqrt=True, has_fe=False))
+                return model.newton(chol)
             except np.linalg.LinAlgError as exc:
-                check = {"decrement": np.inf, "curvature": np.nan, "error": str(exc)}
+                return {"decrement": np.inf, "curvature": np.nan, "error": str(exc)}
+
+    def verified(i):
+        """Index of the fit at the Newton-verified maximum reached from fit i, or None."""
+        try:
+            chol = fits[i].params_object.get_packed(use_sqrt=True, has_fe=False)
+        except np.linalg.LinAlgError as exc:
+            chol, check = None, {"decrement": np.inf, "curvature": np.nan, "error": str(exc)}
+        if chol is not None:
+            check = newton_from(chol)
+            if not check["curvature"] > MIN_CURVATURE:  # a saddle on the boundary: try just inside
+                retry = newton_from(off_the_boundary(chol))
+                if retry["curvature"] > MIN_CURVATURE and retry["loglike"] >= fits[i].llf - NEWTON_DECREMENT:
+                    check = retry
         if not (check["decrement"] < NEWTON_DECREMENT and check["curvature"] > MIN_CURVATURE):
             rows[i]["ok"] = False
             why = (check.get("error") or (f"Hessian not negative definite (curvature {check['curvature']:.2g})"
@@ -319,7 +331,7 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
                 break
         return done
 
-    done = search(start)
+    done = search(None if start is None else off_the_boundary(start))
     if done is None and start is not None:  # a given start that leads nowhere: the default one
         done = search(None)
     attempts = pd.DataFrame(rows)
