@@ -26,28 +26,29 @@ def _in_days_units(model, per_day):
     return fixed, rand
 
 
-def test_default_optimizer_stopping_short_is_caught_by_the_newton_check():
-    # Time in minutes: L-BFGS reports convergence, but at a point that is not the maximum
-    # (its likelihood is lower). The Newton check from there (exact gradient and Hessian, so
-    # scale-free) finds the lme4 answer; the results are recomputed at that point.
-    m = fit_mixed(SLEEP.assign(Days=SLEEP["Days"] * 1440), "Reaction", "Days", "Subject")
+@pytest.mark.parametrize("per_day", [1440, 10_000, 86_400])
+def test_default_optimizer_stopping_short_is_caught_by_the_newton_check(per_day):
+    # Time in minutes, 1/10,000 day or seconds: L-BFGS reports convergence, but at a point that
+    # is not the maximum (its likelihood is lower). The Newton check from there (exact gradient
+    # and Hessian, so scale-free) finds lme4's answer; the results are recomputed at that point.
+    m = fit_mixed(SLEEP.assign(Days=SLEEP["Days"] * per_day), "Reaction", "Days", "Subject")
     first = m.attempts_.iloc[0]
-    assert first["optimizer"] == "lbfgs"
+    assert first["optimizer"] == "lbfgs" and first["ok"]
     assert m.llf > first["llf"] + 0.01
     assert m.converged and m.attempts_.loc[m.attempts_["chosen"], "optimizer"].item() == "newton"
-    fixed, rand = _in_days_units(m, 1440)
+    fixed, rand = _in_days_units(m, per_day)
     np.testing.assert_allclose(fixed, LME4_FIXED, rtol=1e-4)
     np.testing.assert_allclose(rand, LME4_RANDOM, rtol=1e-3)
 
 
-@pytest.mark.parametrize("per_day", [10_000, 86_400])
-def test_default_optimizer_failing_falls_back_and_fits_correctly(per_day):
-    # Time in units of 1/10,000 day or in seconds: L-BFGS, BFGS and CG all fail from the
-    # default start; Powell reports success near the maximum, and Newton's method from there
-    # reaches lme4's answer (a gradient optimizer polishing from Powell stops short here).
-    d = SLEEP.assign(Days=SLEEP["Days"] * per_day)
-    m = fit_mixed(d, "Reaction", "Days", "Subject")
-    assert not m.attempts_.iloc[:3]["ok"].any() and m.attempts_.iloc[3]["optimizer"] == "powell"
+def test_default_optimizer_failing_falls_back_and_fits_correctly():
+    # Time in units of 1/1,000,000 day (86 ms): L-BFGS fails outright, BFGS and CG do not
+    # converge from the default start; Powell reports success near the maximum, and Newton's
+    # method from there reaches lme4's answer.
+    per_day = 1_000_000
+    m = fit_mixed(SLEEP.assign(Days=SLEEP["Days"] * per_day), "Reaction", "Days", "Subject")
+    assert m.attempts_["optimizer"].tolist()[:4] == ["lbfgs", "bfgs", "cg", "powell"]
+    assert not m.attempts_.iloc[:3]["ok"].any() and m.attempts_.iloc[3]["ok"]
     assert m.converged
     fixed, rand = _in_days_units(m, per_day)
     np.testing.assert_allclose(fixed, LME4_FIXED, rtol=1e-4)
@@ -68,7 +69,7 @@ def test_a_maximum_that_is_not_verified_is_refused_loudly():
 
 
 def test_single_optimizer_failure_is_flagged():
-    d = SLEEP.assign(Days=SLEEP["Days"] * 86_400)
+    d = SLEEP.assign(Days=SLEEP["Days"] * 1_000_000)  # BFGS alone does not converge here
     with pytest.warns(ConvergenceWarning):
         m = fit_mixed(d, "Reaction", "Days", "Subject", optimizers=("bfgs",))
     assert not m.converged
@@ -260,3 +261,18 @@ def test_warm_start_reaches_the_same_verified_maximum():
     np.testing.assert_allclose(odd.fixed["estimate"], cold.fixed["estimate"], rtol=1e-6)
     with pytest.raises(ValueError, match="theta_"):
         MixedModelForTest("Reaction", "Days", "Subject").fit(SLEEP, start=np.ones(2))
+
+
+def test_score_is_the_gradient_of_what_the_optimizer_moves():
+    # The optimizer moves the packed Cholesky factor L (Ψ = L L'), whose diagonal may turn
+    # negative. statsmodels re-factorises L L' (positive diagonal) and so flips the sign of that
+    # row's gradient; the score here is the gradient in L itself.
+    from outcomes.models._grouped_mixedlm import GroupedMixedLM
+
+    x = np.column_stack([np.ones(len(SLEEP)), SLEEP["Days"]])
+    m = GroupedMixedLM(SLEEP["Reaction"].to_numpy(), x, SLEEP["Subject"].to_numpy(), x)
+    m.reml, m.cov_pen, m.fe_pen, m._freepat = True, None, None, None
+    for chol in (np.array([0.9, 0.02, 0.22]), np.array([-0.9, 0.02, 0.22]), np.array([0.9, 0.02, -0.22])):
+        h = 1e-6
+        fd = [(m.loglike(chol + e) - m.loglike(chol - e)) / (2 * h) for e in np.eye(3) * h]
+        np.testing.assert_allclose(m.score(chol), fd, rtol=1e-4)

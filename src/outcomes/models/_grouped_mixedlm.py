@@ -108,11 +108,18 @@ class GroupedMixedLM(MixedLM):
     def score(self, params, profile_fe=True):
         if not (self._grouped() and profile_fe):
             return super().score(params, profile_fe)
+        packed = params
         params = self._as_params(params, has_fe=False)
         d = self._score_matrix(params.cov_re)
-        if self.use_sqrt:  # Ψ = L L': d/dL_ab = 2 (D L)_ab
-            return 2 * (d @ np.linalg.cholesky(params.cov_re))[np.tril_indices(self.k_re)]
-        return _packed(d)
+        if not self.use_sqrt:
+            return _packed(d)
+        rows, cols = np.tril_indices(self.k_re)
+        if type(packed) is MixedLMParams:
+            lower = np.linalg.cholesky(params.cov_re)
+        else:  # the optimizer's own L (any signs, singular allowed), not a re-factorisation of L L'
+            lower = np.zeros((self.k_re, self.k_re))
+            lower[rows, cols] = np.asarray(packed, dtype=float)[: rows.size]
+        return 2 * (d @ lower)[rows, cols]  # Ψ = L L': d/dL_ab = 2 (D L)_ab
 
     def _score_matrix(self, cov_re: np.ndarray) -> np.ndarray:
         """D with d loglike = tr(D dΨ) (β and the residual variance profiled out)."""
