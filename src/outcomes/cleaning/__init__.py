@@ -174,7 +174,10 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
         parts = []
         for batch in batches:
             check.add(batch)
-            stream.write(batch) if stream is not None else parts.append(batch)
+            if stream is not None:
+                stream.write(batch)
+            else:
+                parts.append(batch)
         if stream is not None:
             stream.close()
         else:
