@@ -1,6 +1,6 @@
 """Small cohorts shaped like outcomes.parquet with a known truth, for the model tests.
 
-The truth has the domain's form (docs: shared/spec/domain.md): after n sessions a patient's
+The truth has the simulator's form (docs/simulator.md): after n sessions a patient's
 expected improvement is ``emax * (1 - exp(-k n)) * (1 + age_slope (age - 45)) * skin[type] * r``
 with a per-patient response factor r ~ N(1, sd_r), plus measurement noise. Optional dropout
 (unrelated to outcome) gives patients unequal numbers of visits. Dropout that depends on the
