@@ -216,3 +216,18 @@ def test_photo_ids_are_trimmed_and_a_blank_one_is_missing(tmp_path):
     result = outcomes.clean(write_raw(tmp_path / "raw", photo_metrics=photos))
     assert result.tables["measurements"]["photo_id"].tolist() == ["a", "c", "d"]
     assert result.rejected[["source_row", "reason"]].values.tolist() == [[3, "missing_photo_id"]]
+
+
+def test_unusable_quality_readings_are_left_empty_and_noted_not_rejected(tmp_path):
+    photos = [dict(PHOTO_METRICS[0], blur="1.7", head_yaw_deg="left", makeup="maybe", color_delta_e="-2"),
+              dict(PHOTO_METRICS[1], blur="0.9")] + PHOTO_METRICS[2:]
+    result = outcomes.clean(write_raw(tmp_path / "raw", photo_metrics=photos))
+    reconcile(result)
+    assert len(result.rejected) == 0 and result.summary.loc["photo_metrics", "noted"] == 1
+    m = result.tables["measurements"]
+    assert m.loc[0, ["blur", "head_yaw_deg", "color_delta_e", "makeup"]].isna().all() and m.loc[1, "blur"] == 0.9
+    notes = result.notes.query("table == 'photo_metrics'")
+    assert {(n.column, n.value, n.rows, n.first_source_row) for n in notes.itertuples()} == {
+        ("blur", "1.7", 1, 2), ("head_yaw_deg", "left", 1, 2), ("makeup", "maybe", 1, 2), ("color_delta_e", "-2", 1, 2)}
+    o = result.tables["outcomes"].set_index("photo_id")
+    assert o.loc["a", "qc_reasons"] == "" and o.loc["b", "qc_reasons"] == "blur"  # an ignored reading raises no flag
