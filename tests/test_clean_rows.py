@@ -231,3 +231,16 @@ def test_unusable_quality_readings_are_left_empty_and_noted_not_rejected(tmp_pat
         ("blur", "1.7", 1, 2), ("head_yaw_deg", "left", 1, 2), ("makeup", "maybe", 1, 2), ("color_delta_e", "-2", 1, 2)}
     o = result.tables["outcomes"].set_index("photo_id")
     assert o.loc["a", "qc_reasons"] == "" and o.loc["b", "qc_reasons"] == "blur"  # an ignored reading raises no flag
+
+
+def test_assessments_scores_outside_their_scale_are_rejected_odd_raters_noted(tmp_path):
+    rows = [("GAIS", 2, "clinician"), ("gais", 7, "clinician"), ("Global Aesthetic Improvement Scale", 1, "robot"),
+            ("satisfaction", 140, "patient"), ("satisfaction", 80, "patient"), ("vibes", 3, "patient")]
+    assessments = [{"patient_id": "P1", "assessed_at": "2025-02-01", "scale": s, "score": v, "rater": r} for s, v, r in rows]
+    result = outcomes.clean(write_raw(tmp_path / "raw", assessments=assessments))
+    reconcile(result)
+    got = result.rejected.query("table == 'assessments'")[["source_row", "reason"]].values.tolist()
+    assert got == [[3, "out_of_range"], [5, "out_of_range"], [7, "unknown_scale"]]
+    a = result.tables["assessments"]
+    assert a["scale"].tolist() == ["gais", "gais", "satisfaction"] and a["rater"].isna().tolist() == [False, True, False]
+    assert result.notes.query("table == 'assessments'")[["column", "value"]].values.tolist() == [["rater", "robot"]]

@@ -42,8 +42,9 @@ def check(parsed: Parsed, ids: PatientIds) -> np.ndarray:
     parsed.reject_reasons("assessed_at")
     parsed.reject_reasons("scale")
     parsed.reject_reasons("score")
-    low = v["scale"].map({k: s.low for k, s in contract.SCALES.items()}).to_numpy(dtype=float, na_value=np.nan)
-    high = v["scale"].map({k: s.high for k, s in contract.SCALES.items()}).to_numpy(dtype=float, na_value=np.nan)
+    scale = np.asarray(pd.Categorical(v["scale"], categories=list(contract.SCALES)).codes)
+    low = np.array([s.low for s in contract.SCALES.values()] + [np.nan])[scale]
+    high = np.array([s.high for s in contract.SCALES.values()] + [np.nan])[scale]
     score = v["score"].to_numpy()
     ledger.reject(~np.isnan(low) & ~np.isnan(score) & ~((score >= low) & (score <= high)), "score", "out_of_range")
     ledger.mark_duplicates(duplicated(v, ledger.ok))
