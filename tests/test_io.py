@@ -219,6 +219,10 @@ def test_big_tables_are_checked_on_every_row_not_only_the_sample(tmp_path):
     metric = pa.array(["glow"] + ["wrinkles"] * (big.num_rows - 1)).dictionary_encode()
     with pytest.raises(SchemaError, match="glow"):
         schemas.validate_processed({"outcomes": big.set_column(1, "metric", metric)})
+    patients = outcomes.clean(write_raw(tmp_path / "raw")).in_memory["patients"]
+    many = pa.concat_tables([patients] * (schemas.SAMPLE_ROWS // 2 + 1))  # the same two ids again and again
+    with pytest.raises(SchemaError, match="unique"):
+        schemas.validate_processed({"patients": many})
 
 
 def test_load_processed_on_an_empty_folder_says_what_to_do(tmp_path):

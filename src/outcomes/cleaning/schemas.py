@@ -131,9 +131,9 @@ class TableCheck:
     """Validates one processed arrow table arriving batch by batch.
 
     Every row gets the column checks its schema states (no missing values where none are
-    allowed, vocabularies, ranges), computed by arrow from the pandera check objects; pandera
-    validates an evenly spread sample of at most SAMPLE_ROWS rows (dtypes, column order, all
-    the rest), or the whole table when it is no bigger.
+    allowed, vocabularies, uniqueness, ranges), computed by arrow from the pandera check
+    objects; pandera validates an evenly spread sample of at most SAMPLE_ROWS rows (dtypes,
+    column order, all the rest), or the whole table when it is no bigger.
     """
 
     def __init__(self, schema: pa.DataFrameSchema, rows: int):
@@ -141,10 +141,15 @@ class TableCheck:
         self.step = max(1, -(-rows // SAMPLE_ROWS))
         self.seen = 0
         self.sample: list[pyarrow.RecordBatch] = []
+        self.unique = {name: [] for name, column in schema.columns.items()  # checked across batches, at the end
+                       if self.step > 1 and any(check.name == "unique" for check in column.checks)}
 
     def add(self, batch: pyarrow.RecordBatch) -> None:
         if self.step > 1:
             _check_every_row(self.schema, batch)
+            for name, parts in self.unique.items():
+                if name in batch.column_names:
+                    parts.append(batch.column(name))
         first = -self.seen % self.step
         self.sample.append(batch.take(pyarrow.array(np.arange(first, batch.num_rows, self.step))) if self.step > 1 else batch)
         self.seen += batch.num_rows
@@ -152,11 +157,15 @@ class TableCheck:
     def finish(self) -> None:
         from outcomes.io import frame_from_arrow
 
+        for name, parts in self.unique.items():
+            values = pyarrow.chunked_array(parts) if parts else None
+            if values is not None and pc.count_distinct(values).as_py() != len(values) - values.null_count:
+                raise SchemaError(self.schema, None, f"{self.schema.name}.{name}: values not unique", column_name=name)
         self.schema.validate(frame_from_arrow(pyarrow.Table.from_batches(self.sample)), lazy=True)
 
 
 def _check_every_row(schema: pa.DataFrameSchema, table: pyarrow.Table | pyarrow.RecordBatch) -> None:
-    """The column checks of `schema` that arrow can do on a whole table at little cost."""
+    """The column checks of `schema` (nullable, isin, ranges) done by arrow on every row."""
     for name, column in schema.columns.items():
         if name not in table.column_names:
             continue  # pandera reports it on the sample
