@@ -209,7 +209,7 @@ def test_big_tables_are_checked_on_every_row_not_only_the_sample(tmp_path):
     import pyarrow as pa
 
     small = outcomes.clean(write_raw(tmp_path / "raw")).in_memory["outcomes"]
-    big = pa.concat_tables([small] * (schemas.SAMPLE_ROWS // small.num_rows + 2))
+    big = pa.concat_tables([small] * (schemas.SAMPLE_ROWS // small.num_rows + 2)).combine_chunks()
     schemas.validate_processed({"outcomes": big})  # fine as it is
     sessions = big.column("sessions").to_numpy().copy()
     sessions[1] = -1  # a row the evenly spread sample leaves out
@@ -220,7 +220,7 @@ def test_big_tables_are_checked_on_every_row_not_only_the_sample(tmp_path):
     with pytest.raises(SchemaError, match="glow"):
         schemas.validate_processed({"outcomes": big.set_column(1, "metric", metric)})
     patients = outcomes.clean(write_raw(tmp_path / "raw")).in_memory["patients"]
-    many = pa.concat_tables([patients] * (schemas.SAMPLE_ROWS // 2 + 1))  # the same two ids again and again
+    many = pa.concat_tables([patients] * (schemas.SAMPLE_ROWS // 2 + 1)).combine_chunks()  # the same two ids again and again
     with pytest.raises(SchemaError, match="unique"):
         schemas.validate_processed({"patients": many})
 
