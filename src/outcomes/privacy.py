@@ -81,9 +81,7 @@ def suppress_counts(counts: pd.DataFrame | pd.Series, min_cell: int = config.MIN
             return label
         return v
 
-    if isinstance(counts, pd.Series):
-        return counts.astype(object).map(cell)
-    return counts.astype(object).map(cell)
+    return counts.astype(object).map(cell)  # element-wise for a Series and a DataFrame alike
 
 
 def group_summary(
