@@ -11,7 +11,6 @@ import hashlib
 import logging
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime, timezone
@@ -38,6 +37,7 @@ from outcomes.cleaning import schemas
 from outcomes.cleaning import sessions as sessions_mod
 from outcomes.cleaning import timeline
 from outcomes.cleaning.columns import PatientIds
+from outcomes.cleaning.memory import reuse_memory
 from outcomes.cleaning.registry import find_registry_file, load_registry
 from outcomes.io import (OutputError, ProcessedWriter, RawDataError, RawTable, find_raw_file, frame_from_arrow,
                          load_processed, read_raw_table)
@@ -88,34 +88,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     RawDataError (with `.file` and `.column`) when a required file or column is missing or
     a file cannot be read; nothing is written then.
     """
-    with _plain_pages():
+    with reuse_memory():
         return _read_and_clean(Path(raw_dir), out_dir, monthfirst)
-
-
-@contextmanager
-def _plain_pages():
-    """While cleaning, numpy and arrow do not ask Linux for (transparent) huge pages.
-
-    Why: clean makes many short-lived arrays of millions of rows, so it keeps touching fresh
-    memory, and a fresh huge page can be slow to fault in (on the project's 2-core virtual
-    machine 1 GB of new huge pages took 2.2 s, of plain pages 0.4 s). numpy's big arrays are
-    madvised for huge pages, and pyarrow's default allocator (mimalloc) uses them; a clean of
-    5 million rows spent about 1 s less in the kernel with plain pages for both (glibc malloc
-    for arrow). The settings are put back afterwards.
-    """
-    try:
-        from numpy._core.multiarray import _set_madvise_hugepage
-    except ImportError:  # another numpy: leave it alone
-        _set_madvise_hugepage = None
-    numpy_before = _set_madvise_hugepage(False) if _set_madvise_hugepage else None
-    arrow_before = pa.default_memory_pool()
-    pa.set_memory_pool(pa.system_memory_pool())
-    try:
-        yield
-    finally:
-        pa.set_memory_pool(arrow_before)
-        if _set_madvise_hugepage:
-            _set_madvise_hugepage(numpy_before)
 
 
 def _read_and_clean(raw_dir: Path, out_dir: str | Path | None, monthfirst: bool) -> CleanResult:
@@ -123,7 +97,6 @@ def _read_and_clean(raw_dir: Path, out_dir: str | Path | None, monthfirst: bool)
     if not raw_dir.is_dir():
         raise RawDataError(f"raw-data folder {raw_dir} does not exist", file=raw_dir)
     raws, file_notes = _read_all(raw_dir)
-    pa.default_memory_pool().release_unused()  # the CSV reader's buffers: give them back for the arrays to come
     registry_path = find_registry_file(raw_dir)
     registry = load_registry(registry_path)
     lap("read")
@@ -145,6 +118,8 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
     ass = assess_mod.parse(raws["assessments"], monthfirst) if "assessments" in raws else None
     adv = adverse_mod.parse(raws["adverse_events"], monthfirst) if "adverse_events" in raws else None
     lap("parse")
+    for raw in raws.values():  # on the core the next, single-threaded steps leave free
+        raw.start_hashing()
 
     # 2. ages from birth dates need each patient's first session (or first photo)
     patients_mod.finish(pat, _age_reference_dates(pat, ses, mea))
@@ -175,7 +150,8 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
 
     def emit(name: str, batches, rows: int) -> None:
         check = schemas.TableCheck(checks[name], rows)
-        stream = writer.stream(name) if writer is not None else None
+        required = frozenset(column for column, spec in checks[name].columns.items() if not spec.nullable)
+        stream = writer.stream(name, required) if writer is not None else None
         parts = []
         for batch in batches:
             check.add(batch)
@@ -191,10 +167,11 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
         outputs[name] = check.seen
 
     linked, cells, duplicate = meas_mod.link(mea, keys, patients_t, registry)
-    emit("measurements", meas_mod.batches(mea, linked, patients_t, registry), int(mea.ledger.ok.sum()))
-    chosen = timeline.choose(linked, cells, duplicate)  # while the measurements are being written
+    chosen = timeline.choose(linked, cells, duplicate)
     del cells, duplicate
+    # outcomes first: the larger table to encode starts first, and both writers end together
     emit("outcomes", meas_mod.outcome_batches(mea, linked, chosen, patients_t, registry), len(chosen.rows))
+    emit("measurements", meas_mod.batches(mea, linked, patients_t, registry), int(mea.ledger.ok.sum()))
     no_baseline = _no_baseline(linked, chosen)
     del linked, chosen
     small = {"patients": patients_t, "sessions": sessions_t}
@@ -258,7 +235,7 @@ def _no_baseline(linked: timeline.Linked, chosen: timeline.Chosen) -> dict[str, 
     lacking = chosen.base < 0
     patient = linked.patient[chosen.rows]
     rows = np.bincount(patient, minlength=1)
-    without = np.bincount(patient, weights=lacking, minlength=1)
+    without = np.bincount(patient[lacking], minlength=len(rows))
     return {"outcome_rows": int(lacking.sum()), "patients_with_some": int((without > 0).sum()),
             "patients_with_none": int(((without == rows) & (rows > 0)).sum())}
 
