@@ -11,6 +11,7 @@ import hashlib
 import logging
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import datetime, timezone
@@ -142,6 +143,7 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
     patients_t = patients_mod.tidy(pat, sessions_t)
     assert patients_t["patient_id"].tolist() == kept_ids.tolist()
     keys = timeline.completed_keys(sessions_t, patients_t["patient_id"])
+    lap("tidy")
     # each processed table is checked (schemas.TableCheck) and written batch by batch in the
     # background as it is made; the folder is swapped in only when everything succeeded
     in_memory: dict[str, pa.Table] = {}
@@ -166,28 +168,40 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
         check.finish()
         outputs[name] = check.seen
 
-    linked, cells, duplicate = meas_mod.link(mea, keys, patients_t, registry)
-    chosen = timeline.choose(linked, cells, duplicate)
-    del cells, duplicate
-    # outcomes first: the larger table to encode starts first, and both writers end together
-    emit("outcomes", meas_mod.outcome_batches(mea, linked, chosen, patients_t, registry), len(chosen.rows))
-    emit("measurements", meas_mod.batches(mea, linked, patients_t, registry), int(mea.ledger.ok.sum()))
-    no_baseline = _no_baseline(linked, chosen)
-    del linked, chosen
-    small = {"patients": patients_t, "sessions": sessions_t}
-    if ass is not None:
-        small["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, assess_codes, ass.values["assessed_at"], False))
-    if adv is not None:
-        small["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True))
-    for name, frame in small.items():
-        table = _arrow(frame)
-        _check_table(checks[name], table)
-        outputs[name] = table.num_rows
-        if writer is not None:
-            writer.write(name, table)
-        else:
-            in_memory[name] = table
-    lap("link, check, write")
+    def small_tables() -> dict[str, pa.Table]:
+        """The tables other than measurements and outcomes: tidied, checked, handed to the writer."""
+        small = {"patients": patients_t, "sessions": sessions_t}
+        if ass is not None:
+            small["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, assess_codes, ass.values["assessed_at"], False))
+        if adv is not None:
+            small["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True))
+        tables = {}
+        for name, frame in small.items():
+            tables[name] = _arrow(frame)
+            _check_table(checks[name], tables[name])
+            if writer is not None:
+                writer.write(name, tables[name])
+        return tables
+
+    # made alongside the big tables (mostly pandas work, while numpy and arrow release the GIL)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="small-tables") as pool:
+        small = pool.submit(small_tables)
+        linked, cells, duplicate = meas_mod.link(mea, keys, patients_t, registry)
+        chosen = timeline.choose(linked, cells, duplicate)
+        del cells, duplicate
+        lap("link")
+        # outcomes first: the larger table to encode starts first, and both writers end together
+        emit("outcomes", meas_mod.outcome_batches(mea, linked, chosen, patients_t, registry), len(chosen.rows))
+        lap("outcomes")
+        emit("measurements", meas_mod.batches(mea, linked, patients_t, registry), int(mea.ledger.ok.sum()))
+        lap("measurements")
+        no_baseline = _no_baseline(linked, chosen)
+        del linked, chosen
+        for name, table in small.result().items():
+            outputs[name] = table.num_rows
+            if writer is None:
+                in_memory[name] = table
+    lap("small tables")
 
     # 5. bookkeeping
     patients_mod.note(pat)

@@ -17,6 +17,10 @@ from pandera.errors import SchemaError
 
 from outcomes import contract
 
+# pandera loads its validation backends (and hypothesis, when installed) on the first validate;
+# loading them with this module keeps that one-off library loading out of every clean's run time
+pa.DataFrameSchema.register_default_backends(pd.DataFrame)
+
 
 def raw_schema(table: str) -> pa.DataFrameSchema:
     """Columns of a raw table after alias mapping: required ones must exist; cells may be anything."""
