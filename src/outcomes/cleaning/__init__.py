@@ -109,15 +109,26 @@ def _read_and_clean(raw_dir: Path, out_dir: str | Path | None, monthfirst: bool)
 
 def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], registry_path: Path | None,
            loaded_registry: tuple, monthfirst: bool, writer: ProcessedWriter | None, lap) -> CleanResult:
+    # one helper thread takes independent work beside the main thread (numpy, arrow and parquet
+    # release the GIL for their per-row work, so two cores are busy)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clean-side") as side:
+        return _clean_steps(raw_dir, raws, file_notes, registry_path, loaded_registry, monthfirst, writer, lap, side)
+
+
+def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], registry_path: Path | None,
+                 loaded_registry: tuple, monthfirst: bool, writer: ProcessedWriter | None, lap,
+                 side: ThreadPoolExecutor) -> CleanResult:
     registry, registry_sha, registry_rows = loaded_registry
 
-    # 1. every cell normalised; rows rejected on their own fields only where no link is needed yet
+    # 1. every cell normalised; rows rejected on their own fields only where no link is needed yet.
+    # photo metrics (numpy and arrow, mostly without the GIL) are parsed beside the small tables (pandas)
+    photos = side.submit(meas_mod.parse, raws["photo_metrics"], registry, monthfirst)
     pat = patients_mod.parse(raws["patients"], monthfirst)
     patients_mod.check(pat)
     ses = sessions_mod.parse(raws["sessions"], monthfirst)
-    mea = meas_mod.parse(raws["photo_metrics"], registry, monthfirst)
     ass = assess_mod.parse(raws["assessments"], monthfirst) if "assessments" in raws else None
     adv = adverse_mod.parse(raws["adverse_events"], monthfirst) if "adverse_events" in raws else None
+    mea = photos.result()
     lap("parse")
     for raw in raws.values():  # on the core the next, single-threaded steps leave free
         raw.start_hashing()
@@ -131,19 +142,21 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
                      kept=pa.array(kept_ids.to_numpy(dtype=object), type=pa.large_string()))
     lap("ages")
 
-    # 3. link rows to kept patients, reject the rest
-    sessions_mod.check(ses, ids)
+    # 3. link rows to kept patients, reject the rest; 4. tidy sessions and patients, and the
+    # completed-session keys (beside the photo metrics' checks)
+    def sessions_and_patients() -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+        sessions_mod.check(ses, ids)
+        sessions_t = sessions_mod.tidy(ses)
+        patients_t = patients_mod.tidy(pat, sessions_t)
+        assert patients_t["patient_id"].tolist() == kept_ids.tolist()
+        return sessions_t, patients_t, timeline.completed_keys(sessions_t, patients_t["patient_id"])
+
+    tidied = side.submit(sessions_and_patients)
     meas_mod.check(mea, ids, registry)
     assess_codes = assess_mod.check(ass, ids) if ass else None
     adverse_codes = adverse_mod.check(adv, ids) if adv else None
-    lap("check")
-
-    # 4. tidy tables, session counts, duplicates, baselines, outcomes; written while the rest goes on
-    sessions_t = sessions_mod.tidy(ses)
-    patients_t = patients_mod.tidy(pat, sessions_t)
-    assert patients_t["patient_id"].tolist() == kept_ids.tolist()
-    keys = timeline.completed_keys(sessions_t, patients_t["patient_id"])
-    lap("tidy")
+    sessions_t, patients_t, keys = tidied.result()
+    lap("check, tidy")
     # each processed table is checked (schemas.TableCheck) and written batch by batch in the
     # background as it is made; the folder is swapped in only when everything succeeded
     in_memory: dict[str, pa.Table] = {}
@@ -183,24 +196,22 @@ def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], reg
                 writer.write(name, tables[name])
         return tables
 
-    # made alongside the big tables (mostly pandas work, while numpy and arrow release the GIL)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="small-tables") as pool:
-        small = pool.submit(small_tables)
-        linked, cells, duplicate = meas_mod.link(mea, keys, patients_t, registry)
-        chosen = timeline.choose(linked, cells, duplicate)
-        del cells, duplicate
-        lap("link")
-        # outcomes first: the larger table to encode starts first, and both writers end together
-        emit("outcomes", meas_mod.outcome_batches(mea, linked, chosen, patients_t, registry), len(chosen.rows))
-        lap("outcomes")
-        emit("measurements", meas_mod.batches(mea, linked, patients_t, registry), int(mea.ledger.ok.sum()))
-        lap("measurements")
-        no_baseline = _no_baseline(linked, chosen)
-        del linked, chosen
-        for name, table in small.result().items():
-            outputs[name] = table.num_rows
-            if writer is None:
-                in_memory[name] = table
+    small = side.submit(small_tables)  # made beside the big tables
+    linked, cells, duplicate = meas_mod.link(mea, keys, patients_t, registry)
+    chosen = timeline.choose(linked, cells, duplicate)
+    del cells, duplicate
+    lap("link")
+    # outcomes first: the larger table to encode starts first, and both writers end together
+    emit("outcomes", meas_mod.outcome_batches(mea, linked, chosen, patients_t, registry), len(chosen.rows))
+    lap("outcomes")
+    emit("measurements", meas_mod.batches(mea, linked, patients_t, registry), int(mea.ledger.ok.sum()))
+    lap("measurements")
+    no_baseline = _no_baseline(linked, chosen)
+    del linked, chosen
+    for name, table in small.result().items():
+        outputs[name] = table.num_rows
+        if writer is None:
+            in_memory[name] = table
     lap("small tables")
 
     # 5. bookkeeping
@@ -310,7 +321,7 @@ def _age_reference_dates(pat, ses, mea) -> pd.Series:
     if not len(wanted):
         return pd.Series(dtype="datetime64[ns]")
     sv = ses.values
-    usable = nz.has_reason(ses.reasons["session_date"], "")
+    usable = nz.has_reason(ses.reasons["session_date"], "") & sv["patient_id"].isin(wanted).to_numpy()
     completed = usable & (sv["status"].to_numpy() == "completed")
     ref = sv.loc[completed].groupby("patient_id")["session_date"].min()
     ref = ref.combine_first(sv.loc[usable].groupby("patient_id")["session_date"].min())
