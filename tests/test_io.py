@@ -7,13 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import outcomes
 from outcomes import contract
 from outcomes.cli import app
-from outcomes.io import RawDataError, load_processed, normalise_header, read_raw_table
+from outcomes.io import (ParquetStream, RawDataError, _unified_codes, load_processed, normalise_header,
+                         read_raw_table)
 from raw_factory import PATIENTS, PHOTO_METRICS, SESSIONS, write_raw
 
 runner = CliRunner()
@@ -252,3 +257,41 @@ def test_rewrite_replaces_outputs_keeps_hidden_files_and_refuses_foreign_folders
     result = run_cli(write_raw(tmp_path / "raw3"), processed)
     assert result.exit_code == 2 and "my_notes.txt" in result.stderr
     assert (processed / "my_notes.txt").read_text() == "mine"
+
+
+# --- reading in blocks, streaming writes -------------------------------------------------------
+cells = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", " c", "dé", "", "x" * 20])), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(cells, min_size=1, max_size=5), st.integers(0, 200))
+def test_block_dictionaries_become_one_code_per_row(blocks, extra):
+    # the CSV reader gives each block its own dictionary (in its own order); every row must keep its text
+    blocks = [block + [f"v{i}" for i in range(extra)] if k == 0 else block for k, block in enumerate(blocks)]
+    chunked = pa.chunked_array([pa.array(b, type=pa.large_string()).dictionary_encode() for b in blocks])
+    codes, dictionary = _unified_codes(chunked)
+    texts = dictionary.to_pylist()
+    assert [texts[c] if c >= 0 else None for c in codes] == [v for b in blocks for v in b]
+    assert len(set(texts)) == len(texts)
+    assert codes.dtype == (np.int8 if len(texts) < 128 else np.int16)
+
+
+def test_stream_declares_required_and_float_columns_non_nullable(tmp_path):
+    stream = ParquetStream(tmp_path / "t.parquet", required=frozenset({"n"}))
+    for start in (0, 2):
+        stream.write(pa.record_batch({"n": pa.array([start, start + 1]), "x": pa.array([np.nan, 1.5]),
+                                      "s": pa.array([None, "a"], type=pa.large_string())}))
+    stream.close()
+    stream.wait()
+    table = pq.read_table(tmp_path / "t.parquet")
+    assert {f.name: f.nullable for f in table.schema} == {"n": False, "x": False, "s": True}
+    assert table.column("n").to_pylist() == [0, 1, 2, 3]
+    assert np.isnan(table.column("x").to_numpy()[[0, 2]]).all() and table.column("s").null_count == 2
+
+
+def test_stream_refuses_a_null_in_a_required_column(tmp_path):
+    stream = ParquetStream(tmp_path / "t.parquet", required=frozenset({"n"}))
+    stream.write(pa.record_batch({"n": pa.array([1, None])}))
+    stream.close()
+    with pytest.raises(pa.ArrowInvalid, match="non-nullable"):
+        stream.wait()

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -295,15 +296,40 @@ def _raw_frame(table: pa.Table) -> pd.DataFrame:
     columns = {}
     for i, column in enumerate(table.columns):
         if pa.types.is_dictionary(column.type):
-            column = column.unify_dictionaries()
-            dictionary = column.chunks[0].dictionary if column.num_chunks else pa.array([], pa.large_string())
-            codes = np.concatenate([c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in column.chunks]
-                                   or [np.zeros(0, np.int32)])
+            codes, dictionary = _unified_codes(column)
             categories = pd.Index(pd.array(dictionary.cast(pa.large_string()), dtype="str"))
             columns[i] = pd.Categorical.from_codes(codes, categories=categories, validate=False)
         else:
             columns[i] = pd.array(column.cast(pa.large_string()) if column.num_chunks else pa.array([], pa.large_string()), dtype="str")
     return pd.DataFrame(columns, copy=False)
+
+
+def _unified_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """One dictionary for a column read in blocks (each block has its own), and every row's code
+    into it (-1 = null) in the narrowest integer type: one pass over the rows, written in place."""
+    chunks = [c for c in column.chunks if len(c)]
+    if not chunks:
+        return np.zeros(0, np.int8), pa.array([], pa.large_string())
+    encoded = pc.dictionary_encode(pa.concat_arrays([c.dictionary for c in chunks]))
+    dictionary = encoded.dictionary
+    width = np.int8 if len(dictionary) < 1 << 7 else np.int16 if len(dictionary) < 1 << 15 else np.int32
+    to_unified = encoded.indices.to_numpy(zero_copy_only=False).astype(width)
+    codes = np.empty(sum(len(c) for c in chunks), dtype=width)
+    start = first = 0
+    for chunk in chunks:
+        indices = chunk.indices
+        local = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(),
+                              count=len(chunk), offset=indices.offset * indices.type.bit_width // 8)
+        out = codes[start:start + len(chunk)]
+        if len(chunk.dictionary):
+            np.take(to_unified[first:first + len(chunk.dictionary)], local, out=out, mode="clip")  # nulls: below
+            if chunk.null_count:
+                out[chunk.is_null().to_numpy(zero_copy_only=False)] = -1
+        else:  # a block of blank cells only
+            out[:] = -1
+        start += len(chunk)
+        first += len(chunk.dictionary)
+    return codes, dictionary
 
 
 def _read_parquet(path: Path, data) -> pd.DataFrame:
