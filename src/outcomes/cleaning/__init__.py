@@ -109,9 +109,9 @@ def _read_and_clean(raw_dir: Path, out_dir: str | Path | None, monthfirst: bool)
 
 def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], registry_path: Path | None,
            loaded_registry: tuple, monthfirst: bool, writer: ProcessedWriter | None, lap) -> CleanResult:
-    # one helper thread takes independent work beside the main thread (numpy, arrow and parquet
-    # release the GIL for their per-row work, so two cores are busy)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="clean-side") as side:
+    # helper threads take independent work beside the main thread (numpy, arrow and parquet
+    # release the GIL for their per-row work, so both cores are kept busy)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="clean-side") as side:
         return _clean_steps(raw_dir, raws, file_notes, registry_path, loaded_registry, monthfirst, writer, lap, side)
 
 
@@ -198,13 +198,15 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
 
     small = side.submit(small_tables)  # made beside the big tables
     linked, cells, duplicate = meas_mod.link(mea, keys, patients_t, registry)
+    lap("link")
+    # the two big tables are made (and written) side by side once duplicates are known
+    measured = side.submit(emit, "measurements", meas_mod.batches(mea, linked, patients_t, registry),
+                           int(mea.ledger.ok.sum()))
     chosen = timeline.choose(linked, cells, duplicate)
     del cells, duplicate
-    lap("link")
-    # outcomes first: the larger table to encode starts first, and both writers end together
     emit("outcomes", meas_mod.outcome_batches(mea, linked, chosen, patients_t, registry), len(chosen.rows))
     lap("outcomes")
-    emit("measurements", meas_mod.batches(mea, linked, patients_t, registry), int(mea.ledger.ok.sum()))
+    measured.result()
     lap("measurements")
     no_baseline = _no_baseline(linked, chosen)
     del linked, chosen
