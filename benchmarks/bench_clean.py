@@ -3,14 +3,17 @@
 Why: the cleaner should stay within 3x the time pandas (pyarrow engine) needs just to read the
 same CSV files, and under 6 GB of memory. The synthetic registry is cached under
 benchmarks/_work/ (git-ignored). Each timing runs in a fresh subprocess so that its peak
-memory (ru_maxrss) is its own; `outcomes clean` runs the command's own code path
+memory (ru_maxrss) and CPU time are its own; `outcomes clean` runs the command's own code path
 (`cli_clean`: read, validate, link, write every output), and its step timings are printed.
 Timings are wall-clock and shared machines are noisy, so both are timed for several rounds
 (read, clean, read, clean, ...; the load average is shown with each) and the ratio is taken
-of the fastest of each: run it on an otherwise idle machine. pandas reads with pyarrow's
-default allocator and with the system one (ARROW_DEFAULT_MEMORY_POOL=system: on machines
-where huge pages are slow to fault in, the default is much slower); the ratio is taken
-against the faster of the two, so the comparison favours pandas.
+of the fastest of each: run it on an otherwise idle machine. Imports are not timed on either
+side. pandas reads with pyarrow's default allocator and with the system one
+(ARROW_DEFAULT_MEMORY_POOL=system: on machines where huge pages are slow to fault in, the
+default is much slower; clean itself allocates with the system allocator, see
+outcomes/cleaning/memory.py); the ratio is taken against the faster of the two, so the
+comparison favours pandas. CPU seconds (user + system, all threads) are printed beside the
+wall-clock times: on a 2-core machine a wall-clock time can't be less than half of them.
 
     .venv/bin/python benchmarks/bench_clean.py [--rows 5000000] [--seed 7] [--rounds 3]
 """
@@ -34,12 +37,15 @@ import resource, sys, time
 from pathlib import Path
 import pandas as pd
 raw = Path(sys.argv[1])
+cpu_after = lambda usage: usage.ru_utime + usage.ru_stime
+cpu_before = cpu_after(resource.getrusage(resource.RUSAGE_SELF))
 start = time.perf_counter()
 frames = {p.name: pd.read_csv(p, engine="pyarrow", sep=";" if p.name.startswith("photo_metrics") else ",")
           for p in sorted(raw.glob("*.csv"))}
 seconds = time.perf_counter() - start
 rows = sum(len(f) for f in frames.values())
-print(seconds, rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(cpu_after(usage) - cpu_before, seconds, rows, usage.ru_maxrss)
 """
 
 CLEAN = """
@@ -48,13 +54,16 @@ from pathlib import Path
 from outcomes.cleaning import cli_clean
 logging.basicConfig(level=logging.DEBUG, format="  step %(message)s", stream=sys.stderr)
 logging.getLogger("numexpr").setLevel(logging.WARNING)
+cpu_after = lambda usage: usage.ru_utime + usage.ru_stime
+cpu_before = cpu_after(resource.getrusage(resource.RUSAGE_SELF))
 start = time.perf_counter()
 with contextlib.redirect_stdout(io.StringIO()):  # the command's own summary is not timed output
     code = cli_clean(sys.argv[1], sys.argv[2])
 seconds = time.perf_counter() - start
 assert code == 0, code
 rows = sum(t["read"] for t in json.loads((Path(sys.argv[2]) / "manifest.json").read_text())["tables"].values())
-print(seconds, rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(cpu_after(usage) - cpu_before, seconds, rows, usage.ru_maxrss)
 """
 
 
@@ -72,13 +81,14 @@ def cohort(rows: int, seed: int) -> Path:
     return raw
 
 
-def run(script: str, *args: str, steps: bool = False, env: dict[str, str] | None = None) -> tuple[float, int, float]:
+def run(script: str, *args: str, steps: bool = False, env: dict[str, str] | None = None) -> tuple[float, int, float, float]:
+    """(wall seconds, rows, peak GB, CPU seconds) of one fresh process running `script`."""
     out = subprocess.run([sys.executable, "-c", script, *args], check=True, capture_output=True, text=True,
                          env={**os.environ, **(env or {})})
     if steps:
         print("\n".join(line for line in out.stderr.splitlines() if line.startswith("  step ")))
-    seconds, rows, maxrss_kb = out.stdout.split()[-3:]
-    return float(seconds), int(rows), int(maxrss_kb) / 1024**2
+    cpu, seconds, rows, maxrss_kb = out.stdout.split()[-4:]
+    return float(seconds), int(rows), int(maxrss_kb) / 1024**2, float(cpu)
 
 
 def load() -> str:
@@ -102,29 +112,32 @@ def main() -> None:
         for name, env in allocators.items():
             before = load()
             reads[name].append(run(READ, str(raw), env=env))
-            print(f"round {i + 1}: read ({name} allocator) {reads[name][-1][0]:6.2f} s  peak {reads[name][-1][2]:.2f} GB"
+            seconds, _, gb, cpu = reads[name][-1]
+            print(f"round {i + 1}: read ({name} allocator) {seconds:6.2f} s  cpu {cpu:5.2f} s  peak {gb:.2f} GB"
                   f"   (load average {before})")
         before = load()
         print("  outcomes clean, per step:")
         cleans.append(run(CLEAN, str(raw), str(WORK / "processed"), steps=True))
-        print(f"round {i + 1}: clean {cleans[-1][0]:6.2f} s  peak {cleans[-1][2]:.2f} GB   (load average {before})")
+        seconds, _, gb, cpu = cleans[-1]
+        print(f"round {i + 1}: clean {seconds:6.2f} s  cpu {cpu:5.2f} s  peak {gb:.2f} GB   (load average {before})")
     fastest = {name: min(times) for name, times in reads.items()}
-    read_s, read_rows, read_gb = min(fastest.values())
-    clean_s, clean_rows, _ = min(cleans)
+    read_s, read_rows, read_gb, read_cpu = min(fastest.values())
+    clean_s, clean_rows, _, clean_cpu = min(cleans)
     clean_gb = max(c[2] for c in cleans)
     ratio = clean_s / read_s
-    for name, (seconds, rows, gb) in fastest.items():
-        print(f"read  (pandas, engine=pyarrow, {name} allocator): {seconds:6.2f} s  {rows:,} rows  peak {gb:.2f} GB"
-              f"  (fastest of {args.rounds})")
-    print(f"clean (outcomes clean)        : {clean_s:6.2f} s  {clean_rows:,} rows  peak {clean_gb:.2f} GB  (fastest of {args.rounds})")
+    for name, (seconds, rows, gb, cpu) in fastest.items():
+        print(f"read  (pandas, engine=pyarrow, {name} allocator): {seconds:6.2f} s  cpu {cpu:5.2f} s  {rows:,} rows"
+              f"  peak {gb:.2f} GB  (fastest of {args.rounds})")
+    print(f"clean (outcomes clean)        : {clean_s:6.2f} s  cpu {clean_cpu:5.2f} s  {clean_rows:,} rows"
+          f"  peak {clean_gb:.2f} GB  (fastest of {args.rounds})")
     print(f"ratio clean/read: {ratio:.2f} against the faster read, {clean_s / fastest['default'][0]:.2f} against the "
           f"default allocator's  (target <= 3)   peak memory of clean: {clean_gb:.2f} GB (target <= 6)")
     print(json.dumps({"photo_metrics_rows": metrics_rows, "read_s": round(read_s, 2), "clean_s": round(clean_s, 2),
+                      "read_cpu_s": round(read_cpu, 2), "clean_cpu_s": round(clean_cpu, 2),
                       "ratio": round(ratio, 2), "ratio_default_allocator": round(clean_s / fastest["default"][0], 2),
                       "clean_peak_gb": round(clean_gb, 2), "read_peak_gb": round(read_gb, 2),
                       "read_all_s": {name: [round(r[0], 2) for r in times] for name, times in reads.items()},
                       "clean_all_s": [round(c[0], 2) for c in cleans]}))
-
 
 if __name__ == "__main__":
     main()

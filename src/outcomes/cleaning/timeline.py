@@ -274,7 +274,7 @@ def patient_columns(patients: pd.DataFrame) -> dict[str, tuple[np.ndarray, pa.Ar
     return out
 
 
-BATCH_ROWS = 1 << 20  # output rows built (and written) at a time: small arrays are reused, not faulted in anew
+BATCH_ROWS = 1 << 19  # output rows built (and written) at a time: small arrays are reused, not faulted in anew
 
 
 def outcome_batches(
