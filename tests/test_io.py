@@ -264,11 +264,13 @@ cells = st.lists(st.one_of(st.none(), st.sampled_from(["a", "b", " c", "dé", ""
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(cells, min_size=1, max_size=5), st.integers(0, 200))
-def test_block_dictionaries_become_one_code_per_row(blocks, extra):
-    # the CSV reader gives each block its own dictionary (in its own order); every row must keep its text
+@given(st.lists(cells, min_size=1, max_size=5), st.integers(0, 200), st.integers(0, 3))
+def test_block_dictionaries_become_one_code_per_row(blocks, extra, cut):
+    # the CSV reader gives each block its own dictionary (in its own order); every row must keep
+    # its text, also when a block is a slice of a longer array (`cut` leading cells dropped)
     blocks = [block + [f"v{i}" for i in range(extra)] if k == 0 else block for k, block in enumerate(blocks)]
-    chunked = pa.chunked_array([pa.array(b, type=pa.large_string()).dictionary_encode() for b in blocks])
+    chunked = pa.chunked_array([pa.array(["cut"] * cut + b, type=pa.large_string()).dictionary_encode().slice(cut)
+                                for b in blocks])
     codes, dictionary = _unified_codes(chunked)
     texts = dictionary.to_pylist()
     assert [texts[c] if c >= 0 else None for c in codes] == [v for b in blocks for v in b]

@@ -317,11 +317,11 @@ def _unified_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     codes = np.empty(sum(len(c) for c in chunks), dtype=width)
     start = first = 0
     for chunk in chunks:
-        indices = chunk.indices
-        local = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(),
-                              count=len(chunk), offset=indices.offset * indices.type.bit_width // 8)
         out = codes[start:start + len(chunk)]
         if len(chunk.dictionary):
+            indices = chunk.indices
+            local = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(),
+                                  count=len(chunk), offset=indices.offset * indices.type.bit_width // 8)
             np.take(to_unified[first:first + len(chunk.dictionary)], local, out=out, mode="clip")  # nulls: below
             if chunk.null_count:
                 out[chunk.is_null().to_numpy(zero_copy_only=False)] = -1
