@@ -5,9 +5,14 @@ fresh memory from the kernel (glibc maps blocks of more than 128 KiB to 32 MiB o
 and unmaps them when freed; numpy madvises big arrays for transparent huge pages; pyarrow's
 default allocator, mimalloc, uses huge pages), and every fresh page is a page fault. On the
 project's 2-core virtual machine a fresh huge page cost about five times a plain one, and page
-faults were a quarter of a 5-million-row clean. While cleaning, numpy and arrow use plain
-pages through glibc's malloc, and glibc keeps freed memory in its heap for the next array.
-Everything is put back afterwards, and the heap's free memory is returned to the system.
+faults took a fifth of a 5-million-row clean's CPU time. While cleaning, numpy and arrow use plain
+pages through glibc's malloc, and glibc keeps freed memory in its heap for the next array;
+threads share one heap, so memory one of them frees is reused by the others (on a
+5-million-row clean: a fifth fewer page faults, 0.4 GB less peak memory).
+Everything is put back afterwards, and the heap's free memory is returned to the system. One
+thing glibc does not let go back: once a thread has been given the shared heap under the
+one-heap limit, the limit stays for the life of the process, so threads started later share
+heaps too (a little more locking in malloc, nothing else).
 """
 from __future__ import annotations
 
