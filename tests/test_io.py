@@ -95,6 +95,18 @@ def test_fatal_input_raises_raw_data_error_with_file_and_column(tmp_path, kind):
     assert not (tmp_path / "never").exists()
 
 
+def test_a_missing_file_is_reported_before_any_file_is_read(tmp_path, monkeypatch):
+    raw, _, _ = bad_raw(tmp_path, "missing_file")
+    (raw / "photo_metrics.csv").write_bytes(b"\x00\x01 not csv")  # would fail if it were read first
+    from outcomes import cleaning
+
+    read = []
+    monkeypatch.setattr(cleaning, "read_raw_table", lambda *a: read.append(a) or read_raw_table(*a))
+    with pytest.raises(RawDataError, match="required file sessions") as info:
+        outcomes.clean(raw)
+    assert Path(info.value.file).name == "sessions.csv" and read == []
+
+
 def test_latin1_message_says_not_utf8_and_where(tmp_path):
     raw, _, _ = bad_raw(tmp_path, "latin1")
     with pytest.raises(RawDataError, match=r"not UTF-8.*offset \d+ \(line 2\)"):

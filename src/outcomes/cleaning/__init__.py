@@ -289,25 +289,26 @@ def _stopwatch():
 
 
 def _read_all(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
-    raws: dict[str, RawTable] = {}
-    notes: list[dict] = []
+    found: dict[str, tuple[Path, list[Path]]] = {}
     missing = []
     for table in contract.TABLES:
         path, ignored = find_raw_file(raw_dir, table)
-        if path is None:
-            if table in contract.REQUIRED_TABLES:
-                missing.append(table)
-            continue
-        for other in ignored:
-            notes.append(_file_note(table, other.name, "", f"ignored: {path.name} is read instead"))
-        raws[table] = read_raw_table(path, table)
-        schemas.raw_schema(table).validate(raws[table].frame.head(0))
-        for column in raws[table].ignored_columns:
-            notes.append(_file_note(table, path.name, column, "column not in the contract; ignored"))
+        if path is not None:
+            found[table] = (path, ignored)
+        elif table in contract.REQUIRED_TABLES:
+            missing.append(table)
     if missing:
         table = missing[0]
         forms = ", ".join(table + s for s in contract.SUFFIXES)
         raise RawDataError(f"required file {table} ({forms}) not found in {raw_dir}", file=raw_dir / f"{table}.csv")
+    raws: dict[str, RawTable] = {}
+    notes: list[dict] = []
+    for table, (path, ignored) in found.items():  # a missing file is reported before any is read
+        notes += [_file_note(table, other.name, "", f"ignored: {path.name} is read instead") for other in ignored]
+        raws[table] = read_raw_table(path, table)
+        schemas.raw_schema(table).validate(raws[table].frame.head(0))
+        notes += [_file_note(table, path.name, column, "column not in the contract; ignored")
+                  for column in raws[table].ignored_columns]
     return raws, notes
 
 
