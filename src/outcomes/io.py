@@ -413,7 +413,7 @@ class ParquetStream:
     write with an error; it is never written silently.
     """
 
-    def __init__(self, path: Path, ahead: int = 4, required: frozenset[str] = frozenset()):
+    def __init__(self, path: Path, ahead: int = 2, required: frozenset[str] = frozenset()):
         self.path = path
         self.ahead = ahead
         self.required = required
