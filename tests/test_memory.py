@@ -42,6 +42,33 @@ def test_glibc_controls_are_found_on_linux_and_absent_elsewhere(monkeypatch):
         assert pa.default_memory_pool().backend_name == "system"
 
 
+def test_freed_memory_is_reused_without_fresh_pages_inside_and_returned_after():
+    """The point of the settings: a big block freed and allocated again costs no new page faults
+    (once, mallopt was given 2**34 for a C int: it became 0, "trim at every free")."""
+    libc = memory._glibc()
+    if libc is None:
+        pytest.skip("no glibc: nothing to tune")
+    import ctypes
+    import resource
+
+    assert all(-(1 << 31) <= v < 1 << 31 for v in (*memory._KEEP.values(), *memory._AFTER.values()))
+    libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    size = 256 << 20  # above glibc's usual mmap threshold: unmapped at free by default
+
+    def faults_of_a_fresh_block() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = libc.malloc(size)
+        ctypes.memset(block, 1, size)
+        libc.free(block)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    pages = size // 4096
+    with memory.reuse_memory():
+        faults_of_a_fresh_block()
+        assert faults_of_a_fresh_block() < pages // 10
+    assert faults_of_a_fresh_block() > pages // 2  # afterwards big blocks go back to the system again
+
+
 def test_clean_runs_under_the_settings(tmp_path, monkeypatch):
     import outcomes
     from outcomes import cleaning

@@ -26,7 +26,9 @@ import pyarrow as pa
 
 # glibc mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -2, -3, -8
-_KEEP = {_M_ARENA_MAX: 1, _M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: 1 << 34, _M_TOP_PAD: 256 << 20}
+# (mallopt takes a C int: a value of 2**31 or more would wrap around, e.g. 2**34 becomes 0, "trim at every free")
+_INT_MAX = (1 << 31) - 1
+_KEEP = {_M_ARENA_MAX: 1, _M_MMAP_THRESHOLD: 1 << 30, _M_TRIM_THRESHOLD: _INT_MAX, _M_TOP_PAD: 256 << 20}
 # afterwards: where glibc's own sliding threshold ends up once big arrays were freed (its maximum)
 _AFTER = {_M_ARENA_MAX: 0, _M_MMAP_THRESHOLD: 32 << 20, _M_TRIM_THRESHOLD: 64 << 20, _M_TOP_PAD: 128 << 10}
 
