@@ -169,3 +169,22 @@ def test_count_sessions_matches_a_plain_count(session_days, probes, inclusive):
     got = timeline.count_sessions(keys, np.array([p for p, _ in probes]), np.array([d for _, d in probes]), inclusive)
     want = [sum(1 for sp, sd in session_days if sp == p and (sd <= d if inclusive else sd < d)) for p, d in probes]
     assert got.tolist() == want
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    session_days=st.lists(st.tuples(st.integers(0, 4), st.integers(0, 60)), max_size=25),
+    visits=st.lists(st.tuples(st.integers(0, 4), st.integers(-5, 65), st.integers(1, 4)), min_size=1, max_size=25),
+)
+def test_sessions_before_counts_and_finds_the_last_session_day(session_days, visits):
+    # rows come in runs (one visit = several metrics), in any order
+    probes = [(p, d) for p, d, repeat in visits for _ in range(repeat)]
+    keys = timeline.session_keys(np.array([p for p, _ in session_days], dtype=np.int64),
+                                 np.array([d for _, d in session_days], dtype=np.int64))
+    counts, last_days = timeline.sessions_before(keys, np.array([p for p, _ in probes], dtype=np.int32),
+                                                 np.array([d for _, d in probes], dtype=np.int32))
+    for (p, d), count, last_day in zip(probes, counts.tolist(), last_days.tolist()):
+        before = [sd for sp, sd in session_days if sp == p and sd < d]
+        assert count == len(before)
+        if before:
+            assert last_day == max(before)

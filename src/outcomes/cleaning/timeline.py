@@ -99,13 +99,22 @@ def measurement_days(taken: np.ndarray, usable: np.ndarray) -> np.ndarray:
 
 def sessions_before(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """count_sessions (strictly before each day), and the day of the last of those sessions
-    (meaningless where the count is 0), both int32, from one binary search."""
+    (meaningless where the count is 0), both int32.
+
+    An export lists a patient's visit as a run of rows with the same (patient, day): only the
+    first row of each run is searched for (any order is right; sorted rows are fastest).
+    """
     wanted = np.asarray(patient_codes).astype(np.int64)
     wanted *= DAY_SPAN
     wanted += days
     wanted += DAY_OFFSET
-    end = np.searchsorted(keys, wanted, side="left")
+    starts = np.ones(len(wanted), dtype=bool)
+    np.not_equal(wanted[1:], wanted[:-1], out=starts[1:])
+    starts = np.flatnonzero(starts)
+    lengths = np.diff(starts, append=len(wanted))
+    first = wanted[starts]
     del wanted
+    end = np.searchsorted(keys, first, side="left")
     if len(keys):
         last = keys[np.maximum(end - 1, 0)]
         np.remainder(last, DAY_SPAN, out=last)  # a key is patient * DAY_SPAN + day + DAY_OFFSET
@@ -114,8 +123,8 @@ def sessions_before(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarra
         del last
     else:
         last_day = np.zeros(len(end), dtype=np.int32)
-    end -= _first_key_index(keys, np.asarray(patient_codes))
-    return end.astype(np.int32), last_day
+    end -= _first_key_index(keys, first // DAY_SPAN)
+    return np.repeat(end.astype(np.int32), lengths), np.repeat(last_day, lengths)
 
 
 @dataclass
