@@ -379,6 +379,11 @@ OUTPUT_FILES = (
     "manifest.json",
 )
 PARQUET_COMPRESSION = "snappy"
+# Readings have a fixed number of decimals, so a few thousand distinct values among millions of
+# rows: dictionary pages make them less than half the size and faster to write than plain
+# numbers (measured on a 5-million-row registry). Parquet falls back to plain pages by itself
+# when a row group's dictionary grows too big.
+READING_COLUMNS = frozenset({"value", "change"})
 
 
 def _write_parquet(table: pa.Table | pd.DataFrame, path: Path) -> None:
@@ -388,14 +393,16 @@ def _write_parquet(table: pa.Table | pd.DataFrame, path: Path) -> None:
 
 
 def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
-    """Dictionary pages for repetitive text (arrow dictionaries are written as they are) and
-    statistics only for non-dictionary columns (costly on millions of rows, of no use to a reader of codes)."""
+    """Dictionary pages for repetitive text (arrow dictionaries are written as they are) and for
+    readings (READING_COLUMNS), statistics only for columns whose ranges a reader can use (not
+    codes, not ids: costly on millions of rows)."""
     fields = list(schema)
     return {
         "compression": PARQUET_COMPRESSION,
         "use_dictionary": [f.name for f in fields
-                           if (_is_text(f.type) or pa.types.is_dictionary(f.type)) and f.name not in DENSE_COLUMNS],
-        "write_statistics": [f.name for f in fields if not pa.types.is_dictionary(f.type)],
+                           if ((_is_text(f.type) or pa.types.is_dictionary(f.type)) and f.name not in DENSE_COLUMNS)
+                           or f.name in READING_COLUMNS],
+        "write_statistics": [f.name for f in fields if not pa.types.is_dictionary(f.type) and f.name not in DENSE_COLUMNS],
     }
 
 
