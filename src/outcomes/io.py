@@ -459,8 +459,8 @@ class ProcessedWriter:
 
     Made before the work starts, so a bad --out fails early. `write` starts writing one table
     in the background (parquet encoding releases the GIL, so it overlaps the rest of the
-    work); `commit` waits for them, writes the CSVs and the manifest and swaps the finished
-    folder in; `abort` (or any exception inside `with`) removes it, leaving the earlier
+    work), `write_csv` writes a CSV; `commit` waits for the parquet files, writes the manifest
+    and swaps the finished folder in; `abort` (or any exception inside `with`) removes it, leaving the earlier
     processed data untouched. The folder is replaced as a whole (hidden files such as
     .gitkeep are carried over), so it refuses to replace a folder holding files it did not write.
     """
@@ -495,15 +495,17 @@ class ProcessedWriter:
         self._streams.append(ParquetStream(self.tmp / f"{name}.parquet", required=required))
         return self._streams[-1]
 
-    def commit(self, csvs: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> Path:
-        """Finish the parquet files, write <csv>.csv and manifest.json, and swap the folder in."""
+    def write_csv(self, name: str, frame: pd.DataFrame) -> None:
+        """Write <name>.csv into the temporary folder (now, in the calling thread)."""
+        frame.to_csv(self.tmp / f"{name}.csv", index=False, lineterminator="\n")
+
+    def commit(self, manifest: dict[str, Any]) -> Path:
+        """Finish the parquet files, write manifest.json, and swap the folder in."""
         try:
             for job in self._jobs:
                 job.result()
             for stream in self._streams:
                 stream.wait()
-            for name, frame in csvs.items():
-                frame.to_csv(self.tmp / f"{name}.csv", index=False, lineterminator="\n")
             (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
             out = self.out
             if out.exists():

@@ -199,39 +199,29 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
     small = side.submit(small_tables)  # made beside the big tables
     linked, cells, duplicate = meas_mod.link(mea, keys, patients_t, registry)
     lap("link")
-    # the two big tables are made (and written) side by side once duplicates are known
+    # every row's fate is known now: the two big tables are made (and written) side by side,
+    # and the bookkeeping is done (and its CSVs written) beside them
     measured = side.submit(emit, "measurements", meas_mod.batches(mea, linked, patients_t, registry),
                            int(mea.ledger.ok.sum()))
+    parsed = {"patients": (pat, patients_mod), "sessions": (ses, sessions_mod), "photo_metrics": (mea, meas_mod),
+              "assessments": (ass, assess_mod), "adverse_events": (adv, adverse_mod)}
+    books = side.submit(_bookkeeping, {name: p for name, p in parsed.items() if p[0] is not None}, file_notes, writer)
     chosen = timeline.choose(linked, cells, duplicate)
     del cells, duplicate
     emit("outcomes", meas_mod.outcome_batches(mea, linked, chosen, patients_t, registry), len(chosen.rows))
     lap("outcomes")
-    measured.result()
-    lap("measurements")
     no_baseline = _no_baseline(linked, chosen)
     del linked, chosen
+    measured.result()
+    lap("measurements")
     for name, table in small.result().items():
         outputs[name] = table.num_rows
         if writer is None:
             in_memory[name] = table
     lap("small tables")
+    rejected, summary, notes = books.result()
+    lap("bookkeeping")
 
-    # 5. bookkeeping
-    patients_mod.note(pat)
-    sessions_mod.note(ses)
-    meas_mod.note(mea)
-    for parsed, module in ((ass, assess_mod), (adv, adverse_mod)):
-        if parsed is not None:
-            module.note(parsed)
-    ledgers = {name: p.ledger for name, p in
-               (("patients", pat), ("sessions", ses), ("photo_metrics", mea), ("assessments", ass), ("adverse_events", adv))
-               if p is not None}
-    rejected = pd.concat([led.frame() for led in ledgers.values()], ignore_index=True)
-    summary = pd.DataFrame({name: led.counts() for name, led in ledgers.items()}).T[list(SUMMARY_COLUMNS)]
-    summary.index.name = "table"
-    notes = pd.DataFrame(file_notes + [n for led in ledgers.values() for n in led.notes], columns=list(NOTE_COLUMNS))
-    notes["rows"] = notes["rows"].astype("Int64")
-    notes["first_source_row"] = notes["first_source_row"].astype("Int64")
     outputs = {name: outputs[name] for name in TABLES if name in outputs}
     inputs = [{"table": name, "file": raw.path.name, "sha256": raw.sha256, "rows": raw.rows,
                **({"delimiter": raw.delimiter} if raw.delimiter else {})} for name, raw in raws.items()]
@@ -239,11 +229,30 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
                          no_baseline, outputs, monthfirst, registry)
     result = CleanResult(rejected=rejected, summary=summary, manifest=manifest, notes=notes,
                          in_memory={name: in_memory[name] for name in TABLES if name in in_memory} if writer is None else None)
-    lap("bookkeeping")
     if writer is not None:
-        result.out_dir = writer.commit({"rejected": rejected, "data_quality": notes}, manifest)
+        result.out_dir = writer.commit(manifest)
         lap("write")
     return result
+
+
+def _bookkeeping(parsed: dict[str, tuple[Any, Any]], file_notes: list[dict],
+                 writer: ProcessedWriter | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The rejected rows, the per-table summary and the data-quality notes (written as CSVs
+    when there is a writer), from the tables' ledgers once every row's fate is known.
+    `parsed`: table name -> (parsed table, its cleaning module)."""
+    for table, module in parsed.values():
+        module.note(table)
+    ledgers = {name: table.ledger for name, (table, _) in parsed.items()}
+    rejected = pd.concat([led.frame() for led in ledgers.values()], ignore_index=True)
+    summary = pd.DataFrame({name: led.counts() for name, led in ledgers.items()}).T[list(SUMMARY_COLUMNS)]
+    summary.index.name = "table"
+    notes = pd.DataFrame(file_notes + [n for led in ledgers.values() for n in led.notes], columns=list(NOTE_COLUMNS))
+    notes["rows"] = notes["rows"].astype("Int64")
+    notes["first_source_row"] = notes["first_source_row"].astype("Int64")
+    if writer is not None:
+        writer.write_csv("rejected", rejected)
+        writer.write_csv("data_quality", notes)
+    return rejected, summary, notes
 
 
 def _arrow(frame: pd.DataFrame) -> pa.Table:
