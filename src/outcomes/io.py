@@ -323,8 +323,10 @@ def _unified_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
             local = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(),
                                   count=len(chunk), offset=indices.offset * indices.type.bit_width // 8)
             np.take(to_unified[first:first + len(chunk.dictionary)], local, out=out, mode="clip")  # nulls: below
-            if chunk.null_count:
-                out[chunk.is_null().to_numpy(zero_copy_only=False)] = -1
+            if chunk.null_count:  # straight from the validity bits (no arrow mask, no index)
+                bits = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
+                valid = np.unpackbits(bits, count=chunk.offset + len(chunk), bitorder="little")[chunk.offset:]
+                np.copyto(out, -1, where=~valid.view(bool))
         else:  # a block of blank cells only
             out[:] = -1
         start += len(chunk)
