@@ -233,6 +233,10 @@ def test_big_tables_are_checked_on_every_row_not_only_the_sample(tmp_path):
     bad = big.set_column(big.column_names.index("sessions"), "sessions", pa.array(sessions))
     with pytest.raises(SchemaError, match="sessions"):
         schemas.validate_processed({"outcomes": bad})
+    age = big.column("age").to_numpy().copy()
+    age[1], age[2] = np.nan, 130.0  # a missing age is allowed; an impossible one not (floats by numpy)
+    with pytest.raises(SchemaError, match=r"age.*max 130"):
+        schemas.validate_processed({"outcomes": big.set_column(big.column_names.index("age"), "age", pa.array(age))})
     metric = pa.array(["glow"] + ["wrinkles"] * (big.num_rows - 1)).dictionary_encode()
     with pytest.raises(SchemaError, match="glow"):
         schemas.validate_processed({"outcomes": big.set_column(1, "metric", metric)})
