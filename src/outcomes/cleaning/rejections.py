@@ -32,6 +32,7 @@ class Ledger:
         self.failed = np.full(len(self.raw), -1, dtype=np.int16)  # index into checks, -1 = fine
         self.duplicate = np.zeros(len(self.raw), dtype=bool)
         self.noted = np.zeros(len(self.raw), dtype=bool)  # kept rows with a value blanked or made unknown
+        self._open = np.ones(len(self.raw), dtype=bool)  # neither rejected nor duplicate (kept up to date)
 
     @property
     def read(self) -> int:
@@ -39,16 +40,16 @@ class Ledger:
 
     @property
     def ok(self) -> np.ndarray:
-        """Rows neither rejected nor duplicates."""
-        return (self.failed < 0) & ~self.duplicate
+        """Rows neither rejected nor duplicates (a copy)."""
+        return self._open.copy()
 
     def reject(self, mask: np.ndarray | pd.Series, column: str, reason: str) -> None:
         """Reject rows where mask holds (unless an earlier check already did)."""
-        mask = np.asarray(mask, dtype=bool)
-        new = mask & (self.failed < 0) & ~self.duplicate
+        new = np.asarray(mask, dtype=bool) & self._open
         if new.any():
             self.checks.append((column, reason))
             self.failed[new] = len(self.checks) - 1
+            self._open &= ~new
 
     def note(self, reasons: pd.Categorical, column: str, note: str, allow: tuple[str, ...] = ("", "missing")) -> None:
         """Record a data-quality note (not a rejection) for rows of kept data with an odd value."""
@@ -72,8 +73,9 @@ class Ledger:
                 })
 
     def mark_duplicates(self, mask: np.ndarray | pd.Series) -> None:
-        mask = np.asarray(mask, dtype=bool)
-        self.duplicate |= mask & (self.failed < 0)
+        duplicate = np.asarray(mask, dtype=bool) & (self.failed < 0)
+        self.duplicate |= duplicate
+        self._open &= ~duplicate
 
     def counts(self) -> dict[str, int]:
         rejected = int((self.failed >= 0).sum())
