@@ -95,9 +95,14 @@ def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric])
     for column in ("taken_at", "metric", "value"):
         reject_reasons(ledger, reasons[column], column)
     metric, value = photos.metric, photos.value
-    low = np.array([m.low for m in registry.values()] + [np.nan])[metric]
-    high = np.array([m.high for m in registry.values()] + [np.nan])[metric]
-    ledger.reject((metric >= 0) & ~((value >= low) & (value <= high)) & ~np.isnan(value), "value", "out_of_range")
+    index = metric.astype(np.intp)  # once for both look-ups; -1 (unknown metric) gives NaN bounds
+    low = np.array([m.low for m in registry.values()] + [np.nan])[index]
+    high = np.array([m.high for m in registry.values()] + [np.nan])[index]
+    del index
+    with np.errstate(invalid="ignore"):  # comparisons with NaN (no value, or no bounds) are false: not out of range
+        outside = value < low
+        outside |= value > high
+    ledger.reject(outside, "value", "out_of_range")
     reject_reasons(ledger, reasons["view"], "view")
     # quality readings that are not numbers or impossible are ignored (noted), not fatal
     for column, (lo, hi) in QC_NUMBERS.items():
