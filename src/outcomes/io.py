@@ -292,16 +292,19 @@ def _read_csv(path: Path, data, table: str | None) -> tuple[pd.DataFrame, list[s
 
 def _raw_frame(table: pa.Table) -> pd.DataFrame:
     """pandas view of the cells read: dictionaries become categoricals (codes + the distinct
-    texts, nothing copied per row), plain text the `str` dtype."""
-    columns = {}
-    for i, column in enumerate(table.columns):
+    texts, nothing copied per row), plain text the `str` dtype. Columns of a big table are
+    converted two at a time (numpy and arrow release the GIL for the per-row work)."""
+    def column_of(column: pa.ChunkedArray):
         if pa.types.is_dictionary(column.type):
             codes, dictionary = _unified_codes(column)
             categories = pd.Index(pd.array(dictionary.cast(pa.large_string()), dtype="str"))
-            columns[i] = pd.Categorical.from_codes(codes, categories=categories, validate=False)
-        else:
-            columns[i] = pd.array(column.cast(pa.large_string()) if column.num_chunks else pa.array([], pa.large_string()), dtype="str")
-    return pd.DataFrame(columns, copy=False)
+            return pd.Categorical.from_codes(codes, categories=categories, validate=False)
+        return pd.array(column.cast(pa.large_string()) if column.num_chunks else pa.array([], pa.large_string()), dtype="str")
+
+    if table.num_rows < 1 << 20:
+        return pd.DataFrame(dict(enumerate(map(column_of, table.columns))), copy=False)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="raw-columns") as pool:
+        return pd.DataFrame(dict(enumerate(pool.map(column_of, table.columns))), copy=False)
 
 
 def _unified_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
