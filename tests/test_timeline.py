@@ -188,3 +188,15 @@ def test_sessions_before_counts_and_finds_the_last_session_day(session_days, vis
         assert count == len(before)
         if before:
             assert last_day == max(before)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans(), st.sets(st.sampled_from(
+    ["no_baseline", "baseline_zero", "baseline_qc", "yaw_vs_baseline", "view_differs_from_baseline"]))), min_size=1, max_size=20))
+def test_quality_rank_counts_only_the_photos_own_problems(photos):
+    from outcomes.cleaning import qc
+
+    makeup, blur, delta_e = (np.array([p[i] for p in photos]) for i in range(3))
+    mask = qc.photo_flags(makeup, np.where(blur, 0.9, 0.1), np.where(delta_e, 9.0, 1.0))
+    for flag in {f for p in photos for f in p[3]}:  # flags about the comparison do not count
+        qc.add(mask, flag, np.array([flag in p[3] for p in photos]))
+    assert qc.quality_rank(mask).tolist() == [int(m) + int(b) + int(d) for m, b, d, _ in photos]

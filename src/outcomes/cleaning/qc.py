@@ -43,8 +43,10 @@ def add(mask: np.ndarray, flag: str, where: np.ndarray) -> None:
 
 def quality_rank(mask: np.ndarray) -> np.ndarray:
     """Number of the photo's own problems: lower is better quality (used to pick one photo)."""
-    own = mask & PHOTO_BITS
-    return sum(((own >> i) & 1).astype(np.int8) for i in range(len(FLAGS)))
+    return _RANKS[mask]
+
+
+_RANKS = np.array([bin(m & int(PHOTO_BITS)).count("1") for m in range(1 << len(FLAGS))], dtype=np.int8)  # by mask
 
 
 def yaw_differs(yaw: np.ndarray, baseline_yaw: np.ndarray) -> np.ndarray:
