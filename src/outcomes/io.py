@@ -408,6 +408,7 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
                            if ((_is_text(f.type) or pa.types.is_dictionary(f.type)) and f.name not in DENSE_COLUMNS)
                            or f.name in READING_COLUMNS],
         "write_statistics": [f.name for f in fields if not pa.types.is_dictionary(f.type) and f.name not in DENSE_COLUMNS],
+        "write_batch_size": 1 << 16,  # rows encoded at a time (default 1024): less overhead per row, same file
     }
 
 
