@@ -200,3 +200,48 @@ def test_quality_rank_counts_only_the_photos_own_problems(photos):
     for flag in {f for p in photos for f in p[3]}:  # flags about the comparison do not count
         qc.add(mask, flag, np.array([flag in p[3] for p in photos]))
     assert qc.quality_rank(mask).tolist() == [int(m) + int(b) + int(d) for m, b, d, _ in photos]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 3), st.booleans(), st.booleans()),
+                min_size=1, max_size=40))
+def test_choose_takes_each_cells_last_row_that_is_no_duplicate_and_its_blocks_baseline(rows):
+    # rows in sorted order: (block, view, sessions, eligible, a duplicate if the row before is in its cell)
+    rows = sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+    span, views = 4, len(timeline.contract.VIEWS)
+    cell = np.array([(b * views + v) * span + s for b, v, s, *_ in rows], dtype=np.int64)
+    duplicate = np.array([i > 0 and cell[i] == cell[i - 1] and dup for i, (*_, dup) in enumerate(rows)])
+    n = len(rows)
+    order = np.arange(n)[::-1].copy()  # row numbers differ from sorted positions
+    linked = timeline.Linked(usable=np.ones(n, bool), patient=np.zeros(n, np.int32), metric=np.zeros(n, np.int8),
+                             view=np.zeros(n, np.int8), taken=np.zeros(n, "datetime64[ns]"), value=np.zeros(n),
+                             yaw=np.zeros(n), own=np.zeros(n, np.uint16), day=np.zeros(n, np.int32),
+                             sessions=np.zeros(n, np.int32), last_day=np.zeros(n, np.int32))
+    eligible = np.zeros(n, bool)
+    for position, (block, view, sessions_, is_eligible, *_) in zip(order, rows):
+        linked.view[position], linked.sessions[position], eligible[position] = view, sessions_, is_eligible
+    cells = timeline.CellOrder(order=order, cell=cell, span=span, eligible=eligible, tied=np.r_[False, cell[1:] == cell[:-1]])
+    chosen = timeline.choose(linked, cells, duplicate)
+
+    # reference: plain loops over the cells
+    want_rows, last_of = [], {}
+    for position, c in enumerate(cell):
+        if not duplicate[position]:
+            last_of[c] = order[position]
+    want_rows = [last_of[c] for c in sorted(last_of)]
+    assert chosen.rows.tolist() == want_rows
+    front = timeline.contract.VIEWS.index(timeline.contract.DEFAULT_VIEW)
+    baseline_of = {}  # block (patient x metric x view) -> its baseline row
+    for r in want_rows:
+        block = cell[list(order).index(r)] // span
+        if block not in baseline_of:  # the block's first chosen row, if it is an eligible count-0 row
+            baseline_of[block] = r if linked.sessions[r] == 0 and eligible[r] else -1
+    for r, base, fallback in zip(want_rows, chosen.base.tolist(), chosen.front_fallback.tolist()):
+        block = cell[list(order).index(r)] // span
+        own = baseline_of[block]
+        if own < 0 and linked.view[r] != front:
+            own = baseline_of.get(block - linked.view[r] + front, -1)
+            assert fallback == (own >= 0)
+        else:
+            assert not fallback
+        assert base == own

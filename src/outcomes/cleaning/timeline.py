@@ -227,20 +227,32 @@ class Chosen:
 def choose(m: Linked, cells: CellOrder, duplicate: np.ndarray) -> Chosen:
     """The preferred non-duplicate row of each cell, and the baseline each is compared with.
     `duplicate`: per sorted position (exact_duplicates)."""
-    order, cell = (cells.order, cells.cell) if not duplicate.any() else (cells.order[~duplicate], cells.cell[~duplicate])
-    last = np.ones(len(order), dtype=bool)
+    cell = cells.cell
+    last = np.ones(len(cell), dtype=bool)
     np.not_equal(cell[1:], cell[:-1], out=last[:-1])
-    rows = order[last]
+    if duplicate.any():
+        # a duplicate is never chosen. It follows the row it copies in the same cell (equal rows
+        # tie in the sort, which keeps file order), so where one ends its cell, the cell's last
+        # row that is not a duplicate is a step or a few back
+        ends = np.flatnonzero(last & duplicate)
+        last[ends] = False
+        ends -= 1
+        while (back := duplicate[ends]).any():
+            ends[back] -= 1
+        last[ends] = True
+    rows = cells.order[last]
     block = cell[last]
-    del order, cell, last
+    del last
     block //= cells.span  # patient x metric x view
     is_base = m.sessions[rows] == 0
     is_base &= cells.eligible[rows]
     # rows are sorted by block, then sessions: a block's own baseline is its first row
-    starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]]) if len(rows) else np.zeros(0, dtype=np.int64)
-    first = np.repeat(starts, np.diff(np.r_[starts, len(rows)]))
-    base = np.where(is_base[first], first, -1) if len(rows) else np.zeros(0, dtype=np.int64)
-    del first
+    base = np.full(len(rows), -1, dtype=np.int64)
+    if len(rows):
+        starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
+        lengths = np.diff(starts, append=len(rows))
+        base = np.repeat(np.where(is_base[starts], rows[starts], -1), lengths)
+        del starts, lengths
     # a view without its own baseline falls back to the front baseline (flagged)
     front = contract.VIEWS.index(contract.DEFAULT_VIEW)
     view = m.view[rows]
@@ -249,10 +261,8 @@ def choose(m: Linked, cells: CellOrder, duplicate: np.ndarray) -> Chosen:
     if len(need):
         base_blocks, base_at = block[is_base], np.flatnonzero(is_base)
         where, found = _lookup(base_blocks, block[need] - view[need] + front)
-        base[need[found]] = base_at[where[found]]
+        base[need[found]] = rows[base_at[where[found]]]
         fallback[need[found]] = True
-    has = base >= 0
-    base[has] = rows[base[has]]
     return Chosen(rows=rows, base=base, front_fallback=fallback)
 
 
