@@ -310,20 +310,23 @@ def outcome_batches(
     `patients`: the tidy patients table (row i = patient code i); `photo_id` and `device`
     (codes, distinct texts) row-aligned with `m`.
     """
-    per_patient = patient_columns(patients)
+    per_patient = patient_columns(patients)  # and the numbers, looked up once, not per batch:
+    per_patient["age"] = patients["age"].to_numpy(dtype=float)
+    per_patient["skin_type"] = np.asarray(patients["skin_type"].cat.codes)
     for start in range(0, max(len(chosen.rows), 1), size):
         part = slice(start, start + size)
-        yield _outcome_batch(m, chosen.rows[part], chosen.base[part], chosen.front_fallback[part], patients,
+        yield _outcome_batch(m, chosen.rows[part], chosen.base[part], chosen.front_fallback[part],
                              per_patient, registry, photo_id, device)
 
 
-def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback: np.ndarray, patients: pd.DataFrame,
-                   per_patient: dict, registry: dict[str, contract.Metric], photo_id: pa.Array,
+def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback: np.ndarray, per_patient: dict,
+                   registry: dict[str, contract.Metric], photo_id: pa.Array,
                    device: tuple[np.ndarray, pa.Array]) -> pa.RecordBatch:
     """One row per chosen measurement: its cell, baseline, improvement and quality flags."""
     has_base = base >= 0
     base = np.maximum(base, 0)
-    patient, metric, sessions = m.patient[rows], m.metric[rows], m.sessions[rows]
+    patient = m.patient[rows].astype(np.intp)  # an index for six look-ups: converted once
+    metric, sessions = m.metric[rows], m.sessions[rows]
     value = m.value[rows]
     base_value = m.value[base]
     base_value[~has_base] = np.nan
@@ -369,8 +372,8 @@ def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback
         "value": pa.array(value),
         "change": pa.array(change),
         "improvement_pct": pa.array(improvement),
-        "age": pa.array(patients["age"].to_numpy(dtype=float)[patient]),
-        "skin_type": dictionary(np.asarray(patients["skin_type"].cat.codes)[patient],
+        "age": pa.array(per_patient["age"][patient]),
+        "skin_type": dictionary(per_patient["skin_type"][patient],
                                 pa.array(contract.SKIN_TYPES, type=pa.string()), ordered=True),
         "sex": of_patient("sex"),
         "concern": of_patient("concern"),
