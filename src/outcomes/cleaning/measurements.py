@@ -127,7 +127,7 @@ def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
     """
     ledger, q = photos.ledger, photos.quality
     usable = ledger.ok  # not rejected; duplicates are found below
-    patient = np.where(usable, photos.patient_codes, 0).astype(np.int32)
+    patient = np.where(usable, photos.patient_codes, np.int32(0)).astype(np.int32, copy=False)
     day = timeline.measurement_days(photos.taken_at, usable)
     sessions, last_day = timeline.sessions_before(keys, patient, day)
     linked = timeline.Linked(

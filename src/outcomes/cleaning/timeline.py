@@ -198,10 +198,10 @@ def exact_duplicates(cells: CellOrder, columns: dict[str, np.ndarray | Callable]
     duplicate = np.zeros(len(cells.order), dtype=bool)
     if not cells.tied.any():
         return duplicate
-    group = np.cumsum(~cells.tied)
-    candidates = np.flatnonzero(cells.tied | np.r_[cells.tied[1:], False])
+    candidates = np.flatnonzero(cells.tied | np.r_[cells.tied[1:], False])  # every run of ties, with its first row
+    group = np.cumsum(~cells.tied[candidates])  # a new run starts at each row not tied to the one before
     rows = cells.order[candidates]
-    frame = pd.DataFrame({"group": group[candidates], **{
+    frame = pd.DataFrame({"group": group, **{
         name: pd.array(values(rows), dtype="str") if callable(values) else values[rows] for name, values in columns.items()}})
     duplicate[candidates[frame.duplicated(keep="first").to_numpy()]] = True
     return duplicate
