@@ -494,9 +494,14 @@ def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:
 
 
 def _reasons(codes: np.ndarray, per_unique: list[str]) -> pd.Categorical:
-    categories, inverse = np.unique(np.array(per_unique, dtype=object).astype(str), return_inverse=True)
-    inverse = inverse.astype(_narrowest(len(categories)))
-    return pd.Categorical.from_codes(inverse[codes], categories=list(categories), validate=False)
+    """Per row, the reason of its distinct value; categories sorted (hashed, not sorted, per value)."""
+    inverse, found = pd.factorize(np.asarray(per_unique, dtype=object))
+    found = found.astype(str)
+    order = np.argsort(found)
+    rank = np.empty(len(order), dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    inverse = rank[inverse].astype(_narrowest(len(found)))
+    return pd.Categorical.from_codes(inverse[codes], categories=list(found[order]), validate=False)
 
 
 def _narrowest(n: int) -> type:
