@@ -477,14 +477,18 @@ def _may_need_trimming(values: pa.Array) -> bool:
     width = np.int64 if pa.types.is_large_string(values.type) else np.int32
     offsets = np.frombuffer(offsets, dtype=width)[values.offset: values.offset + len(values) + 1]
     starts, ends = offsets[:-1], offsets[1:]
-    valid = values.is_valid().to_numpy(zero_copy_only=False) if values.null_count else np.ones(len(values), dtype=bool)
-    if (valid & (ends <= starts)).any():
+    if values.null_count:  # only the values that are there
+        valid = values.is_valid().to_numpy(zero_copy_only=False)
+        starts, ends = starts[valid], ends[valid]
+    if (ends <= starts).any():
         return True
     if data is None:
         return False
     data = np.frombuffer(data, dtype=np.uint8)
-    edges = np.concatenate([data[starts[valid]], data[ends[valid] - 1]])
-    return bool(((edges <= 0x20) | (edges >= 0x80)).any())
+    for edge in (data[starts], data[ends - 1]):
+        if ((edge <= 0x20) | (edge >= 0x80)).any():
+            return True
+    return False
 
 
 def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:
