@@ -107,6 +107,18 @@ def test_a_missing_file_is_reported_before_any_file_is_read(tmp_path, monkeypatc
     assert Path(info.value.file).name == "sessions.csv" and read == []
 
 
+def test_a_bad_small_file_is_reported_before_the_big_one_is_read(tmp_path, monkeypatch):
+    raw, file, column = bad_raw(tmp_path, "no_age")
+    (raw / "photo_metrics.csv").write_bytes(b"\x00\x01 not csv" * 10_000)  # the biggest; would fail if it were read
+    from outcomes import cleaning
+
+    read = []
+    monkeypatch.setattr(cleaning, "read_raw_table", lambda path, table: read.append(table) or read_raw_table(path, table))
+    with pytest.raises(RawDataError, match="age") as info:
+        outcomes.clean(raw)
+    assert Path(info.value.file).name == file and "photo_metrics" not in read
+
+
 def test_latin1_message_says_not_utf8_and_where(tmp_path):
     raw, _, _ = bad_raw(tmp_path, "latin1")
     with pytest.raises(RawDataError, match=r"not UTF-8.*offset \d+ \(line 2\)"):

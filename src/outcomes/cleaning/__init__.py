@@ -310,23 +310,21 @@ def _read_all(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
         table = missing[0]
         forms = ", ".join(table + s for s in contract.SUFFIXES)
         raise RawDataError(f"required file {table} ({forms}) not found in {raw_dir}", file=raw_dir / f"{table}.csv")
-    raws: dict[str, RawTable] = {}
-    notes: list[dict] = []
-    # the biggest file alone (arrow reads it on every core), then the others two at a time (each
-    # is one block, read by one thread); problems are reported in the contract's table order
+    # the small files two at a time (each is one block, read by one thread), then the biggest
+    # alone (arrow reads it on every core): a problem in a small file is reported (the first in
+    # table order) before the big one is read
     biggest = max(found, key=lambda table: found[table][0].stat().st_size)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="read") as pool:
-        big = pool.submit(read_raw_table, found[biggest][0], biggest)
-        big.exception()  # waits; an error is raised below, in table order
-        reads = {table: big if table == biggest else pool.submit(read_raw_table, path, table)
-                 for table, (path, _) in found.items()}
+        small = {table: pool.submit(read_raw_table, path, table) for table, (path, _) in found.items() if table != biggest}
+    raws: dict[str, RawTable] = {table: read.result() for table, read in small.items()}
+    raws[biggest] = read_raw_table(found[biggest][0], biggest)
+    notes: list[dict] = []
     for table, (path, ignored) in found.items():  # a missing file is reported before any is read
         notes += [_file_note(table, other.name, "", f"ignored: {path.name} is read instead") for other in ignored]
-        raws[table] = reads[table].result()
         schemas.raw_schema(table).validate(raws[table].frame.head(0))
         notes += [_file_note(table, path.name, column, "column not in the contract; ignored")
                   for column in raws[table].ignored_columns]
-    return raws, notes
+    return {table: raws[table] for table in found}, notes
 
 
 def _file_note(table: str, file: str, column: str, note: str) -> dict:
