@@ -84,6 +84,9 @@ def test_each_kind_of_bad_row_gets_its_reason(tmp_path):
         {"patient_id": "P1", "photo_id": "", "taken_at": "2025-01-10", "metric": "wrinkles", "value": 3},
         {"patient_id": "P1", "photo_id": "z", "taken_at": "someday", "metric": "wrinkles", "value": 3},
         {"patient_id": "P1", "photo_id": "z", "taken_at": "2025-01-10", "metric": "wrinkles", "value": 3, "view": "top"},
+        {"patient_id": " ", "photo_id": "y", "taken_at": "2025-01-10", "metric": "wrinkles", "value": 3},
+        {"patient_id": "P9", "photo_id": "y", "taken_at": "2025-01-10", "metric": "wrinkles", "value": 3},
+        {"patient_id": "P3", "photo_id": "y", "taken_at": "2025-01-10", "metric": "wrinkles", "value": 3},
     ]
     result = outcomes.clean(write_raw(tmp_path / "raw", patients=patients, sessions=sessions, photo_metrics=photos))
     reconcile(result)
@@ -102,6 +105,9 @@ def test_each_kind_of_bad_row_gets_its_reason(tmp_path):
         ("photo_metrics", 9): ("photo_id", "missing_photo_id"),
         ("photo_metrics", 10): ("taken_at", "unparseable_date"),
         ("photo_metrics", 11): ("view", "unknown_view"),
+        ("photo_metrics", 12): ("patient_id", "missing_patient_id"),
+        ("photo_metrics", 13): ("patient_id", "unknown_patient"),
+        ("photo_metrics", 14): ("patient_id", "patient_rejected"),
     }
     assert result.rejected.set_index(["table", "source_row"]).loc[("photo_metrics", 8), "value"] == "#VALUE!"
 

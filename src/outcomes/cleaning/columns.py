@@ -38,13 +38,18 @@ class PatientIds:
 
     def check(self, ledger: Ledger, ids: pd.Series | Texts) -> np.ndarray:
         """Reject rows with no, an unknown, or a rejected patient; return the kept-patient codes."""
-        codes = self.codes(ids)
-        if isinstance(ids, Texts):
+        if isinstance(ids, Texts):  # one look-up per row: kept position, -1 unknown, -2 known but rejected
+            kept = pc.index_in(ids.uniques, value_set=self.kept).fill_null(-1).to_numpy(zero_copy_only=False)
+            known = pc.is_in(ids.uniques, value_set=self.known).to_numpy(zero_copy_only=False)
+            codes = np.append(np.where((kept < 0) & known, -2, kept).astype(np.int32), -1)[ids.codes]
             missing = ids.codes < 0
-            known = np.append(pc.is_in(ids.uniques, value_set=self.known).to_numpy(zero_copy_only=False), False)[ids.codes]
-        else:
-            missing = ids.isna().to_numpy()
-            known = pc.is_in(_arrow(ids), value_set=self.known).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+            ledger.reject(missing, "patient_id", "missing_patient_id")
+            ledger.reject((codes == -1) & ~missing, "patient_id", "unknown_patient")
+            ledger.reject(codes == -2, "patient_id", "patient_rejected")
+            return np.maximum(codes, -1, out=codes)
+        codes = self.codes(ids)
+        missing = ids.isna().to_numpy()
+        known = pc.is_in(_arrow(ids), value_set=self.known).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
         ledger.reject(missing, "patient_id", "missing_patient_id")
         lost = (codes < 0) & ~missing
         ledger.reject(lost & ~known, "patient_id", "unknown_patient")
