@@ -245,3 +245,24 @@ def test_choose_takes_each_cells_last_row_that_is_no_duplicate_and_its_blocks_ba
         else:
             assert not fallback
         assert base == own
+
+
+def test_cell_order_of_a_huge_registry_two_keys_sorts_the_same(monkeypatch):
+    # a registry too big for one int64 key (patients x metrics x views x sessions >= 2**32) is
+    # sorted by two keys: it must give the same order, cells and ties as the one-key sort
+    rng = np.random.default_rng(5)
+    n, patients = 3000, 40
+    taken = (np.datetime64("2025-01-01") + rng.integers(0, 30, n).astype("timedelta64[D]")).astype("datetime64[ns]")
+    linked = timeline.Linked(
+        usable=rng.random(n) > 0.1, patient=rng.integers(0, patients, n).astype(np.int32),
+        metric=rng.integers(0, 4, n).astype(np.int8), view=rng.integers(0, 3, n).astype(np.int8), taken=taken,
+        value=np.zeros(n), yaw=np.zeros(n), own=rng.choice(np.array([0, 8, 16, 24, 56], np.uint16), n),
+        day=timeline.day_numbers(taken).astype(np.int32), sessions=rng.integers(0, 4, n).astype(np.int32),
+        last_day=np.zeros(n, np.int32))
+    first_session = np.datetime64("2025-03-01") + rng.integers(-5, 60, patients).astype("timedelta64[D]")
+    one_key = timeline.cell_order(linked, first_session, 4)
+    monkeypatch.setattr(timeline, "PREFERENCE_BITS", 63)  # as if the cells needed more than 62 - 30 bits
+    two_keys = timeline.cell_order(linked, first_session, 4)
+    assert one_key.tied.any()
+    for field in ("order", "cell", "eligible", "tied"):
+        assert np.array_equal(getattr(one_key, field), getattr(two_keys, field)), field

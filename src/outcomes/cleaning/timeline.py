@@ -147,12 +147,12 @@ def cell_order(m: Linked, first_session: np.ndarray, n_metrics: int) -> CellOrde
     first = np.asarray(first_session, dtype="datetime64[ns]")
     first_day = np.where(np.isnat(first), np.iinfo(np.int64).max // 2, day_numbers(first))  # none: never eligible
     first_day = np.append(first_day, 0)  # rows not usable may point one past the patients
-    scratch = first_day[m.patient]
+    cell = m.patient.astype(np.int64)  # (also the index of the next look-up: converted once)
+    scratch = first_day[cell]
     scratch -= m.day
     eligible = scratch <= contract.BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION
     eligible &= m.sessions == 0
     span = int(np.max(m.sessions, where=m.usable, initial=0)) + 1
-    cell = m.patient.astype(np.int64)
     cell *= n_metrics
     cell += m.metric
     cell *= n_views
@@ -160,15 +160,15 @@ def cell_order(m: Linked, first_session: np.ndarray, n_metrics: int) -> CellOrde
     cell *= span
     cell += m.sessions
     usable = int(m.usable.sum())
-    quality = 3 - np.minimum(qc.quality_rank(m.own), 3)
+    quality = _QUALITY_BITS[m.own]  # 3 - problems (at most 3), in place in the key
     np.floor_divide(m.taken.view(np.int64), NS_PER_MINUTE, out=scratch)
     scratch += MINUTES_BEFORE_1970  # 0..2^27: dates are 1900..2100
     if int(np.max(cell, where=m.usable, initial=0)).bit_length() + PREFERENCE_BITS <= 62:
         key = cell
         key <<= PREFERENCE_BITS
         np.add(key, 1 << (MINUTE_BITS + 2), out=key, where=eligible)
-        for q in (1, 2, 3):
-            np.add(key, q << MINUTE_BITS, out=key, where=quality == q)
+        key += quality
+        del quality
         key += scratch
         del scratch
         key[~m.usable] = np.iinfo(np.int64).max  # rejected rows sort last, and are cut off
@@ -179,12 +179,16 @@ def cell_order(m: Linked, first_session: np.ndarray, n_metrics: int) -> CellOrde
         np.equal(cell[1:], cell[:-1], out=tied[1:])
         cell >>= PREFERENCE_BITS
     else:  # a huge registry: two keys (still stable)
-        preference = (eligible.astype(np.int64) << 2 | quality) << MINUTE_BITS | scratch
+        preference = eligible.astype(np.int64) << (MINUTE_BITS + 2) | quality | scratch
         cell[~m.usable] = np.iinfo(np.int64).max
         order = np.lexsort((preference, cell))[:usable]
         cell, preference = cell[order], preference[order]
         tied = np.r_[False, (cell[1:] == cell[:-1]) & (preference[1:] == preference[:-1])] if usable else np.zeros(0, bool)
     return CellOrder(order=order, cell=cell, span=span, eligible=eligible, tied=tied)
+
+
+# by a photo's own quality bits: its rank in the preference (3 = no problem ... 0 = three or more), in place
+_QUALITY_BITS = (3 - np.minimum(qc.quality_rank(np.arange(1 << len(qc.FLAGS), dtype=np.uint16)), 3)).astype(np.int64) << MINUTE_BITS
 
 
 def exact_duplicates(cells: CellOrder, columns: dict[str, np.ndarray | Callable]) -> np.ndarray:
