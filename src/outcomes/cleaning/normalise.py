@@ -450,7 +450,7 @@ def texts(series: pd.Series) -> Texts:
     trimmed = pc.utf8_trim_whitespace(uniques)
     trimmed = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.large_string()), trimmed)
     encoded = pc.dictionary_encode(trimmed)  # trimming can make two cells equal
-    remap = np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32), -1)
+    remap = np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32), np.int32(-1))
     return Texts(remap[codes], encoded.dictionary)
 
 
