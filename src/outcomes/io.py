@@ -299,7 +299,9 @@ def _raw_frame(table: pa.Table) -> pd.DataFrame:
             codes, dictionary = _unified_codes(column)
             categories = pd.Index(pd.array(dictionary.cast(pa.large_string()), dtype="str"))
             return pd.Categorical.from_codes(codes, categories=categories, validate=False)
-        return pd.array(column.cast(pa.large_string()) if column.num_chunks else pa.array([], pa.large_string()), dtype="str")
+        # one buffer, not one per block: later steps use it as it is (no second copy)
+        return pd.array(column.cast(pa.large_string()).combine_chunks() if column.num_chunks
+                        else pa.array([], pa.large_string()), dtype="str")
 
     if table.num_rows < 1 << 20:
         return pd.DataFrame(dict(enumerate(map(column_of, table.columns))), copy=False)

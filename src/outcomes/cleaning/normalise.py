@@ -461,7 +461,8 @@ def dense_texts(series: pd.Series) -> pa.Array:
     if array is None or isinstance(series.dtype, pd.CategoricalDtype) or not pd.api.types.is_string_dtype(series.dtype):
         return texts(series).dictionary().cast(pa.large_string())
     values = array()
-    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if isinstance(values, pa.ChunkedArray):  # (combining a single chunk would copy it)
+        values = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
     if not _may_need_trimming(values):
         return values
     trimmed = pc.utf8_trim_whitespace(values)
