@@ -153,8 +153,6 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
 
     tidied = side.submit(sessions_and_patients)
     meas_mod.check(mea, ids, registry)
-    assess_codes = assess_mod.check(ass, ids) if ass else None
-    adverse_codes = adverse_mod.check(adv, ids) if adv else None
     sessions_t, patients_t, keys = tidied.result()
     lap("check, tidy")
     # each processed table is checked (schemas.TableCheck) and written batch by batch in the
@@ -185,9 +183,11 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
         """The tables other than measurements and outcomes: tidied, checked, handed to the writer."""
         small = {"patients": patients_t, "sessions": sessions_t}
         if ass is not None:
-            small["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, assess_codes, ass.values["assessed_at"], False))
+            codes = assess_mod.check(ass, ids)
+            small["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, codes, ass.values["assessed_at"], False))
         if adv is not None:
-            small["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_codes, adv.values["event_date"], True))
+            codes = adverse_mod.check(adv, ids)
+            small["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, codes, adv.values["event_date"], True))
         tables = {}
         for name, frame in small.items():
             tables[name] = _arrow(frame)
@@ -196,8 +196,9 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
                 writer.write(name, tables[name])
         return tables
 
-    small = side.submit(small_tables)  # made beside the big tables
+    small = side.submit(small_tables)  # checked and made beside the linking of the photo metrics
     linked, cells, duplicate = meas_mod.link(mea, keys, patients_t, registry)
+    small_tables = small.result()
     lap("link")
     # every row's fate is known now: the two big tables are made (and written) side by side,
     # and the bookkeeping is done (and its CSVs written) beside them
@@ -214,7 +215,7 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
     del linked, chosen
     measured.result()
     lap("measurements")
-    for name, table in small.result().items():
+    for name, table in small_tables.items():
         outputs[name] = table.num_rows
         if writer is None:
             in_memory[name] = table
