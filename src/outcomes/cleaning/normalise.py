@@ -494,8 +494,11 @@ def _may_need_trimming(values: pa.Array) -> bool:
 
 def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:
     """Boolean mask of the rows whose reason is one of `wanted` (via codes: fast on big tables)."""
-    codes = [i for i, c in enumerate(reasons.categories) if c in wanted]
-    return np.isin(np.asarray(reasons.codes), codes)
+    codes = np.asarray(reasons.codes)
+    mask = np.zeros(len(codes), dtype=bool)
+    for code in (i for i, c in enumerate(reasons.categories) if c in wanted):  # a few: one comparison each
+        mask |= codes == code  # (np.isin would compare in int64: thirty times slower on int8 codes)
+    return mask
 
 
 def _reasons(codes: np.ndarray, per_unique: list[str]) -> pd.Categorical:
