@@ -176,6 +176,18 @@ def test_birth_date_becomes_age_at_first_session_and_is_never_written(tmp_path):
         assert "birth_date" not in frame.columns
 
 
+def test_age_from_birth_date_refers_to_the_first_completed_else_booked_session_else_first_photo(tmp_path):
+    patients = [{"patient_id": "P1", "birth_date": "1980-06-15"}, {"patient_id": "P2", "birth_date": "1970-01-20"},
+                {"patient_id": "P3", "birth_date": "1990-02-15"}]
+    sessions = [{"patient_id": "P1", "session_date": "2025-01-10", "status": "cancelled"},  # only booked: 2025-01-10
+                {"patient_id": "P1", "session_date": "2025-07-01", "status": "cancelled"},
+                {"patient_id": "P3", "session_date": "2025-02-01", "status": "cancelled"},  # completed first: 2025-03-01
+                {"patient_id": "P3", "session_date": "2025-03-01", "status": "completed"}]
+    # P2 has no session: its first photo (2025-01-05) is the reference
+    result = outcomes.clean(write_raw(tmp_path / "raw", patients=patients, sessions=sessions))
+    assert result.tables["patients"].set_index("patient_id")["age"].to_dict() == {"P1": 44.0, "P2": 54.0, "P3": 35.0}
+
+
 # --- command line ------------------------------------------------------------------------------
 def test_cli_prints_a_summary_and_strict_fails_on_rejections(tmp_path):
     raw = write_raw(tmp_path / "raw", photo_metrics=PHOTO_METRICS + [dict(PHOTO_METRICS[0], metric="glow")])

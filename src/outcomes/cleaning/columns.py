@@ -49,7 +49,7 @@ class PatientIds:
             return np.maximum(codes, -1, out=codes)
         codes = self.codes(ids)
         missing = ids.isna().to_numpy()
-        known = pc.is_in(_arrow(ids), value_set=self.known).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+        known = pc.is_in(as_arrow(ids), value_set=self.known).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
         ledger.reject(missing, "patient_id", "missing_patient_id")
         lost = (codes < 0) & ~missing
         ledger.reject(lost & ~known, "patient_id", "unknown_patient")
@@ -57,7 +57,8 @@ class PatientIds:
         return codes
 
 
-def _arrow(series: pd.Series) -> pa.Array:
+def as_arrow(series: pd.Series) -> pa.Array:
+    """The arrow array behind a pandas text column (no copy unless it is in pieces)."""
     array = series.array.__arrow_array__()
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
