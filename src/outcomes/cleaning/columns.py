@@ -59,6 +59,8 @@ class PatientIds:
 
 def as_arrow(series: pd.Series) -> pa.Array:
     """The arrow array behind a pandas text column (no copy unless it is in pieces)."""
+    if not hasattr(series.array, "__arrow_array__"):  # e.g. object dtype
+        return pa.array(series.to_numpy(dtype=object), type=pa.large_string(), from_pandas=True)
     array = series.array.__arrow_array__()
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 

@@ -24,9 +24,11 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from outcomes import contract
 from outcomes.cleaning import qc
+from outcomes.cleaning.columns import as_arrow
 
 DAY_OFFSET = 40_000  # shifts day numbers (days since 1970) of 1900..2100 into 0..2^17
 DAY_SPAN = 1 << 17
@@ -64,8 +66,9 @@ def count_sessions(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarray
 
 def completed_keys(sessions: pd.DataFrame, patient_ids: pd.Series) -> np.ndarray:
     """session_keys of the completed sessions, patients coded by their position in patient_ids."""
-    done = sessions.loc[sessions["status"] == "completed"]
-    codes = pd.Index(patient_ids).get_indexer(done["patient_id"])
+    done = sessions.loc[(sessions["status"] == "completed").to_numpy(dtype=bool, na_value=False)]
+    codes = pc.index_in(as_arrow(done["patient_id"]), value_set=as_arrow(pd.Series(patient_ids)))
+    codes = codes.fill_null(-1).to_numpy(zero_copy_only=False)
     return session_keys(codes[codes >= 0], day_numbers(done["session_date"])[codes >= 0])
 
 
