@@ -15,6 +15,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from outcomes import contract
 from outcomes.cleaning import normalise as nz
@@ -95,9 +96,11 @@ def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric])
     for column in ("taken_at", "metric", "value"):
         reject_reasons(ledger, reasons[column], column)
     metric, value = photos.metric, photos.value
-    index = metric.astype(np.intp)  # once for both look-ups; -1 (unknown metric) gives NaN bounds
-    low = np.array([m.low for m in registry.values()] + [np.nan])[index]
-    high = np.array([m.high for m in registry.values()] + [np.nan])[index]
+    # each row's bounds, looked up by arrow with the narrow codes as they are (numpy would first
+    # widen them to 64-bit indices); 0 = unknown metric, NaN bounds
+    index = pa.array(metric.astype(np.int16) + 1)
+    low, high = (pc.take(pa.array([np.nan] + [getattr(m, side) for m in registry.values()]), index).to_numpy()
+                 for side in ("low", "high"))
     del index
     with np.errstate(invalid="ignore"):  # comparisons with NaN (no value, or no bounds) are false: not out of range
         outside = value < low
@@ -107,8 +110,9 @@ def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric])
     # quality readings that are not numbers or impossible are ignored (noted), not fatal
     for column, (lo, hi) in QC_NUMBERS.items():
         numbers = photos.quality[column]
-        with np.errstate(invalid="ignore"):
-            impossible = ~np.isnan(numbers) & ((numbers < lo) | (numbers > hi))
+        with np.errstate(invalid="ignore"):  # NaN (no reading) compares false: never impossible
+            impossible = numbers < lo
+            impossible |= numbers > hi
         if impossible.any():
             found = reasons[column]
             found = found.add_categories(["impossible"]) if "impossible" not in found.categories else found.copy()
