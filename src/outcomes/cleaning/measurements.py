@@ -46,6 +46,7 @@ class Photos:
     quality: dict[str, np.ndarray]  # QC_NUMBERS columns (NaN = none)
     makeup: np.ndarray  # int8: -1 not recorded, 0 no, 1 yes
     patient_codes: np.ndarray | None = None  # position among kept patients (-1), set by check
+    own: np.ndarray | None = None  # the photo's own quality bits (qc.photo_flags), set by check
 
 
 def _absent(n: int) -> pd.Categorical:
@@ -89,7 +90,8 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
 
 
 def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric]) -> None:
-    """Reject unusable measurement rows (first failing check wins); blank impossible quality readings."""
+    """Reject unusable measurement rows (first failing check wins); blank impossible quality
+    readings, then set each photo's own quality flags."""
     ledger, reasons = photos.ledger, photos.reasons
     photos.patient_codes = ids.check(ledger, photos.patient)
     ledger.reject(photos.photo_id.is_null().to_numpy(zero_copy_only=False), "photo_id", "missing_photo_id")
@@ -119,6 +121,7 @@ def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric])
             found[impossible] = "impossible"
             reasons[column] = found
             photos.quality[column] = np.where(impossible, np.nan, numbers)
+    photos.own = qc.photo_flags(photos.makeup == 1, photos.quality["blur"], photos.quality["color_delta_e"])
 
 
 def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
@@ -137,7 +140,7 @@ def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
     linked = timeline.Linked(
         usable=usable, patient=patient, metric=photos.metric, view=photos.view, taken=photos.taken_at,
         value=photos.value, yaw=q["head_yaw_deg"],
-        own=qc.photo_flags(photos.makeup == 1, q["blur"], q["color_delta_e"]),
+        own=photos.own,
         day=day, sessions=sessions, last_day=last_day,
     )
     cells = timeline.cell_order(linked, patients["first_session"].to_numpy(dtype="datetime64[ns]"), len(registry))
