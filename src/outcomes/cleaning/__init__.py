@@ -198,7 +198,7 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
 
     small = side.submit(small_tables)  # checked and made beside the linking of the photo metrics
     linked, cells, duplicate = meas_mod.link(mea, keys, patients_t, registry)
-    small_tables = small.result()
+    small_made = small.result()
     lap("link")
     # every row's fate is known now: the two big tables are made (and written) side by side,
     # and the bookkeeping is done (and its CSVs written) beside them
@@ -215,7 +215,7 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
     del linked, chosen
     measured.result()
     lap("measurements")
-    for name, table in small_tables.items():
+    for name, table in small_made.items():
         outputs[name] = table.num_rows
         if writer is None:
             in_memory[name] = table
@@ -311,16 +311,17 @@ def _read_all(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
         table = missing[0]
         forms = ", ".join(table + s for s in contract.SUFFIXES)
         raise RawDataError(f"required file {table} ({forms}) not found in {raw_dir}", file=raw_dir / f"{table}.csv")
-    # the small files two at a time (each is one block, read by one thread), then the biggest
-    # alone (arrow reads it on every core): a problem in a small file is reported (the first in
-    # table order) before the big one is read
+    # a missing file is reported (above) before any is read. The small files are read two at a
+    # time (each is one block, read by one thread), then the biggest alone (arrow reads it on
+    # every core): a problem in a small file is reported (the first in table order) before the
+    # big one is read
     biggest = max(found, key=lambda table: found[table][0].stat().st_size)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="read") as pool:
         small = {table: pool.submit(read_raw_table, path, table) for table, (path, _) in found.items() if table != biggest}
     raws: dict[str, RawTable] = {table: read.result() for table, read in small.items()}
     raws[biggest] = read_raw_table(found[biggest][0], biggest)
     notes: list[dict] = []
-    for table, (path, ignored) in found.items():  # a missing file is reported before any is read
+    for table, (path, ignored) in found.items():
         notes += [_file_note(table, other.name, "", f"ignored: {path.name} is read instead") for other in ignored]
         schemas.raw_schema(table).validate(raws[table].frame.head(0))
         notes += [_file_note(table, path.name, column, "column not in the contract; ignored")

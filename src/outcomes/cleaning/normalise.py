@@ -502,7 +502,8 @@ def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:
 
 
 def _reasons(codes: np.ndarray, per_unique: list[str]) -> pd.Categorical:
-    """Per row, the reason of its distinct value; categories sorted (hashed, not sorted, per value)."""
+    """Per row, the reason of its distinct value, as a categorical with sorted categories (the
+    distinct values are hashed; only the few reasons are sorted)."""
     inverse, found = pd.factorize(np.asarray(per_unique, dtype=object))
     found = found.astype(str)
     order = np.argsort(found)
