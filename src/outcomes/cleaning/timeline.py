@@ -163,7 +163,7 @@ def cell_order(m: Linked, first_session: np.ndarray, n_metrics: int) -> CellOrde
     cell *= span
     cell += m.sessions
     usable = int(m.usable.sum())
-    quality = _QUALITY_BITS[m.own]  # 3 - problems (at most 3), in place in the key
+    quality = _QUALITY_BITS[m.own]  # 3 - problems (at most 3), shifted into the key's place
     np.floor_divide(m.taken.view(np.int64), NS_PER_MINUTE, out=scratch)
     scratch += MINUTES_BEFORE_1970  # 0..2^27: dates are 1900..2100
     if int(np.max(cell, where=m.usable, initial=0)).bit_length() + PREFERENCE_BITS <= 62:
@@ -190,8 +190,10 @@ def cell_order(m: Linked, first_session: np.ndarray, n_metrics: int) -> CellOrde
     return CellOrder(order=order, cell=cell, span=span, eligible=eligible, tied=tied)
 
 
-# by a photo's own quality bits: its rank in the preference (3 = no problem ... 0 = three or more), in place
-_QUALITY_BITS = (3 - np.minimum(qc.quality_rank(np.arange(1 << len(qc.FLAGS), dtype=np.uint16)), 3)).astype(np.int64) << MINUTE_BITS
+# by a photo's own quality bits: its rank in the preference (3 = no problem ... 0 = three or
+# more), already shifted to its place in the sort key
+_QUALITY_BITS = ((3 - np.minimum(qc.quality_rank(np.arange(1 << len(qc.FLAGS), dtype=np.uint16)), 3)).astype(np.int64)
+                 << MINUTE_BITS)
 
 
 def exact_duplicates(cells: CellOrder, columns: dict[str, np.ndarray | Callable]) -> np.ndarray:
