@@ -30,31 +30,19 @@ class PatientIds:
     known: pa.Array
     kept: pa.Array
 
-    def codes(self, ids: pd.Series | Texts) -> np.ndarray:
-        """Position of each id in `kept` (-1 when not kept), looking up each distinct id once."""
-        codes, uniques = (ids.codes, ids.uniques) if isinstance(ids, Texts) else factorize(ids)
-        index = pc.index_in(uniques, value_set=self.kept).fill_null(-1).to_numpy(zero_copy_only=False)
-        return np.append(index.astype(np.int32), np.int32(-1))[codes]
-
     def check(self, ledger: Ledger, ids: pd.Series | Texts) -> np.ndarray:
-        """Reject rows with no, an unknown, or a rejected patient; return the kept-patient codes."""
-        if isinstance(ids, Texts):  # one look-up per row: kept position, -1 unknown, -2 known but rejected
-            kept = pc.index_in(ids.uniques, value_set=self.kept).fill_null(-1).to_numpy(zero_copy_only=False)
-            known = pc.is_in(ids.uniques, value_set=self.known).to_numpy(zero_copy_only=False)
-            codes = np.append(np.where((kept < 0) & known, -2, kept).astype(np.int32), np.int32(-1))[ids.codes]
-            missing = ids.codes < 0
-            ledger.reject(missing, "patient_id", "missing_patient_id")
-            ledger.reject((codes == -1) & ~missing, "patient_id", "unknown_patient")
-            ledger.reject(codes == -2, "patient_id", "patient_rejected")
-            return np.maximum(codes, -1, out=codes)
-        codes = self.codes(ids)
-        missing = ids.isna().to_numpy()
-        known = pc.is_in(as_arrow(ids), value_set=self.known).fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+        """Reject rows with no, an unknown, or a rejected patient; return the kept-patient codes
+        (position in `kept`, -1 when not kept)."""
+        codes, uniques = (ids.codes, ids.uniques) if isinstance(ids, Texts) else factorize(ids)
+        # each distinct id looked up once (kept position, -1 unknown, -2 known but rejected), then one look-up per row
+        kept = pc.index_in(uniques, value_set=self.kept).fill_null(-1).to_numpy(zero_copy_only=False)
+        known = pc.is_in(uniques, value_set=self.known).to_numpy(zero_copy_only=False)
+        found = np.append(np.where((kept < 0) & known, -2, kept).astype(np.int32), np.int32(-1))[codes]
+        missing = codes < 0
         ledger.reject(missing, "patient_id", "missing_patient_id")
-        lost = (codes < 0) & ~missing
-        ledger.reject(lost & ~known, "patient_id", "unknown_patient")
-        ledger.reject(lost & known, "patient_id", "patient_rejected")
-        return codes
+        ledger.reject((found == -1) & ~missing, "patient_id", "unknown_patient")
+        ledger.reject(found == -2, "patient_id", "patient_rejected")
+        return np.maximum(found, -1, out=found)
 
 
 def as_arrow(series: pd.Series) -> pa.Array:
