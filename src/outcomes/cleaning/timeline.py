@@ -67,7 +67,7 @@ def count_sessions(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarray
 def completed_keys(sessions: pd.DataFrame, patient_ids: pd.Series) -> np.ndarray:
     """session_keys of the completed sessions, patients coded by their position in patient_ids."""
     done = sessions.loc[(sessions["status"] == "completed").to_numpy(dtype=bool, na_value=False)]
-    codes = pc.index_in(as_arrow(done["patient_id"]), value_set=as_arrow(pd.Series(patient_ids)))
+    codes = pc.index_in(as_arrow(done["patient_id"]), value_set=as_arrow(patient_ids))
     codes = codes.fill_null(-1).to_numpy(zero_copy_only=False)
     return session_keys(codes[codes >= 0], day_numbers(done["session_date"])[codes >= 0])
 
