@@ -10,17 +10,27 @@ Layout comes from the notebook's cell tags:
 The cover also shows the parameters, the data snapshot (hash and date from the processed
 folder's manifest.json), the package version and, for simulator data, a
 "SYNTHETIC DEMO DATA" banner (repeated in every page header).
+
+The notebook's HTML is untrusted (a value from a clinic export may have slipped through
+unescaped), so it is cleaned by nh3 (:func:`sanitise_html`) before it enters the trusted page
+template, and WeasyPrint loads nothing but the package's template files and the notebook's
+embedded PNG/JPEG images (:func:`allowed_resource`): no local file, no network request.
 """
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import mimetypes
 import os
 import re
 import tempfile
+import urllib.request
 import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import nbformat
 from nbformat import NotebookNode
@@ -31,6 +41,96 @@ TEMPLATES = Path(__file__).with_name("templates")
 COVER_TAG, FINDINGS_TAG = "cover", "findings"
 REMOVE_CELL_TAGS = {"remove-cell", "no-report", "parameters", "injected-parameters"}
 HIDDEN_PARAMETERS = {"processed_dir"}
+log = logging.getLogger(__name__)
+
+# What the notebook part of a report may hold: the markup nbconvert and outcomes.reports.show
+# write, nothing that loads, runs, styles or embeds anything.
+ALLOWED_TAGS = {
+    "a", "b", "blockquote", "br", "caption", "code", "del", "div", "em", "figcaption", "figure",
+    "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "section", "span",
+    "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+}
+ALLOWED_ATTRIBUTES = {
+    "*": {"class"}, "a": {"href"}, "img": {"src", "alt"}, "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"},
+    **{f"h{i}": {"id"} for i in range(1, 7)},
+}
+DROPPED_WITH_CONTENT = {"script", "style", "svg", "math", "iframe", "object", "embed", "noscript", "template", "title"}
+EMBEDDED_IMAGE_TYPES = ("image/png", "image/jpeg")
+_EMBEDDED_IMAGE = re.compile(r"data:(image/png|image/jpeg);base64,", re.IGNORECASE)
+
+
+def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
+    """Links only to anchors in the page; images only embedded PNG or JPEG."""
+    if attribute == "href":
+        return value if value.startswith("#") else None
+    if attribute == "src":
+        return value if _EMBEDDED_IMAGE.match(value.strip()) else None
+    return value
+
+
+def sanitise_html(fragment: str) -> str:
+    """The notebook part of a report with only harmless markup left (nh3, i.e. ammonia).
+
+    Kept: text, headings, paragraphs, lists, tables, figures with embedded PNG/JPEG images,
+    ``class`` attributes and links to anchors in the page. Gone: ``<style>``, ``<script>``,
+    ``<link>``, ``<meta>``, ``<base>``, ``<iframe>``, ``<object>``, ``<embed>``, ``<svg>``,
+    forms, ``style`` and event-handler attributes, ``rel`` (no attachments), and every URL
+    that is not an in-page anchor or an embedded image.
+    """
+    import nh3
+
+    return nh3.clean(fragment, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES,
+                     clean_content_tags=DROPPED_WITH_CONTENT, attribute_filter=_keep_attribute,
+                     url_schemes={"data"}, link_rel=None, strip_comments=True)
+
+
+class RefusedResource(ValueError):
+    """A URL a report may not load (anything but its template files and embedded images)."""
+
+
+def allowed_resource(url: str) -> tuple[bytes, str]:
+    """(bytes, media type) behind `url` if a report may load it, else :class:`RefusedResource`.
+
+    Allowed: ``data:`` URLs of PNG or JPEG images (the notebook's figures) and ``file:`` URLs
+    of files inside the package's templates folder. Refused: every other file, ``http(s):``,
+    ``ftp:`` and any other scheme, so a value in the data can neither read a local file into
+    the PDF nor make the report run send a request.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "data":
+        try:
+            with urllib.request.DataHandler().data_open(urllib.request.Request(url)) as response:
+                media_type, body = response.headers.get_content_type(), response.read()
+        except (ValueError, OSError):
+            raise RefusedResource("refused a malformed data: URL") from None
+        if media_type not in EMBEDDED_IMAGE_TYPES:
+            raise RefusedResource(f"refused a data: URL of type {media_type} (only embedded PNG and JPEG images)")
+        return body, media_type
+    if scheme == "file" and parts.netloc in ("", "localhost"):
+        path = Path(urllib.request.url2pathname(parts.path)).resolve()
+        if path.is_relative_to(TEMPLATES.resolve()) and path.is_file():
+            return path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        raise RefusedResource("refused a file: URL outside the report templates")
+    raise RefusedResource(f"refused a {scheme or 'relative'}: URL (reports load no external resources)")
+
+
+@functools.cache
+def _fetcher_class() -> type:
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class ReportFetcher(URLFetcher):
+        """WeasyPrint's fetcher limited to :func:`allowed_resource` (one log line per refusal)."""
+
+        def fetch(self, url: str, headers: dict | None = None) -> URLFetcherResponse:
+            try:
+                body, media_type = allowed_resource(url)
+            except RefusedResource as exc:
+                log.warning("PDF: %s", exc)
+                raise
+            return URLFetcherResponse(url, body, {"Content-Type": media_type})
+
+    return ReportFetcher
 
 
 def load_manifest(processed_dir: str | os.PathLike | None) -> dict[str, Any] | None:
@@ -113,7 +213,7 @@ def notebook_to_html(
     cover = [c for c in cells if COVER_TAG in _tags(c)]
     findings = [c for c in cells if FINDINGS_TAG in _tags(c) and COVER_TAG not in _tags(c)]
     body = [c for c in cells if not (_tags(c) & {COVER_TAG, FINDINGS_TAG})]
-    cover_html = _body_html(exporter, nb, cover)
+    cover_html = sanitise_html(_body_html(exporter, nb, cover))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     page = env.get_template("page.html.j2")
     return page.render(
@@ -121,8 +221,8 @@ def notebook_to_html(
         name=name,
         cover=jinja2.utils.markupsafe.Markup(cover_html),
         cover_has_title=bool(re.search(r"<h1[\s>]", cover_html)),
-        findings=jinja2.utils.markupsafe.Markup(_body_html(exporter, nb, findings)),
-        body=jinja2.utils.markupsafe.Markup(_body_html(exporter, nb, body)),
+        findings=jinja2.utils.markupsafe.Markup(sanitise_html(_body_html(exporter, nb, findings))),
+        body=jinja2.utils.markupsafe.Markup(sanitise_html(_body_html(exporter, nb, body))),
         parameters=_shown_parameters(parameters),
         synthetic=None if manifest is None else bool(manifest.get("synthetic", False)),
         snapshot=(manifest or {}).get("snapshot", "unknown"),
@@ -142,7 +242,11 @@ def file_mode() -> int:
 
 
 def html_to_pdf(html: str, pdf_path: str | os.PathLike) -> Path:
-    """Render HTML to an A4 PDF, written atomically (a half-written PDF never appears)."""
+    """Render HTML to an A4 PDF, written atomically (a half-written PDF never appears).
+
+    WeasyPrint loads only what :func:`allowed_resource` allows; relative URLs point into the
+    templates folder, never next to the PDF.
+    """
     pdf_path = Path(pdf_path)
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{pdf_path.stem}.", suffix=".pdf.tmp", dir=pdf_path.parent)
@@ -152,7 +256,8 @@ def html_to_pdf(html: str, pdf_path: str | os.PathLike) -> Path:
             warnings.simplefilter("ignore", DeprecationWarning)
             import weasyprint
 
-            weasyprint.HTML(string=html, base_url=str(pdf_path.parent)).write_pdf(tmp)
+            fetcher = _fetcher_class()()
+            weasyprint.HTML(string=html, base_url=str(TEMPLATES), url_fetcher=fetcher).write_pdf(tmp)
         os.chmod(tmp, file_mode())
         os.replace(tmp, pdf_path)
     finally:
