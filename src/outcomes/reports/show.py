@@ -3,6 +3,10 @@
 Notebooks call these instead of printing, so the same cell reads well in JupyterLab and in
 the PDF: each helper emits one HTML output with classes the PDF template styles (figure
 size, caption, table width). Nothing here computes statistics.
+
+Texts (findings, notes, captions, `text`) are markdown written by the report: a value from the
+data or a parameter inside one must be escaped with :func:`outcomes.escaping.markdown_text`
+where it enters the sentence, so it reads literally; table cells and headers are escaped here.
 """
 from __future__ import annotations
 
@@ -15,6 +19,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from outcomes.escaping import html_text
+
 # A4 text width is 170 mm (6.7 in); figures are drawn at that width so fonts print at size.
 PAGE_WIDTH_IN = 6.7
 FIGURE_DPI = 150
@@ -23,8 +29,8 @@ FIGURE_DPI = 150
 class _HTML:
     """A display object with an HTML and a plain-text form (the latter for consoles and logs)."""
 
-    def __init__(self, html_text: str, text: str) -> None:
-        self.html_text, self.text = html_text, text
+    def __init__(self, markup: str, text: str) -> None:
+        self.html_text, self.text = markup, text
 
     def _repr_html_(self) -> str:
         return self.html_text
@@ -46,22 +52,35 @@ def _display(obj):
 
 
 def _md_inline(text: str) -> str:
-    """Escape text, keeping **bold** as <strong> (enough markup for findings and captions)."""
-    parts = html.escape(str(text)).split("**")
-    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    """A one-paragraph markdown text (e.g. with **bold**) as inline HTML, rendered by the same
+    renderer as the notebook's markdown (so `markdown_text`'s escaping holds)."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+
+    out = markdown2html_mistune(str(text)).strip()
+    if out.startswith("<p>") and out.endswith("</p>") and out.count("<p>") == 1:
+        out = out[3:-4]
+    return out
+
+
+def _plain(text: str) -> str:
+    """A markdown text as plain words (an image's alt text)."""
+    import nh3
+
+    return html.unescape(nh3.clean(_md_inline(text), tags=set()))
 
 
 def findings(items: Iterable[str], title: str = "Key findings") -> _HTML:
     """The plain-language findings box; the PDF moves it to the front (tag the cell `findings`)."""
     items = [str(i) for i in items if str(i).strip()]
     lis = "".join(f"<li>{_md_inline(i)}</li>" for i in items)
-    body = f'<section class="report-findings"><h2>{html.escape(title)}</h2><ul>{lis}</ul></section>'
+    body = f'<section class="report-findings"><h2>{html_text(title)}</h2><ul>{lis}</ul></section>'
     text = title + "\n" + "\n".join(f"- {i}" for i in items)
     return _display(_HTML(body, text))
 
 
 def text(markdown: str):
-    """A paragraph or heading whose words depend on the data (rendered as markdown)."""
+    """A paragraph or heading whose words depend on the data (rendered as markdown; escape the
+    data's values in it with `outcomes.escaping.markdown_text`)."""
     from IPython.display import Markdown
 
     return _display(Markdown(markdown))
@@ -69,7 +88,7 @@ def text(markdown: str):
 
 def note(text: str, kind: str = "note") -> _HTML:
     """A short boxed message, e.g. 'too few patients for this analysis' (kind: note or warning)."""
-    body = f'<div class="report-{html.escape(kind)}"><p>{_md_inline(text)}</p></div>'
+    body = f'<div class="report-{html_text(kind)}"><p>{_md_inline(text)}</p></div>'
     return _display(_HTML(body, f"[{kind}] {text}"))
 
 
@@ -88,7 +107,7 @@ def figure(fig, caption: str, height_in: float | None = None) -> _HTML:
     fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight", facecolor="white")
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
-    body = (f'<figure class="report-figure"><img alt="{html.escape(caption)}" '
+    body = (f'<figure class="report-figure"><img alt="{html_text(_plain(caption))}" '
             f'src="data:image/png;base64,{data}"/><figcaption>{_md_inline(caption)}</figcaption></figure>')
     return _display(_HTML(body, f"[figure] {caption}"))
 
@@ -136,7 +155,7 @@ def table(
     ]
     num_class = ' class="num"'
     head = "".join(
-        f"<th{num_class if numeric else ''}>{html.escape(labels.get(str(c), str(c).replace('_', ' ')))}</th>"
+        f"<th{num_class if numeric else ''}>{html_text(labels.get(str(c), str(c).replace('_', ' ')))}</th>"
         for c, numeric in zip(cols, numeric_cols)
     )
     body_rows = []
@@ -144,7 +163,7 @@ def table(
         cells = []
         for v, numeric in zip(row, numeric_cols):
             cls = ' class="num"' if numeric else ""
-            cells.append(f"<td{cls}>{html.escape(_format_cell(v, decimals))}</td>")
+            cells.append(f"<td{cls}>{html_text(_format_cell(v, decimals))}</td>")
         body_rows.append("<tr>" + "".join(cells) + "</tr>")
     more = ""
     if len(shown) > max_rows:

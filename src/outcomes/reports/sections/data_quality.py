@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from outcomes import config, privacy
+from outcomes.escaping import markdown_text
 from outcomes.reports.sections import Report, Section, section
 
 FLAG_COLUMNS = ["measurements", "pct_flagged"]
@@ -106,7 +107,8 @@ class DataQuality(Report):
         else:
             sec.add_table(reasons, "Rejected rows by table, column and reason (largest first).", max_rows=25)
             top = reasons.iloc[0]
-            sec.add_finding(f"The most common rejection: {top['reason']} in {top['table']}.{top['column']} "
+            where = f"{markdown_text(top['table'])}.{markdown_text(top['column'])}"
+            sec.add_finding(f"The most common rejection: {markdown_text(top['reason'])} in {where} "
                             f"({int(top['rows']):,} rows).")
         kept = kept_with_note(self.tables.get("data_quality"))
         if not kept.empty:
@@ -124,7 +126,7 @@ class DataQuality(Report):
         shown = by_clinic.loc[by_clinic["pct_flagged"].map(lambda v: not isinstance(v, str))]
         if not shown.empty:
             worst = shown.loc[shown["pct_flagged"].astype(float).idxmax()]
-            sec.add_finding(f"Clinic {worst['clinic_id']} has the most flagged photos: "
+            sec.add_finding(f"Clinic {markdown_text(worst['clinic_id'])} has the most flagged photos: "
                             f"{worst['pct_flagged']:.1f}% of its follow-up measurements.")
 
     @section

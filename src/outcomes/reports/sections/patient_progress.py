@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from outcomes import contract, models, privacy
+from outcomes.escaping import markdown_text
 from outcomes.reports import cohort as cohorts, fitting
 from outcomes.reports.sections import Report, Section, section
 
@@ -133,10 +134,11 @@ class PatientProgress(Report):
 
     @section
     def cover(self, sec: Section) -> None:
-        concern = str(self.me["concern"]).replace("_", " ")
-        sec.add_text(f"# Patient progress: {self.patient_id}\n\n"
+        concern = markdown_text(str(self.me["concern"]).replace("_", " "))
+        sec.add_text(f"# Patient progress: {markdown_text(self.patient_id)}\n\n"
                      f"One patient's course against what the clinic's data lead us to expect for a patient of the same "
-                     f"age band ({self.band}) and skin type ({self.skin or 'unknown'}). Concern: {concern}.")
+                     f"age band ({markdown_text(self.band)}) and skin type ({markdown_text(self.skin or 'unknown')}). "
+                     f"Concern: {concern}.")
 
     @section
     def course(self, sec: Section) -> None:
@@ -145,7 +147,8 @@ class PatientProgress(Report):
         cols = [c for c in ("session_number", "week", "status", "product", "area", "volume_ml") if c in course]
         sec.add_table(privacy.drop_identifiers(course[cols]), "Sessions of this patient.",
                       labels={"session_number": "session", "volume_ml": "volume (ml)"})
-        sec.add_finding(f"Patient {self.patient_id} ({self.band}, skin type {self.skin or 'unknown'}) completed "
+        sec.add_finding(f"Patient {markdown_text(self.patient_id)} ({markdown_text(self.band)}, skin type "
+                        f"{markdown_text(self.skin or 'unknown')}) completed "
                         f"{int(self.me['n_sessions'])} sessions.")
 
     @section
@@ -192,8 +195,8 @@ class PatientProgress(Report):
         sec.add_table(pd.DataFrame(summary), "Latest measurement against the expected course for this age band and "
                       "skin type.", labels={"patient": "this patient (%)", "expected": "expected (%)"})
         for r in summary:
-            sec.add_finding(f"{r['metric'].capitalize()}: {r['patient']:.1f}% after {r['sessions']} sessions "
-                            f"({r['visit']}), "
+            sec.add_finding(f"{markdown_text(r['metric'].capitalize())}: {r['patient']:.1f}% after "
+                            f"{r['sessions']} sessions ({r['visit']}), "
                             f"{r['verdict']} the usual range for comparable patients ({r['usual range']}%).")
 
     @section

@@ -17,6 +17,7 @@ import functools
 import pandas as pd
 
 from outcomes import config, contract, models, plots, privacy
+from outcomes.escaping import markdown_text
 from outcomes.reports import cohort as cohorts, fitting
 from outcomes.reports.sections import Report, Section, section
 
@@ -134,7 +135,8 @@ class SessionsResponse(Report):
             f"# Sessions and response: {self.label}\n\n"
             f"How much {self.label} improves after each mesotherapy session, and whether it depends on age and "
             f"skin type. Improvement is the change from the patient's own baseline in percent, positive = "
-            f"better ({better} {self.label} is better). Selection: {self.selection.description}."
+            f"better ({better} {self.label} is better). Selection: "
+            f"{markdown_text(self.selection.description)}."
         )
 
     @section
@@ -161,14 +163,15 @@ class SessionsResponse(Report):
         model, chosen, problems = self._fit
         if model is None:
             sec.add_note("The model could not be fitted reliably on this selection (it did not converge), so no "
-                         "curves are shown. " + " ".join(problems), "warning")
+                         "curves are shown. " + " ".join(map(markdown_text, problems)), "warning")
             return
         if problems:
             sec.add_note(f"The richest model did not converge on this selection; the report uses the simpler one "
-                         f"({chosen}).")
+                         f"({markdown_text(chosen)}).")
         ax = model.plot(skin_type=self.common_skin)
         sec.add_figure(ax.figure, f"Expected improvement in {self.label} (%) after each session for skin type "
-                       f"{self.common_skin} (the most common), one line per age band, with 95% confidence bands.")
+                       f"{markdown_text(self.common_skin)} (the most common), one line per age band, with 95% confidence "
+                       "bands.")
 
     @section
     def expected(self, sec: Section) -> None:
@@ -253,7 +256,7 @@ class SessionsResponse(Report):
         if main.empty:
             return
         p = main.sort_values("n_patients", kind="stable").iloc[-1]
-        group = f"For the largest group ({p['age_band']}, skin type {self.common_skin})"
+        group = f"For the largest group ({markdown_text(p['age_band'])}, skin type {markdown_text(self.common_skin)})"
         after = sessions_text(p["plateau"])
         if after == "not reached":
             sec.add_finding(f"{group} the gain has not levelled off within the sessions observed.")
@@ -332,8 +335,8 @@ class SessionsResponse(Report):
                                                                         compare_mixed=False, **spec)),
         ])
         if predictive is None:
-            sec.add_note("The predictive models could not be fitted on this selection. " + " ".join(problems),
-                         "warning")
+            sec.add_note("The predictive models could not be fitted on this selection. "
+                         + " ".join(map(markdown_text, problems)), "warning")
             return
         if problems:
             sec.add_note("The mixed model could not be fitted in every cross-validation fold of this selection, so it "
@@ -346,4 +349,5 @@ class SessionsResponse(Report):
                        "(grouped by patient).")
         best = scores.sort_values("mae", kind="stable").iloc[0]
         sec.add_finding(f"Predicting one new patient's {self.label} improvement is hard: the best model "
-                        f"({best['model']}) is off by {best['mae']:.1f} points on average (R² {best['r2']:.2f}).")
+                        f"({markdown_text(best['model'])}) is off by {best['mae']:.1f} points on average "
+                        f"(R² {best['r2']:.2f}).")
