@@ -104,6 +104,20 @@ def age_text(age: object) -> object:
     return age
 
 
+def group_old_ages(rows: pd.DataFrame, age_columns: Sequence[str] = ("age",)) -> pd.DataFrame:
+    """A rejected.csv / data_quality.csv table with the quoted ``value`` of an age column grouped
+    (:func:`age_text`): those files leave the raw folder, and the source row still points at the
+    raw value for whoever fixes the export. Returns a new table."""
+    out = rows.copy()
+    if {"column", "value"} <= set(out.columns):
+        ages = out["column"].isin(list(age_columns)).to_numpy(dtype=bool)
+        if ages.any():
+            out["value"] = out["value"].astype(object)
+            out.loc[ages, "value"] = [age_text(v) for v in out.loc[ages, "value"]]
+            out["value"] = out["value"].astype(rows["value"].dtype)
+    return out
+
+
 def complementary(counts: np.ndarray, hidden: np.ndarray, min_cell: int = config.MIN_CELL,
                   order: Sequence | None = None, link=None) -> np.ndarray:
     """Which cells to hide so that no line's hidden cells add up to 1..min_cell-1.
