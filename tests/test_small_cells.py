@@ -58,3 +58,136 @@ def test_report_refuses_min_cell_under_five_with_exit_2(tmp_path):
         assert run.exit_code == 2, (notebook, run.output)
         assert "min_cell must be a whole number of at least 5" in run.output
     assert not (tmp_path / "out").exists()
+
+
+# -- property: no displayed table or sentence gives back a count from 1 to min_cell - 1 ---------------------------
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from outcomes.reports.sections.data_quality import session_status  # noqa: E402
+from outcomes.reports.sections.sessions_response import patients_by_band_and_skin  # noqa: E402
+
+MIN_CELLS = st.sampled_from([5, 7])
+SMALLISH = st.integers(0, 12) | st.integers(0, 40)
+PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _shown(v: object) -> bool:
+    return not isinstance(v, str)
+
+
+def _check_line(true: list[float], shown: list[object], m: int, what: str) -> None:
+    """Every shown count is true and 0 or >= m; the hidden ones never add up to 1..m-1 (the total is known)."""
+    hidden = 0
+    for t, s in zip(true, shown):
+        if _shown(s):
+            assert s == t and (t == 0 or t >= m), (what, true, shown)
+        else:
+            assert s in (f"<{m}", privacy.COMPLEMENT_LABEL), (what, s)
+            hidden += t
+    # a total under m is itself never written out (count_text), so only then may the hidden cells add up to it
+    assert not 0 < hidden < m or sum(true) < m, (what, "total minus shown gives back", hidden, true, shown)
+
+
+def _numbers_in(text: str) -> list[float]:
+    import re
+
+    return [float(x.replace(",", "")) for x in re.findall(r"\d[\d,]*(?:\.\d+)?(?!\d*%)", text)]
+
+
+@PROPERTY
+@given(groups=st.lists(st.tuples(SMALLISH, st.floats(0, 1)), min_size=1, max_size=6), m=MIN_CELLS)
+def test_rate_tables_and_their_sentence_never_give_a_small_count(groups, m):
+    rows = []
+    for g, (n, share) in enumerate(groups):
+        yes = round(n * share)
+        rows += [{"group": f"g{g}", "patient_id": f"g{g}-{i}", "flag": i < yes} for i in range(n)]
+    data = pd.DataFrame(rows, columns=["group", "patient_id", "flag"])
+    if data.empty:
+        return
+    table = privacy.rate_summary(data, "group", "flag", min_cell=m)
+    truth = data.groupby("group")["flag"].agg(["size", "sum"]).loc[table["group"]]
+    n, yes = truth["size"].tolist(), truth["sum"].tolist()
+    _check_line(n, table["n_patients"].tolist(), m, "n")
+    _check_line(yes, table["n_yes"].tolist(), m, "yes")
+    no_shown = [a - b if _shown(a) and _shown(b) else "x" for a, b in zip(table["n_patients"], table["n_yes"])]
+    _check_line([a - b for a, b in zip(n, yes)], no_shown, m, "n - yes")
+    for pct, count, size in zip(table["pct"], table["n_yes"], table["n_patients"]):
+        assert _shown(pct) == (_shown(count) and _shown(size) and size > 0) or not _shown(count), (pct, count)
+    sentence = privacy.share_text(sum(yes), sum(n), "patients", m)
+    for number in _numbers_in(sentence):
+        assert number == m or number == 0 or number >= m, sentence
+    if any(0 < c < m for c in (sum(yes), sum(n) - sum(yes), sum(n))):
+        assert "%" not in sentence
+
+
+@PROPERTY
+@given(sizes=st.lists(SMALLISH, min_size=1, max_size=8), m=MIN_CELLS)
+def test_group_means_are_hidden_with_their_group(sizes, m):
+    data = pd.DataFrame([{"group": f"g{g}", "patient_id": f"g{g}-{i}", "value": float(i)}
+                         for g, n in enumerate(sizes) for i in range(n)], columns=["group", "patient_id", "value"])
+    if data.empty:
+        return
+    table = privacy.group_summary(data, "group", "value", min_cell=m)
+    truth = data.groupby("group")["patient_id"].nunique().loc[table["group"]].tolist()
+    _check_line(truth, table["n_patients"].tolist(), m, "n")
+    for _, row in table.iterrows():
+        if not _shown(row["n_patients"]):
+            assert not any(_shown(row[c]) for c in ("mean", "ci_low", "ci_high")), row
+
+
+@PROPERTY
+@given(ages=st.lists(st.integers(16, 100), min_size=1, max_size=60),
+       skins=st.lists(st.sampled_from(["I", "II", "III", "IV", None]), min_size=60, max_size=60), m=MIN_CELLS)
+def test_age_band_by_skin_type_crosstab_with_the_selection_size(ages, skins, m):
+    patients = pd.DataFrame({"age": ages, "skin_type": skins[: len(ages)]})
+    shown = patients_by_band_and_skin(patients, m).set_index("age_band")
+    skin = patients["skin_type"].astype(str).replace("None", "unknown").replace("nan", "unknown")
+    truth = pd.crosstab(outcomes.models.age_band(patients["age"]), skin).reindex(index=shown.index,
+                                                                                 columns=shown.columns)
+    _check_line(truth.to_numpy().ravel().tolist(), shown.to_numpy().ravel().tolist(), m, "band x skin")
+    assert privacy.count_text(len(patients), "patients", m) in ("fewer than %d patients" % m, f"{len(patients):,} patients")
+
+
+@PROPERTY
+@given(clinics=st.lists(st.tuples(st.integers(1, 12), st.integers(1, 4)), min_size=1, max_size=5), m=MIN_CELLS,
+       data=st.data())
+def test_sessions_by_clinic_never_show_a_small_clinic(clinics, m, data):
+    patients, sessions = [], []
+    for c, (n, per) in enumerate(clinics):
+        for i in range(n):
+            pid = f"C{c}-{i}"
+            patients.append({"patient_id": pid, "clinic_id": f"C{c}"})
+            for _ in range(per):
+                sessions.append({"patient_id": pid, "status": data.draw(st.sampled_from(["completed", "cancelled"]))})
+    patients, sessions = pd.DataFrame(patients), pd.DataFrame(sessions)
+    shown = session_status(sessions, patients, m).set_index("clinic_id")
+    rows = sessions.merge(patients, on="patient_id")
+    counts = pd.crosstab(rows["clinic_id"], rows["status"]).reindex(index=shown.index, columns=shown.columns)
+    people = rows.groupby(["clinic_id", "status"])["patient_id"].nunique()
+    size = patients.groupby("clinic_id")["patient_id"].nunique()
+    hidden_sessions = 0
+    for clinic in shown.index:
+        for status in shown.columns:
+            value, true = shown.loc[clinic, status], counts.loc[clinic, status]
+            if _shown(value):
+                assert value == true and size[clinic] >= m
+                assert not 0 < people.get((clinic, status), 0) < m
+            else:
+                hidden_sessions += true
+    assert not 0 < hidden_sessions < m or len(sessions) < m  # the report states the sessions kept
+
+
+@PROPERTY
+@given(start=st.integers(0, 60), drops=st.lists(st.integers(0, 20), max_size=5), m=MIN_CELLS)
+def test_selection_steps_never_show_a_small_count_or_difference(start, drops, m):
+    counts = [start]
+    for d in drops:
+        counts.append(max(counts[-1] - d, 0))
+    shown = privacy.suppress_steps(pd.Series(counts), m).tolist()
+    visible = [(t, s) for t, s in zip(counts, shown) if _shown(s)]
+    for t, s in visible:
+        assert s == t and (t == 0 or t >= m)
+    for (a, _), (b, _) in zip(visible, visible[1:]):
+        assert not 0 < a - b < m, (counts, shown)
+    # the last step is the selection's size, told in words on the cover with the same rule
+    assert _shown(shown[-1]) or privacy.count_text(counts[-1], "patients", m) == f"fewer than {m} patients"
