@@ -253,3 +253,59 @@ def test_section_displays_tables_and_figures_through_show(hydration):
     shown = report.cohort().show()
     html = shown[1]._repr_html_()
     assert "<caption>Patients by age band and skin type" in html and ">&lt;5</td>" in html
+
+
+# -- small cells across a whole report (issue 9, item 4) ------------------------------------------------------------
+COUNT_COLUMNS = ("n_patients", "patients", "patients_left", "n_yes", "responded")
+
+
+def _assert_no_small_count_shown(sections: dict[str, Section], min_cell: int) -> None:
+    """No count column of any table shows 1..min_cell-1, and no sentence writes such a number before 'patients'."""
+    for name, sec in sections.items():
+        for caption, table in sec.tables:
+            for col in [c for c in table.columns if c in COUNT_COLUMNS]:
+                for v in table[col]:
+                    assert isinstance(v, str) or v == 0 or v >= min_cell, (name, caption, col, v)
+        for text in [*sec.texts, *sec.notes, *sec.findings]:
+            for n in re.findall(r"(\d[\d,]*) (?:of (?:the )?\d[\d,]* )?patients", text):
+                value = int(n.replace(",", ""))
+                assert value == 0 or value >= min_cell or f"fewer than {value}" in text, (name, text)
+
+
+def test_sessions_response_shows_no_small_count_anywhere(hydration):
+    report, sections = hydration
+    _assert_no_small_count_shown(sections, report.min_cell)
+    plateau = sections["plateau"].table("Plateau session").set_index(["age_band", "skin_type"])["n_patients"]
+    expected = sections["expected"].table("Expected improvement").set_index(["age_band", "skin_type"])["n_patients"]
+    assert plateau.sort_index().equals(expected.loc[plateau.index].sort_index())  # same cells hidden in both
+
+
+def test_data_quality_shows_no_small_count_anywhere(tables):
+    report = DataQuality(tables)
+    _assert_no_small_count_shown(_run(report, DATA_QUALITY), report.min_cell)
+
+
+def test_report_classes_refuse_a_min_cell_under_five(tables):
+    for make in (lambda: DataQuality(tables, min_cell=4), lambda: SessionsResponse(tables, min_cell=1),
+                 lambda: PatientProgress(tables, pick=0, min_cell=2)):
+        with pytest.raises(ValueError, match="at least 5"):
+            make()
+
+
+def test_patient_report_hides_the_expected_course_of_a_small_comparison_group(tables):
+    report = PatientProgress(tables, pick=1, metrics="hydration", min_cell=1000)
+    progress = report.progress()
+    progress.close()
+    assert not progress.tables and "too few" not in " ".join(progress.findings)
+    assert "fewer than 1000 patients of this age band and skin type" in progress.notes[0]
+
+
+def test_patient_report_of_a_95_year_old_shows_the_band_not_the_age(tables):
+    picked = eligible_patients(tables["outcomes"], ["hydration"])[0]
+    old = dict(tables)
+    old["patients"] = tables["patients"].assign(age=tables["patients"]["age"].where(
+        tables["patients"]["patient_id"] != picked, 95.0))
+    report = PatientProgress(old, patient_id=picked, metrics="hydration")
+    sections = _run(report, ("cover", "course"))
+    words = " ".join([*sections["cover"].texts, *sections["course"].findings])
+    assert "55+" in words and "95" not in words.replace(picked, "")

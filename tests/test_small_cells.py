@@ -191,3 +191,52 @@ def test_selection_steps_never_show_a_small_count_or_difference(start, drops, m)
         assert not 0 < a - b < m, (counts, shown)
     # the last step is the selection's size, told in words on the cover with the same rule
     assert _shown(shown[-1]) or privacy.count_text(counts[-1], "patients", m) == f"fewer than {m} patients"
+
+
+# -- the data-quality report's own tables -------------------------------------------------------------------------
+def _outcomes(clinics: dict[str, tuple[int, int]]) -> pd.DataFrame:
+    """One follow-up row per patient: clinic -> (patients, of whom without a baseline)."""
+    rows = []
+    for clinic, (n, none) in clinics.items():
+        rows += [{"patient_id": f"{clinic}-{i}", "clinic_id": clinic, "sessions": 1, "qc_ok": True,
+                  "qc_reasons": "no_baseline" if i < none else ""} for i in range(n)]
+    return pd.DataFrame(rows)
+
+
+def test_baselines_percentage_never_gives_a_hidden_count_back():
+    """The issue's `C01 96 <5 2.1`: 2.1% of 96 is 2, so the percentage goes with the count."""
+    from outcomes.reports.sections.data_quality import DataQuality
+
+    out = _outcomes({"C01": (96, 2), "C02": (40, 10), "C03": (3, 1)})
+    report = DataQuality({"outcomes": out, "patients": out[["patient_id", "clinic_id"]]})
+    sec = report.baselines()
+    table = sec.table("Patients with at least one metric").set_index("clinic_id")
+    assert table.loc["C01", "n_patients"] == 96 and table.loc["C01", "n_yes"] == "<5"
+    assert table.loc["C01", "pct"] == privacy.COMPLEMENT_LABEL
+    assert (table.loc["C03"] == "<5").all()  # a clinic of 3 is hidden as a whole row
+    # total 139 patients: 96 + 40 shown would give the 3 of C03 back, so one more is hidden
+    assert table["n_patients"].map(lambda v: isinstance(v, str)).sum() >= 2
+    assert sec.findings == ["13 of 139 patients (9.4%) lack a baseline for at least one metric; those measurements "
+                            "cannot show improvement."]
+    tiny = DataQuality({"outcomes": _outcomes({"C01": (3, 0)}), "patients": _outcomes({"C01": (3, 0)})})
+    assert tiny.baselines().findings[0].startswith("None of fewer than 5 patients lack a baseline")
+
+
+def test_sessions_table_hides_a_clinic_of_three_patients():
+    from outcomes.reports.sections.data_quality import session_status
+
+    patients = pd.DataFrame({"patient_id": [f"p{i}" for i in range(23)], "clinic_id": ["C01"] * 3 + ["C02"] * 20})
+    sessions = pd.DataFrame({"patient_id": [f"p{i}" for i in range(23) for _ in range(4)], "status": "completed"})
+    shown = session_status(sessions, patients).set_index("clinic_id")
+    assert shown.loc["C01", "completed"] == "<5"
+    assert shown.loc["C02", "completed"] == 80
+
+
+def test_cover_states_the_min_cell_the_run_used():
+    import nbformat
+
+    from outcomes.reports.pdf import notebook_to_html
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title")])
+    page = notebook_to_html(nb, parameters={"min_cell": 10}, manifest={})
+    assert "fewer than 10 patients are shown as “&lt;10”" in page

@@ -194,9 +194,13 @@ class SessionsResponse(Report):
         if self.model is None:
             return
         naive = models.naive_means(self.outcomes, self.metric, **self._spec())
+        naive = naive.loc[naive["n"] >= self.min_cell]  # a mean of fewer patients is not shown (one row each)
+        if naive.empty:
+            return
         ax = plots.naive_vs_model(naive, self.marginal)
         sec.add_figure(ax.figure, f"Average {self.label} improvement of the measurements that exist at each session "
-                       "count (points) against the mixed model's average curve (line, 95% band).")
+                       f"count (points; session counts with fewer than {self.min_cell} patients left out) against "
+                       "the mixed model's average curve (line, 95% band).")
         last = int(min(naive["sessions"].max(), self.marginal["sessions"].max()))
         gap = float(naive.loc[naive["sessions"] == last, "estimate"].iloc[0]
                     - self.marginal.loc[self.marginal["sessions"] == last, "estimate"].iloc[0])
@@ -272,8 +276,13 @@ class SessionsResponse(Report):
         threshold, m = self.response_threshold, self.min_cell
         response = models.sessions_to_response(self.outcomes, self.metric, threshold=threshold, by="skin_type",
                                                **self._spec())
-        sec.add_figure(response.plot().figure, f"Share of patients not yet showing a {threshold:g}% improvement in "
-                       f"{self.label}, by number of sessions and skin type.")
+        big = response.summary.loc[response.summary["patients"] >= m, "group"]
+        curves = response.curves_.loc[response.curves_["group"].isin(big)]
+        if not curves.empty:  # a curve of fewer than min_cell patients shows each one's response
+            ax = plots.survival_curves(curves, title=f"{self.metric}: sessions until improvement ≥ {threshold:g}%")
+            sec.add_figure(ax.figure, f"Share of patients not yet showing a {threshold:g}% improvement in "
+                           f"{self.label}, by number of sessions and skin type (skin types with fewer than {m} "
+                           "patients left out).")
         medians = response.summary.copy()
         for col in ("median_sessions", "ci_low", "ci_high"):
             medians[col] = medians[col].map(sessions_text)
