@@ -240,3 +240,40 @@ def test_cover_states_the_min_cell_the_run_used():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title")])
     page = notebook_to_html(nb, parameters={"min_cell": 10}, manifest={})
     assert "fewer than 10 patients are shown as “&lt;10”" in page
+
+
+def test_clinic_by_device_rows_cannot_be_worked_out_from_the_clinic_table():
+    """C02 has 38 patients on camera A and 2 on B; the by-clinic table says 40, so A is hidden too."""
+    from outcomes.reports.sections.data_quality import flag_shares
+
+    rows = [{"patient_id": f"{c}-{d}-{i}", "clinic_id": c, "device": d, "sessions": 1, "qc_ok": i % 3 > 0}
+            for c, devices in {"C01": {"A": 30, "B": 25}, "C02": {"A": 38, "B": 2}}.items()
+            for d, n in devices.items() for i in range(n)]
+    out = pd.DataFrame(rows)
+    by_clinic = flag_shares(out, ["clinic_id"]).set_index("clinic_id")
+    assert by_clinic.loc["C02", "n_patients"] == 40
+    both = flag_shares(out, ["clinic_id", "device"]).set_index(["clinic_id", "device"])
+    assert both.loc[("C02", "B"), "n_patients"] == "<5"
+    assert (both.loc[("C02", "A")] == privacy.COMPLEMENT_LABEL).all()
+    assert both.loc[("C01", "A"), "n_patients"] == 30 and both.loc[("C01", "B"), "n_patients"] == 25
+
+
+@PROPERTY
+@given(sizes=st.lists(st.lists(st.integers(0, 14), min_size=1, max_size=3), min_size=1, max_size=4), m=MIN_CELLS)
+def test_clinic_by_device_table_keeps_every_clinic_total_safe(sizes, m):
+    from outcomes.reports.sections.data_quality import flag_shares
+
+    rows = [{"patient_id": f"C{c}-D{d}-{i}", "clinic_id": f"C{c}", "device": f"D{d}", "sessions": 1, "qc_ok": True}
+            for c, devices in enumerate(sizes) for d, n in enumerate(devices) for i in range(n)]
+    out = pd.DataFrame(rows, columns=["patient_id", "clinic_id", "device", "sessions", "qc_ok"])
+    if out.empty:
+        return
+    both = flag_shares(out, ["clinic_id", "device"], m)
+    truth = out.groupby(["clinic_id", "device"])["patient_id"].nunique()
+    true = [truth[(c, d)] for c, d in zip(both["clinic_id"], both["device"])]
+    _check_line(true, both["n_patients"].tolist(), m, "all")
+    for clinic in both["clinic_id"].unique():
+        part = (both["clinic_id"] == clinic).to_numpy()
+        _check_line([t for t, p in zip(true, part) if p], both.loc[part, "n_patients"].tolist(), m, clinic)
+        for _, row in both.loc[part].iterrows():
+            assert _shown(row["n_patients"]) == _shown(row["pct_flagged"]) == _shown(row["measurements"])

@@ -125,8 +125,9 @@ def complementary(counts: np.ndarray, hidden: np.ndarray, min_cell: int = config
     `counts` is (groups x lines): each column a line of counts whose total a reader may know;
     `hidden` marks the cells hidden already (same shape). While a line's hidden cells add up to
     1..min_cell-1, its smallest shown non-zero cell is hidden too (ties broken by `order`, a
-    sort key per group, so two tables of the same groups hide the same ones). `link(hidden)`
-    may spread a hidden cell to the cells of its row that would give it back. Returns the new mask.
+    sort key per group, so two tables of the same groups hide the same ones); lines are looked
+    at in their order, so put the narrowest first. `link(hidden)` may spread a hidden cell to
+    the cells of its row that would give it back. Returns the new mask.
     """
     counts = np.asarray(counts, dtype=float)
     counts = np.nan_to_num(counts[:, None] if counts.ndim == 1 else counts)
@@ -143,6 +144,8 @@ def complementary(counts: np.ndarray, hidden: np.ndarray, min_cell: int = config
                 if len(candidates):
                     pick = candidates[np.lexsort((rank[candidates], counts[candidates, j]))[0]]
                     hidden[pick, j] = True
+                    if link is not None:  # before the next line is looked at
+                        hidden = np.asarray(link(hidden), dtype=bool)
         if (hidden == before).all():
             return hidden
 
@@ -152,13 +155,17 @@ def suppress_small_cells(
     n_col: str = "n_patients",
     value_cols: Sequence[str] | None = None,
     min_cell: int = config.MIN_CELL,
+    within: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Blank every statistic of a row whose group has fewer than ``min_cell`` patients.
 
     ``n_col`` holds the number of distinct patients behind each row; ``value_cols`` are the
     statistics to hide (default: every column except ``n_col`` that is not a grouping key,
     i.e. every numeric column). The count itself is shown as ``"<5"`` too, except a true
-    zero, which reveals nobody. Returns a new DataFrame; the input is not changed.
+    zero, which reveals nobody. The table's total is taken as known, and so is the subtotal
+    of each group of the `within` columns (e.g. a clinic's, shown in a by-clinic table beside
+    a clinic x device one): more rows read ``"x"`` until no hidden rows add up to 1..min_cell-1
+    (:func:`complementary`). Returns a new DataFrame; the input is not changed.
     """
     if n_col not in table.columns:
         raise KeyError(f"suppress_small_cells: the table has no patient-count column {n_col!r}")
@@ -175,7 +182,15 @@ def suppress_small_cells(
     small = n < min_cell
     keys = [c for c in table.columns if c != n_col and c not in value_cols]
     order = table[keys].astype(str).agg("|".join, axis=1) if keys else None
-    extra = complementary(n, (n > 0) & small, min_cell, order)[:, 0] & ~small  # the total gives them back
+    lines = []  # rows of each `within` group (the narrowest totals first), then of the whole table
+    if within:
+        groups = table[list(within)].astype(str).agg("|".join, axis=1).to_numpy()
+        lines += [groups == g for g in pd.unique(groups)]
+    lines.append(np.ones(len(n), dtype=bool))
+    counts = np.column_stack([np.where(line, n, 0.0) for line in lines])
+    hidden = complementary(counts, ((n > 0) & small)[:, None] & (counts > 0), min_cell, order,
+                           link=lambda h: h.any(axis=1, keepdims=True) & (counts > 0))
+    extra = hidden.any(axis=1) & ~small  # hidden so that a total cannot give a small row back
     out = table.copy()
     for col in [*value_cols, n_col]:
         shown = out[col].astype(object)

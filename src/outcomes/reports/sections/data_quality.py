@@ -44,14 +44,15 @@ def kept_with_note(notes: pd.DataFrame | None) -> pd.DataFrame:
 
 def flag_shares(outcomes: pd.DataFrame, by: list[str], min_cell: int = config.MIN_CELL) -> pd.DataFrame:
     """Share of follow-up measurements flagged by the photo checks, per group; groups with
-    fewer than `min_cell` patients suppressed. ``pct_flagged`` in percent."""
+    fewer than `min_cell` patients suppressed (per clinic too when `by` is clinic and device:
+    the by-clinic table gives each clinic's total). ``pct_flagged`` in percent."""
     rows = outcomes.loc[outcomes["sessions"] > 0].assign(flagged=lambda d: ~d["qc_ok"].astype(bool))
     table = (rows.groupby(by, observed=True)
              .agg(n_patients=("patient_id", "nunique"), measurements=("flagged", "size"),
                   pct_flagged=("flagged", "mean"))
              .reset_index())
     table["pct_flagged"] = (100 * table["pct_flagged"]).round(1)
-    return privacy.suppress_small_cells(table, "n_patients", FLAG_COLUMNS, min_cell)
+    return privacy.suppress_small_cells(table, "n_patients", FLAG_COLUMNS, min_cell, within=by[:-1])
 
 
 def session_status(sessions: pd.DataFrame, patients: pd.DataFrame, min_cell: int = config.MIN_CELL) -> pd.DataFrame:
