@@ -188,7 +188,9 @@ def test_too_small_selection_says_so_in_plain_words(tables):
         assert not sections[name].items, name
     assert "Too few GAIS assessments" in sections["gais"].notes[0]
     few = SessionsResponse(tables, metric="hydration", min_cell=50)  # 150 patients < 4 x 50
-    assert not few.enough and "Only " in few.cohort().notes[0]
+    assert not few.enough and few.cohort().notes[0].startswith(f"Only {few.n_measured} patients in this selection")
+    none = report.cohort().notes[0]
+    assert none.startswith("No patients in this selection have a wrinkles measurement"), none
 
 
 def test_filters_that_cannot_match_are_errors(tables):

@@ -277,3 +277,17 @@ def test_clinic_by_device_table_keeps_every_clinic_total_safe(sizes, m):
         _check_line([t for t, p in zip(true, part) if p], both.loc[part, "n_patients"].tolist(), m, clinic)
         for _, row in both.loc[part].iterrows():
             assert _shown(row["n_patients"]) == _shown(row["pct_flagged"]) == _shown(row["measurements"])
+
+
+def test_selection_of_three_patients_is_told_without_its_count():
+    from outcomes.reports import cohort
+
+    patients = pd.DataFrame({"patient_id": [f"p{i}" for i in range(40)], "clinic_id": ["C1"] * 3 + ["C2"] * 37,
+                             "concern": "fine_lines", "first_session": pd.Timestamp("2025-01-01"), "n_sessions": 3})
+    small = cohort.select({"patients": patients}, clinic="C1")
+    assert small.describe(5) == "fewer than 5 patients (clinic C1)"
+    assert cohort.select({"patients": patients}, clinic="C2").describe(5) == "37 patients (clinic C2)"
+    steps = privacy.suppress_steps(small.steps["patients_left"], 5).tolist()
+    assert steps == [40, "<5"]
+    # 40 then 37: the filter removed 3 patients, so the 40 is hidden
+    assert privacy.suppress_steps(pd.Series([40, 37]), 5).tolist() == [privacy.COMPLEMENT_LABEL, 37]

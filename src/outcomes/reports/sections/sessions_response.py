@@ -150,8 +150,9 @@ class SessionsResponse(Report):
                       f"Patients by age band and skin type (Fitzpatrick); counts under {m} shown as <{m}.",
                       labels={"age_band": "age band"})
         if not self.enough:
-            sec.add_note(f"Only {privacy.count_text(self.n_measured, 'patients', m)} in this selection have a "
-                         f"{self.label} measurement after a "
+            words = privacy.count_text(self.n_measured, "patients", m)
+            words = f"Only {words}" if self.n_measured >= m else words[0].upper() + words[1:]
+            sec.add_note(f"{words} in this selection have a {self.label} measurement after a "
                          f"session. The models below need at least {MIN_CELLS_FOR_MODELS * m}, so this report stops "
                          "here: widen the selection (clinic, concern, dates) or wait for more data.", "warning")
             sec.add_finding(f"Too few patients for an honest analysis of this selection: "
