@@ -99,7 +99,7 @@ def test_cohort_counts_suppressed_below_min_cell(hydration, tables):
     for band, row in truth.iterrows():
         for skin, n in row.items():
             expected = "<5" if 0 < n < 5 else n
-            assert shown.loc[band, skin] == expected, (band, skin)
+            assert shown.loc[band, skin] in (expected, privacy.COMPLEMENT_LABEL), (band, skin)
             small += 0 < n < 5
     assert small > 0  # the small cohort has small cells, so the rule was exercised
 
@@ -120,8 +120,8 @@ def test_expected_table_and_findings_quote_the_model(hydration):
     assert after == [f"after {n}" for n in report.shown_sessions] and "after 3" in after
     expected = model.expected().set_index(["age_band", "skin_type", "sessions"])
     for row in table.to_dict("records"):
-        if row["n_patients"] == "<5":
-            assert all(row[c] == "<5" for c in after)
+        if row["n_patients"] in ("<5", privacy.COMPLEMENT_LABEL):
+            assert all(row[c] == row["n_patients"] for c in after)
             continue
         assert row["n_patients"] >= min_cell
         e = expected.loc[(row["age_band"], row["skin_type"], 3)]
@@ -179,16 +179,18 @@ def test_cohort_reports_show_no_patient_ids(hydration, processed, tables):
 def test_too_small_selection_says_so_in_plain_words(tables):
     report = SessionsResponse(tables, metric="wrinkles", min_sessions=99)
     sections = _run(report, SESSIONS_RESPONSE)
-    assert report.selection.n_patients == 0 and "0 patients" in sections["cover"].texts[0]
+    assert report.selection.n_patients == 0 and "Selection: no patients" in sections["cover"].texts[0]
     assert "this report stops here" in sections["cohort"].notes[0]
-    assert report.findings == ["Too few patients (0) with a wrinkles measurement after a session for an honest "
-                               "analysis of this selection."]
+    assert report.findings == ["Too few patients for an honest analysis of this selection: no patients with a "
+                               "wrinkles measurement after a session."]
     for name in ("improvement", "expected", "naive_vs_model", "plain_language", "plateau", "response", "gee_check",
                  "prediction"):
         assert not sections[name].items, name
     assert "Too few GAIS assessments" in sections["gais"].notes[0]
     few = SessionsResponse(tables, metric="hydration", min_cell=50)  # 150 patients < 4 x 50
-    assert not few.enough and "Only " in few.cohort().notes[0]
+    assert not few.enough and few.cohort().notes[0].startswith(f"Only {few.n_measured} patients in this selection")
+    none = report.cohort().notes[0]
+    assert none.startswith("No patients in this selection have a wrinkles measurement"), none
 
 
 def test_filters_that_cannot_match_are_errors(tables):
@@ -253,3 +255,59 @@ def test_section_displays_tables_and_figures_through_show(hydration):
     shown = report.cohort().show()
     html = shown[1]._repr_html_()
     assert "<caption>Patients by age band and skin type" in html and ">&lt;5</td>" in html
+
+
+# -- small cells across a whole report (issue 9, item 4) ------------------------------------------------------------
+COUNT_COLUMNS = ("n_patients", "patients", "patients_left", "n_yes", "responded")
+
+
+def _assert_no_small_count_shown(sections: dict[str, Section], min_cell: int) -> None:
+    """No count column of any table shows 1..min_cell-1, and no sentence writes such a number before 'patients'."""
+    for name, sec in sections.items():
+        for caption, table in sec.tables:
+            for col in [c for c in table.columns if c in COUNT_COLUMNS]:
+                for v in table[col]:
+                    assert isinstance(v, str) or v == 0 or v >= min_cell, (name, caption, col, v)
+        for text in [*sec.texts, *sec.notes, *sec.findings]:
+            for n in re.findall(r"(\d[\d,]*) (?:of (?:the )?\d[\d,]* )?patients", text):
+                value = int(n.replace(",", ""))
+                assert value == 0 or value >= min_cell or f"fewer than {value}" in text, (name, text)
+
+
+def test_sessions_response_shows_no_small_count_anywhere(hydration):
+    report, sections = hydration
+    _assert_no_small_count_shown(sections, report.min_cell)
+    plateau = sections["plateau"].table("Plateau session").set_index(["age_band", "skin_type"])["n_patients"]
+    expected = sections["expected"].table("Expected improvement").set_index(["age_band", "skin_type"])["n_patients"]
+    assert plateau.sort_index().equals(expected.loc[plateau.index].sort_index())  # same cells hidden in both
+
+
+def test_data_quality_shows_no_small_count_anywhere(tables):
+    report = DataQuality(tables)
+    _assert_no_small_count_shown(_run(report, DATA_QUALITY), report.min_cell)
+
+
+def test_report_classes_refuse_a_min_cell_under_five(tables):
+    for make in (lambda: DataQuality(tables, min_cell=4), lambda: SessionsResponse(tables, min_cell=1),
+                 lambda: PatientProgress(tables, pick=0, min_cell=2)):
+        with pytest.raises(ValueError, match="at least 5"):
+            make()
+
+
+def test_patient_report_hides_the_expected_course_of_a_small_comparison_group(tables):
+    report = PatientProgress(tables, pick=1, metrics="hydration", min_cell=1000)
+    progress = report.progress()
+    progress.close()
+    assert not progress.tables and "too few" not in " ".join(progress.findings)
+    assert "fewer than 1000 patients of this age band and skin type" in progress.notes[0]
+
+
+def test_patient_report_of_a_95_year_old_shows_the_band_not_the_age(tables):
+    picked = eligible_patients(tables["outcomes"], ["hydration"])[0]
+    old = dict(tables)
+    old["patients"] = tables["patients"].assign(age=tables["patients"]["age"].where(
+        tables["patients"]["patient_id"] != picked, 95.0))
+    report = PatientProgress(old, patient_id=picked, metrics="hydration")
+    sections = _run(report, ("cover", "course"))
+    words = " ".join([*sections["cover"].texts, *sections["course"].findings])
+    assert "55+" in words and "95" not in words.replace(picked, "")

@@ -26,3 +26,4 @@ KERNEL_NAME = "mesotherapy-outcomes"
 DEFAULT_SEED = 20251
 DEMO_PATIENTS = 2000
 MIN_CELL = 5  # group statistics over fewer patients are suppressed in reports
+MIN_CELL_FLOOR = 5  # no cohort report may use a lower min_cell (its cover says groups under 5 are hidden)

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from outcomes import contract
+from outcomes import contract, escaping
 
 # Text that means "no value" in a cell (besides the empty string).
 NULL_TOKENS = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "none", "#N/A")
@@ -418,6 +418,29 @@ def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every text cell passed through :func:`outcomes.escaping.csv_cell`.
+
+    Every CSV the project writes goes through here: a person opens these files in a
+    spreadsheet, and a raw value such as ``=HYPERLINK(...)`` must show as text, not run. Only
+    cells that start like a formula are looked at one by one (a vectorised test picks them),
+    so a big table costs one pass per text column.
+    """
+    out = frame.copy(deep=False)
+    for name in out.columns:
+        column = out[name]
+        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+                or isinstance(column.dtype, pd.CategoricalDtype)):
+            continue
+        text = column.astype("str")
+        risky = text.str.startswith(escaping.FORMULA_START).fillna(False).to_numpy(dtype=bool)
+        if risky.any():
+            column = column.astype(object)
+            column[risky] = [escaping.csv_cell(v) for v in column[risky]]
+            out[name] = column
+    return out
+
+
 class ParquetStream:
     """One parquet file written batch by batch in a background thread (parquet encoding releases
     the GIL); at most `ahead` batches wait, so memory stays bounded.
@@ -504,8 +527,9 @@ class ProcessedWriter:
         return self._streams[-1]
 
     def write_csv(self, name: str, frame: pd.DataFrame) -> None:
-        """Write <name>.csv into the temporary folder (now, in the calling thread)."""
-        frame.to_csv(self.tmp / f"{name}.csv", index=False, lineterminator="\n")
+        """Write <name>.csv into the temporary folder (now, in the calling thread), its text
+        cells made safe for a spreadsheet (:func:`spreadsheet_safe`)."""
+        spreadsheet_safe(frame).to_csv(self.tmp / f"{name}.csv", index=False, lineterminator="\n")
 
     def commit(self, manifest: dict[str, Any]) -> Path:
         """Finish the parquet files, write manifest.json, and swap the folder in."""

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from outcomes import contract
+from outcomes import contract, privacy
 from outcomes.cleaning import adverse_events as adverse_mod
 from outcomes.cleaning import normalise as nz
 from outcomes.cleaning import assessments as assess_mod
@@ -250,6 +250,7 @@ def _bookkeeping(parsed: dict[str, tuple[Any, Any]], file_notes: list[dict],
     notes = pd.DataFrame(file_notes + [n for led in ledgers.values() for n in led.notes], columns=list(NOTE_COLUMNS))
     notes["rows"] = notes["rows"].astype("Int64")
     notes["first_source_row"] = notes["first_source_row"].astype("Int64")
+    rejected, notes = privacy.group_old_ages(rejected), privacy.group_old_ages(notes)  # ages 90+ as "90+"
     if writer is not None:
         writer.write_csv("rejected", rejected)
         writer.write_csv("data_quality", notes)

@@ -43,7 +43,8 @@ def _date(value: str, name: str) -> pd.Timestamp | None:
 
 @dataclass
 class Cohort:
-    """The filtered tables, how many patients each filter left, and a one-line description."""
+    """The filtered tables, how many patients each filter left, and the filters in words
+    (`description`; :meth:`describe` adds the number of patients, as a report may tell it)."""
 
     tables: dict[str, pd.DataFrame]
     steps: pd.DataFrame
@@ -57,6 +58,12 @@ class Cohort:
     @property
     def n_patients(self) -> int:
         return int(self.tables["patients"]["patient_id"].nunique())
+
+    def describe(self, min_cell: int = config.MIN_CELL) -> str:
+        """``"120 patients (concern fine_lines)"``; a count under `min_cell` is not written out."""
+        from outcomes.privacy import count_text
+
+        return f"{count_text(self.n_patients, 'patients', min_cell)} ({self.description})"
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.tables[name]
@@ -107,7 +114,7 @@ def select(
     cut = {name: (t.loc[t["patient_id"].isin(ids)].reset_index(drop=True) if "patient_id" in t else t)
            for name, t in tables.items()}
     parts = [label for label, *_ in steps[1:]]
-    description = (f"{len(ids):,} patients" + (f" ({'; '.join(parts)})" if parts else " (no filters)"))
+    description = "; ".join(parts) if parts else "no filters"
     filters = {"concern": concern, "clinic": clinic, "date_from": date_from, "date_to": date_to,
                "min_sessions": min_sessions}
     return Cohort(cut, pd.DataFrame(steps, columns=["step", "patients_left"]), description, filters)

@@ -4,7 +4,8 @@ A typo in a scheduled run should fail in a second with a clear message, not afte
 minutes of modelling with the default silently used. So every parameter is checked against
 the ones the notebook declares in its cell tagged ``parameters`` (papermill's inspect)
 before anything runs: unknown names are refused (with a suggestion), values are converted
-to the declared type (annotation, else the type of the default) or refused.
+to the declared type (annotation, else the type of the default) or refused. A ``min_cell``
+below 5 is refused too: the cover of every report says groups under 5 patients are hidden.
 """
 from __future__ import annotations
 
@@ -146,4 +147,12 @@ def check_parameters(notebook: str | Path, given: Mapping[str, Any], where: str 
             f"{where}: unknown parameter {', '.join(hints)}; "
             f"{Path(notebook).name} takes: {', '.join(declared) or 'no parameters'}"
         )
-    return {n: _convert(n, declared[n]["type"], v, where) for n, v in given.items()}
+    checked = {n: _convert(n, declared[n]["type"], v, where) for n, v in given.items()}
+    if "min_cell" in checked:
+        from outcomes import privacy
+
+        try:
+            privacy.check_min_cell(checked["min_cell"])
+        except ValueError as exc:
+            raise ParameterError(f"{where}: {exc}") from None
+    return checked

@@ -208,6 +208,7 @@ def notebook_to_html(
 
     if parameters is None:
         parameters = dict(nb.metadata.get("papermill", {}).get("parameters", {}) or {})
+    min_cell = parameters.get("min_cell", min_cell)  # the cover tells the rule the run used
     exporter = _exporter()
     cells = [c for c in nb.cells if not (_tags(c) & REMOVE_CELL_TAGS)]
     cover = [c for c in cells if COVER_TAG in _tags(c)]

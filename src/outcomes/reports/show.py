@@ -143,7 +143,7 @@ def table(
     shown = data.reset_index() if index else data
     labels = labels or {}
     cols: Sequence[str] = list(shown.columns)
-    suppressed = re.compile(r"^<\d+$")
+    suppressed = re.compile(r"^(<\d+|x)$")  # privacy: "<5" and the complementary "x"
 
     def is_number(v: object) -> bool:
         return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)

@@ -45,24 +45,49 @@ def kept_with_note(notes: pd.DataFrame | None) -> pd.DataFrame:
 
 def flag_shares(outcomes: pd.DataFrame, by: list[str], min_cell: int = config.MIN_CELL) -> pd.DataFrame:
     """Share of follow-up measurements flagged by the photo checks, per group; groups with
-    fewer than `min_cell` patients suppressed. ``pct_flagged`` in percent."""
+    fewer than `min_cell` patients suppressed (per clinic too when `by` is clinic and device:
+    the by-clinic table gives each clinic's total). ``pct_flagged`` in percent."""
     rows = outcomes.loc[outcomes["sessions"] > 0].assign(flagged=lambda d: ~d["qc_ok"].astype(bool))
     table = (rows.groupby(by, observed=True)
              .agg(n_patients=("patient_id", "nunique"), measurements=("flagged", "size"),
                   pct_flagged=("flagged", "mean"))
              .reset_index())
     table["pct_flagged"] = (100 * table["pct_flagged"]).round(1)
-    return privacy.suppress_small_cells(table, "n_patients", FLAG_COLUMNS, min_cell)
+    return privacy.suppress_small_cells(table, "n_patients", FLAG_COLUMNS, min_cell, within=by[:-1])
 
 
-def flag_reasons(outcomes: pd.DataFrame) -> pd.DataFrame:
-    """Why follow-up measurements were flagged (one measurement can have several reasons)."""
+def session_status(sessions: pd.DataFrame, patients: pd.DataFrame, min_cell: int = config.MIN_CELL) -> pd.DataFrame:
+    """Sessions by clinic (rows) and status (columns), for display.
+
+    A clinic with fewer than `min_cell` patients shows no count at all (``"<5"`` across its
+    row), a cell whose sessions belong to 1..min_cell-1 patients reads ``"<5"``, and the
+    hidden cells never add up to 1..min_cell-1 sessions (``"x"``, :func:`privacy.complementary`).
+    """
+    rows = sessions.merge(patients[["patient_id", "clinic_id"]], on="patient_id", how="left")
+    counts = pd.crosstab(rows["clinic_id"], rows["status"])
+    people = rows.groupby(["clinic_id", "status"], observed=True)["patient_id"].nunique().unstack(fill_value=0)
+    people = people.reindex(index=counts.index, columns=counts.columns, fill_value=0)
+    clinic_size = patients.groupby("clinic_id")["patient_id"].nunique().reindex(counts.index, fill_value=0)
+    small = ((people > 0) & (people < min_cell)).to_numpy() | (clinic_size < min_cell).to_numpy()[:, None]
+    hidden = privacy.complementary(counts.to_numpy().ravel(), small.ravel(), min_cell).reshape(small.shape)
+    shown = counts.astype(object).to_numpy().copy()
+    shown[hidden] = privacy.COMPLEMENT_LABEL
+    shown[small] = privacy.suppressed_label(min_cell)
+    table = pd.DataFrame(shown, index=counts.index, columns=counts.columns)
+    return table.reset_index().rename_axis(None, axis=1)
+
+
+def flag_reasons(outcomes: pd.DataFrame, min_cell: int = config.MIN_CELL) -> pd.DataFrame:
+    """Why follow-up measurements were flagged (one measurement can have several reasons), with
+    the patients behind each reason; reasons of fewer than `min_cell` patients suppressed."""
     rows = outcomes.loc[(outcomes["sessions"] > 0) & ~outcomes["qc_ok"].astype(bool)]
-    reasons = rows["qc_reasons"].astype(str).str.split(";").explode()
-    reasons = reasons[reasons != ""]
-    counts = reasons.value_counts().rename_axis("reason").reset_index(name="measurements")
+    reasons = rows.assign(reason=rows["qc_reasons"].astype(str).str.split(";")).explode("reason")
+    reasons = reasons.loc[reasons["reason"] != ""]
+    counts = (reasons.groupby("reason").agg(patients=("patient_id", "nunique"), measurements=("reason", "size"))
+              .reset_index().sort_values(["measurements", "reason"], ascending=[False, True], kind="stable"))
     counts["% of flagged"] = (100 * counts["measurements"] / max(len(rows), 1)).round(1)
-    return counts
+    return privacy.suppress_small_cells(counts.reset_index(drop=True), "patients", ["measurements", "% of flagged"],
+                                        min_cell)
 
 
 class DataQuality(Report):
@@ -71,7 +96,7 @@ class DataQuality(Report):
     def __init__(self, tables: dict[str, pd.DataFrame], manifest: dict[str, Any] | None = None,
                  min_cell: int = config.MIN_CELL) -> None:
         super().__init__()
-        self.tables, self.manifest, self.min_cell = tables, manifest, min_cell
+        self.tables, self.manifest, self.min_cell = tables, manifest, privacy.check_min_cell(min_cell)
         self.outcomes = tables["outcomes"]
 
     @classmethod
@@ -131,7 +156,7 @@ class DataQuality(Report):
 
     @section
     def why_flagged(self, sec: Section) -> None:
-        reasons = flag_reasons(self.outcomes)
+        reasons = flag_reasons(self.outcomes, self.min_cell)
         if reasons.empty:
             sec.add_note("No measurement was flagged.")
         else:
@@ -145,15 +170,16 @@ class DataQuality(Report):
                       labels={"clinic_id": "clinic", "n_yes": "without baseline", "pct": "%"})
         n_none = int(out.groupby("patient_id")["no_baseline"].any().sum())
         n_all = out["patient_id"].nunique()
-        sec.add_finding(f"{n_none:,} of {n_all:,} patients ({100 * n_none / max(n_all, 1):.1f}%) lack a baseline "
-                        "for at least one metric; those measurements cannot show improvement.")
+        share = privacy.share_text(n_none, n_all, "patients", self.min_cell)
+        sec.add_finding(f"{share[0].upper()}{share[1:]} lack a baseline for at least one metric; those "
+                        "measurements cannot show improvement.")
 
     @section
     def sessions(self, sec: Section) -> None:
         patients = self.tables["patients"]
-        sessions = self.tables["sessions"].merge(patients[["patient_id", "clinic_id"]], on="patient_id", how="left")
-        status = pd.crosstab(sessions["clinic_id"], sessions["status"]).reset_index().rename_axis(None, axis=1)
-        sec.add_table(status, "Sessions by clinic and status.", labels={"clinic_id": "clinic"})
+        sec.add_table(session_status(self.tables["sessions"], patients, self.min_cell),
+                      "Sessions by clinic and status.", labels={"clinic_id": "clinic"})
         done = patients["n_sessions"]
-        sec.add_finding(f"Patients completed a median of {done.median():.0f} sessions "
-                        f"(middle half: {done.quantile(0.25):.0f} to {done.quantile(0.75):.0f}).")
+        if patients["patient_id"].nunique() >= self.min_cell:  # a median of fewer is one patient's count
+            sec.add_finding(f"Patients completed a median of {done.median():.0f} sessions "
+                            f"(middle half: {done.quantile(0.25):.0f} to {done.quantile(0.75):.0f}).")

@@ -8,6 +8,11 @@ and visit-to-visit variation), not the narrow confidence band of the mean.
 Only the pseudonymous patient id is shown, and weeks since the first session instead of
 calendar dates. The cohort model uses in-course visits (``patients=``); this patient's visits
 after their course are drawn as open circles (their effect may be fading).
+
+``min_cell`` here is about the *other* patients: the expected course of a metric is shown only
+when the cohort model saw at least ``min_cell`` patients of this age band and skin type (the
+comparison group); a smaller group's curve would describe a few recognisable people. The
+patient's own age is shown only as the band, so an age of 90 or over is never written out.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from outcomes import contract, models, privacy
+from outcomes import config, contract, models, privacy
 from outcomes.escaping import markdown_text
 from outcomes.reports import cohort as cohorts, fitting
 from outcomes.reports.sections import Report, Section, section
@@ -93,6 +98,13 @@ def plot_course(expected: pd.DataFrame, points: pd.DataFrame, n_sessions: int | 
     return ax
 
 
+def comparison_group(model: models.ImprovementModel, band: str, skin_type: str | None) -> int:
+    """Patients the cohort model saw with this age band and skin type (the patient's comparison group)."""
+    rows = model.rows_
+    same = (models.age_band(rows["age"]).astype(str) == band) & (rows["skin_type"].astype(str) == str(skin_type))
+    return int(rows.loc[same, "patient_id"].nunique())
+
+
 def verdict(value: float, low: float, high: float) -> str:
     return "below" if value < low else "above" if value > high else "within"
 
@@ -101,9 +113,11 @@ class PatientProgress(Report):
     """The sections of notebooks/30-patient-progress.ipynb, for one patient."""
 
     def __init__(self, tables: dict[str, pd.DataFrame], patient_id: str = "", pick: int = 0,
-                 metrics: str = DEFAULT_METRICS, exclude_flagged: bool = True) -> None:
+                 metrics: str = DEFAULT_METRICS, exclude_flagged: bool = True,
+                 min_cell: int = config.MIN_CELL) -> None:
         super().__init__()
         self.tables, self.exclude_flagged = tables, exclude_flagged
+        self.min_cell = privacy.check_min_cell(min_cell)
         self.metrics = [cohorts.check_metric(m.strip()) for m in metrics.split(",") if m.strip()]
         out = tables["outcomes"]
         self.patient_id = choose_patient(out, self.metrics, patient_id, pick)
@@ -164,11 +178,16 @@ class PatientProgress(Report):
         nrows = -(-len(shown) // ncols)
         fig, axes = plt.subplots(nrows, ncols, figsize=(6.7, 2.6 * nrows), squeeze=False)
         n_sessions = int(self.me["n_sessions"])
-        summary = []
+        summary, too_few = [], []
         for ax, metric in zip(axes.ravel(), shown):
             model = self._model(metric)
             if model is None:
                 ax.set_title(f"{metric}: cohort model unavailable")
+                continue
+            if comparison_group(model, self.band, self.skin) < self.min_cell:
+                ax.set_title(f"{metric.replace('_', ' ')}: too few comparable patients", fontsize=9)
+                ax.set_axis_off()
+                too_few.append(metric.replace("_", " "))
                 continue
             expected = expected_course(model, float(self.me["age"]), self.skin)
             points = self.measured.loc[self.measured["metric"] == metric].sort_values("sessions", kind="stable")
@@ -190,6 +209,10 @@ class PatientProgress(Report):
         sec.add_figure(fig, "This patient's improvement (points; open circles = after the course, crosses = "
                        "quality-flagged photos) against the expected course (line), its 95% confidence band (dark) "
                        "and the range of comparable patients (light).")
+        if too_few:
+            sec.add_note(f"{', '.join(too_few).capitalize()}: the cohort model saw "
+                         f"fewer than {self.min_cell} patients of this age band and skin type, so "
+                         "no expected course is shown for it (it would describe a few recognisable people).")
         if not summary:
             return
         sec.add_table(pd.DataFrame(summary), "Latest measurement against the expected course for this age band and "

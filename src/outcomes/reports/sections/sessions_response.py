@@ -34,7 +34,8 @@ def sessions_text(value: float) -> str:
 
 
 def patients_by_band_and_skin(patients: pd.DataFrame, min_cell: int = config.MIN_CELL) -> pd.DataFrame:
-    """Patients per age band (rows) and skin type (columns, 'unknown' included); 1..min_cell-1 shown as "<5"."""
+    """Patients per age band (rows) and skin type (columns, 'unknown' included); 1..min_cell-1 shown as "<5"
+    (and enough more as "x" that the selection's size cannot give them back)."""
     skin = patients["skin_type"].astype(str).replace("nan", "unknown")
     counts = pd.crosstab(models.age_band(patients["age"]), skin).rename_axis(index="age_band", columns=None)
     return privacy.suppress_counts(counts, min_cell).reset_index()
@@ -78,7 +79,8 @@ class SessionsResponse(Report):
         self.selection = cohorts.select(tables, concern, clinic, date_from, date_to, min_sessions)
         self.outcomes, self.patients = self.selection["outcomes"], self.selection.patients
         self.exclude_flagged, self.response_threshold = exclude_flagged, response_threshold
-        self.plateau_gain, self.cv_folds, self.min_cell = plateau_gain, cv_folds, min_cell
+        self.plateau_gain, self.cv_folds = plateau_gain, cv_folds
+        self.min_cell = min_cell = privacy.check_min_cell(min_cell)
         out = self.outcomes
         measured = out.loc[(out["metric"] == metric) & (out["sessions"] > 0) & out["improvement_pct"].notna()]
         self.n_measured = int(measured["patient_id"].nunique())
@@ -136,25 +138,28 @@ class SessionsResponse(Report):
             f"How much {self.label} improves after each mesotherapy session, and whether it depends on age and "
             f"skin type. Improvement is the change from the patient's own baseline in percent, positive = "
             f"better ({better} {self.label} is better). Selection: "
-            f"{markdown_text(self.selection.description)}."
+            f"{markdown_text(self.selection.describe(self.min_cell))}."
         )
 
     @section
     def cohort(self, sec: Section) -> None:
         m = self.min_cell
         steps = self.selection.steps
-        sec.add_table(steps.assign(patients_left=privacy.suppress_counts(steps["patients_left"], m)),
+        sec.add_table(steps.assign(patients_left=privacy.suppress_steps(steps["patients_left"], m)),
                       "How the selection was made: patients left after each filter.",
                       labels={"patients_left": "patients"})
         sec.add_table(patients_by_band_and_skin(self.patients, m),
                       f"Patients by age band and skin type (Fitzpatrick); counts under {m} shown as <{m}.",
                       labels={"age_band": "age band"})
         if not self.enough:
-            sec.add_note(f"Only {self.n_measured} patients in this selection have a {self.label} measurement after a "
+            words = privacy.count_text(self.n_measured, "patients", m)
+            words = f"Only {words}" if self.n_measured >= m else words[0].upper() + words[1:]
+            sec.add_note(f"{words} in this selection have a {self.label} measurement after a "
                          f"session. The models below need at least {MIN_CELLS_FOR_MODELS * m}, so this report stops "
                          "here: widen the selection (clinic, concern, dates) or wait for more data.", "warning")
-            sec.add_finding(f"Too few patients ({self.n_measured}) with a {self.label} measurement after a session "
-                            "for an honest analysis of this selection.")
+            sec.add_finding(f"Too few patients for an honest analysis of this selection: "
+                            f"{privacy.count_text(self.n_measured, 'patients', m)} with a {self.label} measurement "
+                            "after a session.")
 
     @section
     def improvement(self, sec: Section) -> None:
@@ -186,16 +191,20 @@ class SessionsResponse(Report):
         at = self.marginal.loc[self.marginal["sessions"] == min(3, self.model.max_sessions_)].iloc[0]
         sec.add_finding(f"After {int(at['sessions'])} sessions, {self.label} improved by {at['estimate']:.1f}% on "
                         f"average (95% CI {at['ci_low']:.1f} to {at['ci_high']:.1f}) across the "
-                        f"{self.model.n_patients_:,} patients modelled.")
+                        f"{privacy.count_text(self.model.n_patients_, 'patients', self.min_cell)} modelled.")
 
     @section
     def naive_vs_model(self, sec: Section) -> None:
         if self.model is None:
             return
         naive = models.naive_means(self.outcomes, self.metric, **self._spec())
+        naive = naive.loc[naive["n"] >= self.min_cell]  # a mean of fewer patients is not shown (one row each)
+        if naive.empty:
+            return
         ax = plots.naive_vs_model(naive, self.marginal)
         sec.add_figure(ax.figure, f"Average {self.label} improvement of the measurements that exist at each session "
-                       "count (points) against the mixed model's average curve (line, 95% band).")
+                       f"count (points; session counts with fewer than {self.min_cell} patients left out) against "
+                       "the mixed model's average curve (line, 95% band).")
         last = int(min(naive["sessions"].max(), self.marginal["sessions"].max()))
         gap = float(naive.loc[naive["sessions"] == last, "estimate"].iloc[0]
                     - self.marginal.loc[self.marginal["sessions"] == last, "estimate"].iloc[0])
@@ -271,21 +280,25 @@ class SessionsResponse(Report):
         threshold, m = self.response_threshold, self.min_cell
         response = models.sessions_to_response(self.outcomes, self.metric, threshold=threshold, by="skin_type",
                                                **self._spec())
-        sec.add_figure(response.plot().figure, f"Share of patients not yet showing a {threshold:g}% improvement in "
-                       f"{self.label}, by number of sessions and skin type.")
+        big = response.summary.loc[response.summary["patients"] >= m, "group"]
+        curves = response.curves_.loc[response.curves_["group"].isin(big)]
+        if not curves.empty:  # a curve of fewer than min_cell patients shows each one's response
+            ax = plots.survival_curves(curves, title=f"{self.metric}: sessions until improvement ≥ {threshold:g}%")
+            sec.add_figure(ax.figure, f"Share of patients not yet showing a {threshold:g}% improvement in "
+                           f"{self.label}, by number of sessions and skin type (skin types with fewer than {m} "
+                           "patients left out).")
         medians = response.summary.copy()
         for col in ("median_sessions", "ci_low", "ci_high"):
             medians[col] = medians[col].map(sessions_text)
-        medians["responded"] = privacy.suppress_counts(medians["responded"], m)
-        medians = privacy.suppress_small_cells(medians, "patients", ["responded", "median_sessions", "ci_low",
-                                                                     "ci_high"], m)
+        medians = privacy.suppress_rates(medians, "patients", "responded",
+                                         other_cols=["median_sessions", "ci_low", "ci_high"], min_cell=m)
         sec.add_table(medians, f"Median number of sessions to a {threshold:g}% improvement in {self.label}, with 95% "
                       "CI, by skin type ('not reached': fewer than half got there within the sessions observed).",
                       labels={"group": "skin type", "median_sessions": "median sessions", "ci_low": "95% CI low",
                               "ci_high": "95% CI high"})
-        share = 100 * response.data_["responded"].mean()
-        sec.add_finding(f"{share:.0f}% of patients reached a {threshold:g}% improvement in {self.label} at some visit "
-                        "during their course.")
+        share = privacy.share_text(int(response.data_["responded"].sum()), len(response.data_), "patients", m)
+        sec.add_finding(f"{share[0].upper()}{share[1:]} reached a {threshold:g}% improvement in {self.label} at "
+                        "some visit during their course.")
 
     @section
     def gais(self, sec: Section) -> None:
@@ -302,8 +315,9 @@ class SessionsResponse(Report):
         ordinal = models.fit_ordinal(gais, group="patient_id")
         sec.add_figure(ordinal.plot().figure, "Modelled probability of a GAIS of 3 (improved) or better by number of "
                        "sessions (95% CI).")
-        sec.add_finding(f"{100 * last['responder'].mean():.0f}% of patients were rated improved or better (GAIS 1-3) "
-                        "by the clinician at their last assessment.")
+        share = privacy.share_text(int(last["responder"].sum()), len(last), "patients", self.min_cell)
+        sec.add_finding(f"{share[0].upper()}{share[1:]} were rated improved or better (GAIS 1-3) by the clinician at "
+                        "their last assessment.")
 
     @section
     def gee_check(self, sec: Section) -> None:
