@@ -34,7 +34,10 @@ def test_makefile_targets_are_self_documented():
 
 
 def test_generated_data_is_ignored_but_gitkeeps_are_tracked():
-    for folder in ("data/raw", "data/processed", "reports"):
+    for path in ("data/processed", "data/.processed.v-20250101T000000Z-abc", "data/.processed.link-abc"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT)
+        assert ignored.returncode == 0, f"{path} (made by `outcomes clean`) must be git-ignored"
+    for folder in ("data/raw", "reports"):
         ignored = subprocess.run(["git", "check-ignore", "-q", f"{folder}/anything.csv"], cwd=ROOT)
         kept = subprocess.run(["git", "check-ignore", "-q", f"{folder}/.gitkeep"], cwd=ROOT)
         assert ignored.returncode == 0, f"{folder}/ contents must be git-ignored"
