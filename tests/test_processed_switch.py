@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -285,3 +288,20 @@ def test_two_cleans_into_one_place_at_once_the_second_is_refused(tmp_path, raws)
         result = clean_cli(raws["new"], out)
         assert result.exit_code == 2 and "another `outcomes clean`" in result.stderr
     assert clean_cli(raws["new"], out).exit_code == 0  # released with the first
+
+
+@pytest.mark.parametrize("step", ["linked", "swapped"])
+def test_a_real_sigkill_during_the_switch(tmp_path, raws, step):
+    """The same with a real SIGKILL of a separate process (no Python clean-up at all)."""
+    out = tmp_path / "data" / "processed"
+    outcomes.clean(raws["old"], out)
+    old, new = complete_output(out), complete_output(raws_output(raws["new"], tmp_path))
+    script = ("import os, signal, sys\nfrom outcomes import io\nimport outcomes\n"
+              "io._step = lambda name: os.kill(os.getpid(), signal.SIGKILL) if name == sys.argv[3] else None\n"
+              "outcomes.clean(sys.argv[1], sys.argv[2])\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(raws["new"]), str(out), step], capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert complete_output(out) == (old if step == "linked" else new)
+    assert leftovers(out)  # what the killed run left ...
+    assert clean_cli(raws["new"], out).exit_code == 0
+    assert complete_output(out) == new and leftovers(out) == []  # ... is gone after the next run
