@@ -12,7 +12,7 @@ REPORTS ?= reports
 JOBS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data report test lab bench clean-env
+.PHONY: help setup data report scheduled test lab bench clean-env
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -27,12 +27,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## Create .venv, install the package and register its Jupyter kernel
 
-data: $(STAMP) ## Demo cohort into data/raw if it has no patients file, then clean into data/processed
-	$(OUTCOMES) demo --raw $(RAW)
-	$(OUTCOMES) clean --raw $(RAW) --out $(PROCESSED)
+CLEAN = $(OUTCOMES) clean --raw $(RAW) --out $(PROCESSED)
+REPORT = $(OUTCOMES) report --grid reports.yml --processed $(PROCESSED) --out $(REPORTS) --jobs $(JOBS)
+
+data: $(STAMP) ## Demo cohort into data/raw only if it is empty (never beside real files), then clean into data/processed
+	$(OUTCOMES) demo --raw $(RAW) --if-empty
+	$(CLEAN)
 
 report: data ## The main job: set-up, data, then every report in reports.yml (PDFs in reports/<date>/)
-	$(OUTCOMES) report --grid reports.yml --processed $(PROCESSED) --out $(REPORTS) --jobs $(JOBS)
+	$(REPORT)
+
+scheduled: $(STAMP) ## For cron/systemd: clean data/raw and make every report; never writes demo data
+	$(CLEAN)
+	$(REPORT)
 
 test: $(STAMP) ## Run the test suite
 	$(PY) -m pytest

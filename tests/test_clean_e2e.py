@@ -11,6 +11,7 @@ import pytest
 import outcomes
 from outcomes.cleaning import schemas
 from outcomes.simulation import expected_improvement, simulate
+from folder_state import unchanged
 
 N, SEED = 300, 20251
 pytestmark = pytest.mark.slow
@@ -22,7 +23,8 @@ def runs(tmp_path_factory):
     out = {}
     for name, tidy in (("messy", False), ("again", False), ("tidy", True)):
         simulate(n_patients=N, seed=SEED, out_dir=base / f"raw_{name}", tidy=tidy)
-        out[name] = outcomes.clean(base / f"raw_{name}", base / f"processed_{name}")
+        with unchanged(base / f"raw_{name}"):
+            out[name] = outcomes.clean(base / f"raw_{name}", base / f"processed_{name}")
     out["base"] = base
     return out
 

@@ -36,6 +36,12 @@ def processed(tmp_path):
     return out
 
 
+def leftovers(out: Path) -> list[str]:
+    """Hidden siblings of `out` other than the version folder it links to."""
+    current = out.readlink().name if out.is_symlink() else None
+    return sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".") and p.name != current)
+
+
 def run_cli(raw: Path, out: Path, *extra: str):
     return runner.invoke(app, ["clean", "--raw", str(raw), "--out", str(out), *extra])
 
@@ -83,7 +89,7 @@ def test_fatal_input_exits_2_names_the_file_and_leaves_earlier_data_untouched(tm
     if column:
         assert f"'{column}'" in result.stderr
     assert snapshot(processed) == before
-    assert not [p for p in processed.parent.iterdir() if p.name.startswith(".processed")]  # no temp folders left
+    assert leftovers(processed) == []  # no temporary folders left
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -273,7 +279,7 @@ def test_a_failing_write_leaves_earlier_data_untouched(tmp_path, processed, monk
     with pytest.raises(OSError, match="disk full"):
         outcomes.clean(write_raw(tmp_path / "raw2"), processed)
     assert snapshot(processed) == before
-    assert [p.name for p in processed.parent.iterdir() if p.name.startswith(".")] == []
+    assert leftovers(processed) == []
 
 
 def test_rewrite_replaces_outputs_keeps_hidden_files_and_refuses_foreign_folders(tmp_path, processed):

@@ -29,13 +29,27 @@ def test_ci_runs_the_readme_test_command_and_nothing_else():
 
 def test_makefile_targets_are_self_documented():
     out = subprocess.run(["make", "-s", "help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    for target in ("setup", "data", "report", "test", "lab", "bench"):
+    for target in ("setup", "data", "report", "scheduled", "test", "lab", "bench"):
         assert re.search(rf"make {target}\s+\S", out), f"`make help` does not describe {target}"
 
 
 def test_generated_data_is_ignored_but_gitkeeps_are_tracked():
-    for folder in ("data/raw", "data/processed", "reports"):
+    for path in ("data/processed", "data/.processed.v-20250101T000000Z-abc", "data/.processed.link-abc"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", path], cwd=ROOT)
+        assert ignored.returncode == 0, f"{path} (made by `outcomes clean`) must be git-ignored"
+    for folder in ("data/raw", "reports"):
         ignored = subprocess.run(["git", "check-ignore", "-q", f"{folder}/anything.csv"], cwd=ROOT)
         kept = subprocess.run(["git", "check-ignore", "-q", f"{folder}/.gitkeep"], cwd=ROOT)
         assert ignored.returncode == 0, f"{folder}/ contents must be git-ignored"
         assert kept.returncode == 1, f"{folder}/.gitkeep must not be ignored"
+
+
+def test_the_scheduled_command_never_makes_demo_data():
+    """`make report` may write the demo cohort into an empty data/raw; a scheduled run must not."""
+    recipe = subprocess.run(["make", "-n", "-s", "scheduled"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert "outcomes clean" in recipe and "outcomes report" in recipe and " demo" not in recipe
+    text = (ROOT / "docs" / "scheduling.md").read_text()
+    commands = re.findall(r"```(?:cron|ini|python|bash)\n(.*?)```", text, re.S)
+    assert any("make scheduled" in block for block in commands)
+    for block in commands:
+        assert "make report" not in block and "outcomes demo" not in block and "make data" not in block, block

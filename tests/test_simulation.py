@@ -13,7 +13,9 @@ from outcomes import contract
 from outcomes.cli import app
 from outcomes.simulation import DropoutParams, expected_improvement, simulate, write_demo_if_empty
 from outcomes.simulation import mess as M
+from outcomes.io import OutputError
 from outcomes.simulation import parameters as P
+from folder_state import fingerprint, unchanged
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DAY_FIRST = re.compile(r"^\d{2}/\d{2}/\d{4}$")
@@ -474,17 +476,67 @@ def test_cli_simulate_and_demo(tmp_path):
     raw = tmp_path / "raw"
     res = runner.invoke(app, ["demo", "--raw", str(raw), "--patients", "30", "--seed", "4"])
     assert res.exit_code == 0 and "SYNTHETIC DEMO DATA" in res.stderr
-    before = {p.name: sha(p) for p in raw.iterdir()}
-    res = runner.invoke(app, ["demo", "--raw", str(raw), "--patients", "50", "--seed", "9"])
-    assert res.exit_code == 0 and "leaving" in res.stderr and "SYNTHETIC" not in res.stderr
-    assert {p.name: sha(p) for p in raw.iterdir()} == before
+    with unchanged(raw):  # a second demo is refused (exit 2), or left alone with --if-empty (exit 0)
+        res = runner.invoke(app, ["demo", "--raw", str(raw), "--patients", "50", "--seed", "9"])
+        assert res.exit_code == 2 and "not empty" in res.stderr and "patients.csv" in res.stderr
+        assert "SYNTHETIC" not in res.stderr
+        res = runner.invoke(app, ["demo", "--raw", str(raw), "--patients", "50", "--seed", "9", "--if-empty"])
+        assert res.exit_code == 0 and "no demo data written" in res.stderr and "SYNTHETIC" not in res.stderr
+        res = runner.invoke(app, ["simulate", "--patients", "40", "--out", str(raw)])
+        assert res.exit_code == 2 and "not empty" in res.stderr
 
 
-def test_demo_leaves_real_data_in_any_format_alone(tmp_path):
-    (tmp_path / "patients.parquet").write_bytes(b"real")
-    assert write_demo_if_empty(tmp_path, n_patients=20, seed=1) is False
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["patients.parquet"]
-    assert write_demo_if_empty(tmp_path / "new", n_patients=20, seed=1) is True
+# What a clinic's folder may hold on a bad morning: demo must refuse every one, writing nothing.
+REAL_FOLDERS = {
+    "patients in another format": ["patients.parquet"],
+    "patients with another case": ["Patients.CSV"],
+    "patients missing": ["sessions.csv", "photo_metrics.csv"],
+    "an unknown file": ["notes.txt"],
+    "a sub-folder": ["exports/"],
+}
+
+
+@pytest.mark.parametrize("names", REAL_FOLDERS.values(), ids=REAL_FOLDERS.keys())
+@pytest.mark.parametrize("if_empty", [False, True])
+def test_demo_refuses_any_folder_that_is_not_empty_and_writes_nothing(tmp_path, names, if_empty):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in names:
+        if name.endswith("/"):
+            (raw / name).mkdir()
+        else:
+            (raw / name).write_text(f"real {name}\n")
+    with unchanged(raw):
+        with pytest.raises(OutputError, match="not empty"):
+            write_demo_if_empty(raw, n_patients=20, seed=1)
+        args = ["demo", "--raw", str(raw), "--patients", "20"] + (["--if-empty"] if if_empty else [])
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == (0 if if_empty else 2), res.output
+        assert names[0].rstrip("/") in res.stderr and "SYNTHETIC" not in res.stderr
+
+
+def test_demo_writes_into_an_absent_or_empty_folder_hidden_files_aside(tmp_path):
+    assert write_demo_if_empty(tmp_path / "new", n_patients=20, seed=1) == tmp_path / "new"
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / ".gitkeep").write_text("")
+    write_demo_if_empty(tmp_path / "kept", n_patients=20, seed=1)
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == sorted(
+        [".gitkeep", "truth.json"] + [f"{t}.csv" for t in contract.TABLES])
+
+
+def test_a_file_appearing_after_the_check_is_never_replaced(tmp_path, monkeypatch):
+    """A race: the export arrives between the emptiness check and the write. Files are created
+    exclusively, so the real one stays and the files written so far are taken back."""
+    import outcomes.simulation as sim
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    monkeypatch.setattr(sim, "refuse_unless_empty", lambda folder: None)  # the check saw an empty folder
+    (raw / "sessions.csv").write_text("real sessions\n")
+    real = fingerprint(raw)["sessions.csv"]
+    with pytest.raises(FileExistsError):
+        simulate(20, seed=1).write(raw)
+    assert [p.name for p in raw.iterdir()] == ["sessions.csv"] and fingerprint(raw)["sessions.csv"] == real
 
 
 def test_public_api_exposes_simulate():

@@ -22,15 +22,24 @@ app = typer.Typer(
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option(help="Folder to write the raw tables and truth.json into.")],
+    out: Annotated[Path, typer.Option(help="Empty (or new) folder to write the raw tables and truth.json into.")],
     patients: Annotated[int, typer.Option(min=1, help="Number of patients.")] = config.DEMO_PATIENTS,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = config.DEFAULT_SEED,
     tidy: Annotated[bool, typer.Option("--tidy", help="Write a clean export instead of a messy one.")] = False,
 ) -> None:
-    """Write a synthetic cohort in the raw-data contract, with its true effects in truth.json."""
-    from outcomes.simulation import simulate as run
+    """Write a synthetic cohort in the raw-data contract, with its true effects in truth.json.
 
-    cohort = run(n_patients=patients, seed=seed, out_dir=out, tidy=tidy)
+    OUT must be empty or absent (hidden files aside); otherwise nothing is written (exit 2)."""
+    from outcomes.io import OutputError
+    from outcomes.simulation import refuse_unless_empty, simulate as run
+
+    try:
+        refuse_unless_empty(out)  # before the work; writing checks again and never replaces a file
+        cohort = run(n_patients=patients, seed=seed, tidy=tidy)
+        cohort.write(out)
+    except OutputError as exc:
+        typer.echo(f"outcomes simulate: error: {exc}", err=True)
+        raise typer.Exit(2)
     kind = "tidy" if tidy else "messy"
     rows = len(cohort.tables["photo_metrics"])
     typer.echo(f"Wrote a synthetic ({kind}) cohort of {patients} patients, {rows:,} photo_metrics rows (seed {seed}) to {out}")
@@ -41,11 +50,27 @@ def demo(
     raw: Annotated[Path, typer.Option(help="Raw-data folder.")] = config.RAW_DIR,
     patients: Annotated[int, typer.Option(min=1)] = config.DEMO_PATIENTS,
     seed: Annotated[int, typer.Option()] = config.DEFAULT_SEED,
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="When RAW holds files, say so and exit 0 (not 2), writing nothing.")] = False,
 ) -> None:
-    """Fill RAW with the synthetic demo cohort, only when it holds no patients file."""
-    from outcomes.simulation import write_demo_if_empty
+    """Write the synthetic demo cohort into RAW, which must be empty or absent (hidden files aside).
 
-    write_demo_if_empty(raw, n_patients=patients, seed=seed)
+    A folder holding anything (even a lone `Patients.CSV`, or sessions without patients) is
+    refused with exit 2 and left as it is; no file is ever replaced. With --if-empty (what
+    `make report` uses) such a folder is left alone with exit 0, so the real data is cleaned.
+    """
+    from outcomes.io import OutputError
+    from outcomes.simulation import visible_entries, write_demo_if_empty
+
+    names = visible_entries(raw) if if_empty and raw.is_dir() else []
+    if names:
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        typer.echo(f"{raw} holds {shown}: no demo data written; those files are used as they are.", err=True)
+        return
+    try:
+        write_demo_if_empty(raw, n_patients=patients, seed=seed)
+    except OutputError as exc:
+        typer.echo(f"outcomes demo: error: {exc}", err=True)
+        raise typer.Exit(2)
 
 
 @app.command()

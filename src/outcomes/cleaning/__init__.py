@@ -97,6 +97,8 @@ def _read_and_clean(raw_dir: Path, out_dir: str | Path | None, monthfirst: bool)
     lap = _stopwatch()
     if not raw_dir.is_dir():
         raise RawDataError(f"raw-data folder {raw_dir} does not exist", file=raw_dir)
+    if out_dir is not None and raw_dir.resolve() in (Path(out_dir).resolve(), *Path(out_dir).resolve().parents):
+        raise OutputError(f"--out {out_dir} is inside the raw-data folder {raw_dir}, which is never written to")
     raws, file_notes = _read_all(raw_dir)
     registry_path = find_registry_file(raw_dir)
     registry = load_registry(registry_path)

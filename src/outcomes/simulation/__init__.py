@@ -19,12 +19,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from outcomes import config
-from outcomes.contract import SKIN_TYPES, SUFFIXES, TABLES
+from outcomes.contract import SKIN_TYPES, TABLES
+from outcomes.io import OutputError
 from outcomes.simulation.cohort import build_cohort
 from outcomes.simulation.mess import DELIMITERS, make_messy, messiness_record
 from outcomes.simulation.parameters import DropoutParams, base_truth, expected_improvement
 
-__all__ = ["DropoutParams", "SimulatedCohort", "simulate", "write_demo_if_empty", "expected_improvement"]
+__all__ = ["DropoutParams", "SimulatedCohort", "simulate", "write_demo_if_empty", "expected_improvement",
+           "refuse_unless_empty", "visible_entries"]
 
 
 @dataclass
@@ -42,17 +44,51 @@ class SimulatedCohort:
         return "," if self.tidy else DELIMITERS.get(table, ",")
 
     def write(self, out_dir: str | Path) -> Path:
-        """Write <table>.csv for the five tables and truth.json into out_dir (created if needed)."""
+        """Write truth.json and <table>.csv for the five tables into out_dir (created if needed).
+
+        out_dir must be empty or absent (hidden files such as .gitkeep aside): a synthetic cohort
+        never joins or replaces a clinic's exports. Files are created exclusively, so even a race
+        cannot overwrite one; on failure the files made here are removed. truth.json comes first
+        (a partial folder is still marked synthetic) and patients last (`clean` refuses a partial one).
+        """
         out = Path(out_dir)
+        refuse_unless_empty(out)
         out.mkdir(parents=True, exist_ok=True)
-        for name in TABLES:
-            write_csv(self.tables[name], out / f"{name}.csv", self.delimiter(name))
-        (out / "truth.json").write_text(json.dumps(self.truth, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+        made: list[Path] = []
+        try:
+            with open(out / "truth.json", "x", encoding="utf-8") as fh:
+                made.append(out / "truth.json")
+                fh.write(json.dumps(self.truth, indent=1, allow_nan=False) + "\n")
+            for name in sorted(TABLES, key=lambda table: table == "patients"):
+                write_csv(self.tables[name], out / f"{name}.csv", self.delimiter(name), made)
+        except BaseException:
+            for path in made:
+                path.unlink(missing_ok=True)
+            raise
         return out
 
 
-def write_csv(df: pd.DataFrame, path: Path, delimiter: str = ",") -> None:
-    """UTF-8 CSV via pyarrow (fast for millions of rows); NaN -> empty."""
+def visible_entries(folder: Path) -> list[str]:
+    """The names in `folder` that are not hidden (not starting with '.'), sorted."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def refuse_unless_empty(folder: Path) -> None:
+    """Raise OutputError unless `folder` is absent or empty (hidden files aside), saying what is there."""
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if not folder.is_dir():
+        raise OutputError(f"{folder} exists and is not a folder")
+    names = visible_entries(folder)
+    if names:
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        raise OutputError(f"{folder} is not empty (it holds {shown}): synthetic data is only written into an "
+                          "empty folder, and nothing there was changed")
+
+
+def write_csv(df: pd.DataFrame, path: Path, delimiter: str = ",", made: list[Path] | None = None) -> None:
+    """UTF-8 CSV via pyarrow (fast for millions of rows); NaN -> empty. The file must not exist
+    (created exclusively); its path is added to `made` once created."""
     table = pa.Table.from_pandas(df, preserve_index=False)
     buf = io.BytesIO()
     try:  # plain values, like most exports; quote only if some value holds a delimiter or quote
@@ -60,7 +96,9 @@ def write_csv(df: pd.DataFrame, path: Path, delimiter: str = ",") -> None:
     except pa.ArrowInvalid:
         buf = io.BytesIO()
         pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, delimiter=delimiter, quoting_style="needed"))
-    with open(path, "wb") as fh:
+    with open(path, "xb") as fh:
+        if made is not None:
+            made.append(path)
         fh.write((delimiter.join(df.columns) + "\n").encode("utf-8"))
         fh.write(buf.getvalue())
 
@@ -101,27 +139,19 @@ def simulate(
     return result
 
 
-def has_patients_file(raw_dir: str | Path) -> Path | None:
-    for suffix in SUFFIXES:
-        p = Path(raw_dir) / f"patients{suffix}"
-        if p.is_file():
-            return p
-    return None
-
-
 def write_demo_if_empty(raw_dir: str | Path = config.RAW_DIR, n_patients: int = config.DEMO_PATIENTS,
-                        seed: int = config.DEFAULT_SEED) -> bool:
-    """Write the messy demo cohort into raw_dir unless it already holds a patients file.
+                        seed: int = config.DEFAULT_SEED) -> Path:
+    """Write the messy demo cohort into raw_dir if it is empty or absent (hidden files aside).
 
-    Returns True when demo data was written. Real data is never touched; safe to run twice.
+    Anything else raises OutputError naming what is there, and nothing is written: a folder
+    with any export (`Patients.CSV`, or sessions without patients) is never mixed with or
+    overwritten by synthetic data.
     """
-    existing = has_patients_file(raw_dir)
-    if existing is not None:
-        print(f"{existing} exists: leaving the data in {raw_dir} alone (no demo data written).", file=sys.stderr)
-        return False
-    simulate(n_patients=n_patients, seed=seed, out_dir=raw_dir, tidy=False)
+    raw = Path(raw_dir)
+    refuse_unless_empty(raw)  # before the work; `write` checks again and never replaces a file
+    simulate(n_patients=n_patients, seed=seed, tidy=False).write(raw)
     bar = "!" * 78
-    print(f"{bar}\n!!  SYNTHETIC DEMO DATA: {n_patients} simulated patients (seed {seed}) written to {raw_dir}\n"
+    print(f"{bar}\n!!  SYNTHETIC DEMO DATA: {n_patients} simulated patients (seed {seed}) written to {raw}\n"
           f"!!  These are NOT real patients. Put your clinic's exports there to analyse real data.\n{bar}",
           file=sys.stderr)
-    return True
+    return raw
