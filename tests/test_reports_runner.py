@@ -39,7 +39,7 @@ def project(tmp_path):
     """Tiny notebooks (one that fails on purpose), a processed folder with a manifest, a grid."""
     (tmp_path / "nb").mkdir()
     _notebook(tmp_path / "nb" / "good.ipynb", "print('twice n is', n * 2, label)")
-    _notebook(tmp_path / "nb" / "bad.ipynb", "raise ValueError('too few patients, on purpose')")
+    _notebook(tmp_path / "nb" / "bad.ipynb", "raise ValueError('too few patients, on purpose <b>now</b>')")
     # the kernel kills its own worker, as the out-of-memory killer or a segfault would
     _notebook(tmp_path / "nb" / "dies.ipynb", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)")
     processed = tmp_path / "processed"
@@ -142,6 +142,7 @@ reports:
     index = (first / "index.html").read_text()
     assert all(name in index for name in ("good-a", "bad", "dies", "good-b"))
     assert '<tr class="failed"><td>bad</td>' in index and '<tr class="failed"><td>dies</td>' in index
+    assert "on purpose &lt;b&gt;now&lt;/b&gt;" in index and "<b>now" not in index  # text, never markup
     assert not list(first.glob(".work*")) and not list(first.rglob("*.tmp"))  # no leftovers
     good_pdf = (first / "good-a.pdf").read_bytes()
 
