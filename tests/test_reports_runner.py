@@ -227,6 +227,17 @@ def test_a_file_that_is_not_a_notebook_is_named_never_echoed(project, name, cont
     assert "SECRET" not in output and not (project / "out").exists()
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not a text (YAML) file"),
+    (b"reports:\n  - notebook: 5\n", "each report needs 'notebook' (a path"),
+])
+def test_a_grid_that_cannot_be_read_is_one_message(project, content, message):
+    grid = project / "grid.yml"
+    grid.write_bytes(content)
+    code, output = _cli("--grid", str(grid), "--processed", str(project / "processed"), "--out", str(project / "out"))
+    assert code == 2 and message in _one_clear_line(output)
+
+
 def test_out_that_is_a_file_refused(project):
     out = project / "out.txt"
     out.write_text("not a folder")

@@ -110,6 +110,8 @@ def load_grid(grid: str | os.PathLike) -> tuple[list[ReportSpec], int]:
         raise ParameterError(f"grid file {grid} not found")
     try:
         doc = yaml.safe_load(grid.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ParameterError(f"{grid}: not a text (YAML) file") from None
     except yaml.YAMLError as exc:
         raise ParameterError(f"{grid}: not valid YAML ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("reports"), list) or not doc["reports"]:
@@ -123,8 +125,9 @@ def load_grid(grid: str | os.PathLike) -> tuple[list[ReportSpec], int]:
     specs: list[ReportSpec] = []
     for i, entry in enumerate(doc["reports"], start=1):
         where = f"{grid.name}, report {i}"
-        if not isinstance(entry, dict) or "notebook" not in entry:
-            raise ParameterError(f"{where}: each report needs at least 'notebook' (and usually 'name', 'parameters')")
+        if not isinstance(entry, dict) or not isinstance(entry.get("notebook"), str):
+            raise ParameterError(f"{where}: each report needs 'notebook' (a path, or a name in notebooks/) "
+                                 "and usually 'name', 'parameters'")
         extra = set(entry) - ENTRY_KEYS
         if extra:
             raise ParameterError(f"{where}: unknown keys {sorted(extra)} (allowed: {sorted(ENTRY_KEYS)})")
