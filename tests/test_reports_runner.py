@@ -389,6 +389,7 @@ def test_kill_9_of_the_run_ends_its_worker_and_kernel_next_run_removes_its_work_
     (work,) = out.glob("*/*/.work")
     killed = work.parent
     assert [r.state for r in runs.list_runs(out)] == ["interrupted"]
+    assert (killed / "index.html").is_file()  # written when the run began: the index of runs links to it
 
     assert runner.cli_report(str(project / "nb" / "good.ipynb"), [], project / "none.yml", project / "processed",
                              out) == 0

@@ -450,6 +450,7 @@ def run_reports(
     running: dict[int, tuple[ReportSpec, Any, float]] = {}  # sentinel -> (spec, process, start)
     try:
         runs.clean_leftovers(out)
+        write_index([], run.path, manifest)
         runs.write_runs_index(out, file_mode())
         progress.begin(run.path, jobs)
         ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no state shared with this one
