@@ -62,7 +62,7 @@ def main() -> None:
           f"{'met' if total < TARGET_SECONDS else 'NOT met'})")
     print()
     print(f"  {'report':32} {'status':7} {'total':>7} {'execute':>8} {'pdf':>6} {'pdf share':>9}")
-    day = next(out.glob("[0-9]*-[0-9]*-[0-9]*"))
+    day = (out / "latest").resolve()  # this run's own folder, OUT/<date>/<HHMMSS>/
     rows = []
     for log_path in sorted(day.glob("*.log")):
         log = log_path.read_text()

@@ -87,7 +87,7 @@ def run(cohort):
     ]
     results = runner.run_reports(specs, root / "processed", root / "out", jobs=2, cell_timeout=300, day="today")
     texts = {r.name: "\n".join(p.extract_text() for p in PdfReader(str(r.pdf)).pages) if r.pdf else "" for r in results}
-    return {r.name: r for r in results}, texts, root / "out" / "today"
+    return {r.name: r for r in results}, texts, results[0].log.parent  # the run's own folder
 
 
 @pytest.mark.slow

@@ -1,17 +1,23 @@
-"""The report runner: parameters checked before anything runs, failures isolated, exit codes."""
+"""The report runner: parameters checked before anything runs, failures isolated, exit codes,
+each run in its own folder, no worker outliving its run."""
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
+import time
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from typer.testing import CliRunner
 
-from outcomes.reports import params, runner
+from outcomes.cli import app
+from outcomes.escaping import MAX_FILE_NAME_PART
+from outcomes.reports import params, runner, runs
 
 PARAMS = "processed_dir: str = ''  # processed-data folder\nn: int = 3  # how many\nlabel: str = 'x'\nscale = 1.5"
 
@@ -33,10 +39,13 @@ def project(tmp_path):
     """Tiny notebooks (one that fails on purpose), a processed folder with a manifest, a grid."""
     (tmp_path / "nb").mkdir()
     _notebook(tmp_path / "nb" / "good.ipynb", "print('twice n is', n * 2, label)")
-    _notebook(tmp_path / "nb" / "bad.ipynb", "raise ValueError('too few patients, on purpose')")
+    _notebook(tmp_path / "nb" / "bad.ipynb", "raise ValueError('too few patients, on purpose <b>now</b>')")
+    # the kernel kills its own worker, as the out-of-memory killer or a segfault would
+    _notebook(tmp_path / "nb" / "dies.ipynb", "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)")
     processed = tmp_path / "processed"
     processed.mkdir()
     (processed / "manifest.json").write_text(json.dumps({"synthetic": True, "snapshot": "0badc0de"}))
+    (processed / "outcomes.parquet").write_bytes(b"")  # the tiny notebooks read nothing; the runner checks it is there
     return tmp_path
 
 
@@ -98,7 +107,7 @@ def test_missing_processed_folder_is_a_clear_error(project, capsys):
 
 
 @pytest.mark.slow
-def test_failed_report_isolated_no_pdf_others_run_exit_1(project, capsys):
+def test_failures_and_a_dead_worker_fail_only_their_report_reruns_keep_earlier_pdfs(project, capsys):
     grid = _grid(project, """
 cell_timeout: 60
 reports:
@@ -107,45 +116,59 @@ reports:
     parameters: {n: 5, label: "alpha"}
   - name: bad
     notebook: nb/bad.ipynb
+  - name: dies
+    notebook: nb/dies.ipynb
   - name: good-b
     notebook: nb/good.ipynb
 """)
     out = project / "out"
-    day = out / "2025-01-31"
-    day.mkdir(parents=True)
-    (day / "bad.pdf").write_text("a PDF from an earlier run that would now be stale")
     code = runner.cli_report(None, [], grid, project / "processed", out, jobs=2, day="2025-01-31")
     assert code == 1
     summary = capsys.readouterr().out
-    assert "FAILED" in summary and "bad.log" in summary and "2 of 3 reports ok" in summary
+    assert "FAILED" in summary and "bad.log" in summary and "2 of 4 reports ok" in summary
     assert "good-a.pdf" in summary and "too few patients, on purpose" in summary
-    assert (day / "good-a.pdf").is_file() and (day / "good-b.pdf").is_file()
-    assert not (day / "bad.pdf").exists()
-    failed_nb = nbformat.read(day / "bad.ipynb", as_version=4)
+    assert "worker died (signal 9, SIGKILL)" in summary
+    (first,) = (out / "2025-01-31").iterdir()  # the run's own folder, 2025-01-31/<HHMMSS>
+    assert (first / "good-a.pdf").is_file() and (first / "good-b.pdf").is_file()
+    assert not (first / "bad.pdf").exists() and not (first / "dies.pdf").exists()
+    rows = {r.name: r for r in runner.run_results(first)}
+    assert rows["dies"].error == "worker died (signal 9, SIGKILL)" and not rows["dies"].ok
+    assert "worker died (signal 9, SIGKILL)" in (first / "dies.log").read_text()
+    failed_nb = nbformat.read(first / "bad.ipynb", as_version=4)
     assert "papermill-error-cell-tag" in failed_nb.cells[0].metadata.get("tags", [])  # papermill's banner
-    assert "too few patients, on purpose" in (day / "bad.log").read_text()
-    good = nbformat.read(day / "good-a.ipynb", as_version=4)
+    assert "too few patients, on purpose" in (first / "bad.log").read_text()
+    good = nbformat.read(first / "good-a.ipynb", as_version=4)
     assert "twice n is 10 alpha" in json.dumps(good.cells[-1].outputs)
-    index = (day / "index.html").read_text()
-    assert all(name in index for name in ("good-a", "bad", "good-b")) and '<tr class="failed"><td>bad</td>' in index
-    assert not list(day.glob(".work-*")) and not list(day.glob("*.tmp"))  # no leftovers
+    index = (first / "index.html").read_text()
+    assert all(name in index for name in ("good-a", "bad", "dies", "good-b"))
+    assert '<tr class="failed"><td>bad</td>' in index and '<tr class="failed"><td>dies</td>' in index
+    assert "on purpose &lt;b&gt;now&lt;/b&gt;" in index and "<b>now" not in index  # text, never markup
+    assert not list(first.glob(".work*")) and not list(first.rglob("*.tmp"))  # no leftovers
+    good_pdf = (first / "good-a.pdf").read_bytes()
 
-    # a later run that day: 'bad' now works, 'good-c' is new; the index lists all four
-    fixed = _grid(project, """
+    # a rerun that day: 'good-a' now fails and 'bad' works; the morning's good-a.pdf stays
+    rerun = _grid(project, """
 reports:
+  - name: good-a
+    notebook: nb/bad.ipynb
   - name: bad
     notebook: nb/good.ipynb
-  - name: good-c
-    notebook: nb/good.ipynb
-    parameters: {label: "gamma"}
 """)
-    assert runner.cli_report(None, [], fixed, project / "processed", out, jobs=2, day="2025-01-31") == 0
-    rows = {r.name: r for r in runner.day_results(day)}
-    assert sorted(rows) == ["bad", "good-a", "good-b", "good-c"] and all(r.ok for r in rows.values())
-    assert rows["good-a"].parameters["label"] == "alpha" and rows["bad"].pdf == day / "bad.pdf"
-    index = (day / "index.html").read_text()
-    assert "4 of 4 reports ok" in index and 'class="failed"' not in index and 'href="good-a.pdf"' in index
+    assert runner.cli_report(None, [], rerun, project / "processed", out, jobs=2, day="2025-01-31") == 1
+    (second,) = set((out / "2025-01-31").iterdir()) - {first}
+    assert (first / "good-a.pdf").read_bytes() == good_pdf and (second / "bad.pdf").is_file()
+    assert not (second / "good-a.pdf").exists()
+    rows = {r.name: r for r in runner.run_results(second)}
+    assert sorted(rows) == ["bad", "good-a"] and rows["bad"].ok and not rows["good-a"].ok
+    index = (second / "index.html").read_text()  # this run's reports only: no stale failures of the first
+    assert "dies" not in index and "good-b" not in index and '<tr class="ok"><td>bad</td>' in index
     assert "0badc0de" in index  # the data snapshot each report was made from
+    assert "dies" in (first / "index.html").read_text()  # the first run's index is its own
+    assert (out / "latest").is_symlink() and (out / "latest").resolve() == second.resolve()
+    runs_index = (out / "index.html").read_text()
+    assert runs_index.index(f"2025-01-31/{second.name}") < runs_index.index(f"2025-01-31/{first.name}")
+    assert [(r.path, r.state, r.ok, r.failed) for r in runs.list_runs(out)] == [
+        (first, "finished", 2, 2), (second, "finished", 1, 1)]
 
 
 @pytest.mark.slow
@@ -155,15 +178,17 @@ def test_cli_unattended_two_word_params_and_nothing_written_to_home(project, tmp
     env = {**os.environ, "HOME": str(home), "CI": "true"}
     env.pop("IPYTHONDIR", None), env.pop("MPLCONFIGDIR", None), env.pop("JUPYTER_RUNTIME_DIR", None)
     exe = Path(sys.executable).with_name("outcomes")
-    cmd = [str(exe), "report", str(project / "nb" / "good.ipynb"), "-p", "n", "21", "-p", "label=beta",
+    label = "beta" * 125  # 500 characters: far too long for a file name as it stands
+    cmd = [str(exe), "report", str(project / "nb" / "good.ipynb"), "-p", "n", "21", "-p", f"label={label}",
            "--processed", str(project / "processed"), "--out", str(project / "out")]
     proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
                           cwd=project)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "good-21-beta" in proc.stdout and "ok" in proc.stdout
-    pdfs = list((project / "out").rglob("good-21-beta.pdf"))
-    assert len(pdfs) == 1
-    assert "twice n is 42 beta" in pdfs[0].with_suffix(".log").read_text()
+    pdfs = list((project / "out").rglob("good-21-beta*.pdf"))
+    assert len(pdfs) == 1 and len(pdfs[0].stem) <= MAX_FILE_NAME_PART
+    assert pdfs[0].parent == (project / "out" / "latest").resolve()
+    assert f"twice n is 42 {label}" in pdfs[0].with_suffix(".log").read_text()
     assert list(home.rglob("*")) == []
     assert "\r" not in proc.stderr  # plain progress lines without a terminal
 
@@ -175,3 +200,199 @@ def test_parameters_read_from_a_notebook_without_kernelspec(tmp_path):
     nbformat.write(nb, path)
     assert list(params.declared_parameters(path)) == ["processed_dir", "n", "label", "scale"]
     assert params.declared_parameters(path)["scale"]["type"] == "float"  # from the default, no annotation
+
+
+# --- clear exit-2 messages instead of tracebacks -----------------------------------------
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["report", *args])
+    return result.exit_code, result.output
+
+
+def _one_clear_line(output: str) -> str:
+    assert "Traceback" not in output and len(output.strip().splitlines()) == 1, output
+    return output
+
+
+@pytest.mark.parametrize("name, content", [
+    ("notes.txt", b"SECRET-1234 from a text file\n"),
+    ("photo.png", b"\x89PNG\r\n\x1a\n\x00\xffSECRET-1234"),
+    ("looks-like.ipynb", b"SECRET-1234 is no JSON"),
+])
+def test_a_file_that_is_not_a_notebook_is_named_never_echoed(project, name, content):
+    path = project / name
+    path.write_bytes(content)
+    code, output = _cli(str(path), "--processed", str(project / "processed"), "--out", str(project / "out"))
+    assert code == 2
+    assert "is not a Jupyter notebook (.ipynb)" in _one_clear_line(output) and name in output
+    assert "SECRET" not in output and not (project / "out").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "not a text (YAML) file"),
+    (b"reports:\n  - notebook: 5\n", "each report needs 'notebook' (a path"),
+])
+def test_a_grid_that_cannot_be_read_is_one_message(project, content, message):
+    grid = project / "grid.yml"
+    grid.write_bytes(content)
+    code, output = _cli("--grid", str(grid), "--processed", str(project / "processed"), "--out", str(project / "out"))
+    assert code == 2 and message in _one_clear_line(output)
+
+
+def test_out_that_is_a_file_refused(project):
+    out = project / "out.txt"
+    out.write_text("not a folder")
+    code, output = _cli(str(project / "nb" / "good.ipynb"), "--processed", str(project / "processed"), "--out", str(out))
+    assert code == 2 and f"--out {out} is a file, not a folder" in _one_clear_line(output)
+    assert out.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("missing", ["manifest.json", "outcomes.parquet", "everything"])
+def test_report_without_processed_data_is_one_message_before_anything_runs(project, missing):
+    processed = project / "processed"
+    for path in processed.iterdir():
+        if missing in (path.name, "everything"):
+            path.unlink()
+    grid = _grid(project, "reports:\n  - notebook: nb/good.ipynb\n  - name: other\n    notebook: nb/good.ipynb\n")
+    code, output = _cli("--grid", str(grid), "--processed", str(processed), "--out", str(project / "out"))
+    assert code == 2
+    assert f"{processed} holds no processed data" in _one_clear_line(output) and "outcomes clean" in output
+    assert not (project / "out").exists()
+
+
+def test_a_long_parameter_value_gives_a_bounded_distinct_report_name(project):
+    nb = str(project / "nb" / "good.ipynb")
+    one = runner.single_spec(nb, ["label=" + "x" * 500])
+    two = runner.single_spec(nb, ["label=" + "x" * 499 + "y"])
+    assert len(one.name) <= MAX_FILE_NAME_PART and len(two.name) <= MAX_FILE_NAME_PART
+    assert one.name.startswith("good-xxx") and one.name != two.name
+    assert "/" not in runner.single_spec(nb, ["label=../../etc/passwd"]).name
+
+
+# --- run folders, the index of runs, `latest`, leftovers --------------------------------
+def test_runs_in_the_same_second_get_their_own_folders_latest_is_the_newest_finished(tmp_path):
+    now = datetime(2025, 1, 31, 6, 45, 1)
+    first, second = runs.Run(tmp_path, now=now, reports=1), runs.Run(tmp_path, now=now, reports=1)
+    assert [first.path.name, second.path.name] == ["064501", "064501-2"]
+    first.finish(), first.close()
+    assert runs.point_latest(tmp_path) == Path("2025-01-31/064501")  # the second has not finished
+    assert [r.state for r in runs.list_runs(tmp_path)] == ["finished", "running"]
+    second.finish(), second.close()
+    assert runs.point_latest(tmp_path) == Path("2025-01-31/064501-2")
+    assert os.readlink(tmp_path / "latest") == "2025-01-31/064501-2" and not list(tmp_path.glob(".latest*"))
+    assert not (first.path / ".work").exists() and not (second.path / ".work").exists()
+
+
+def test_latest_that_was_not_made_here_is_left_alone(tmp_path):
+    (tmp_path / "latest").mkdir()
+    (tmp_path / "latest" / "mine.txt").write_text("kept")
+    run = runs.Run(tmp_path, now=datetime(2025, 1, 31, 7, 0, 0))
+    run.finish(), run.close()
+    assert runs.point_latest(tmp_path) is None and (tmp_path / "latest" / "mine.txt").read_text() == "kept"
+
+
+def test_leftovers_of_a_dead_run_removed_live_and_foreign_folders_kept(tmp_path):
+    live = runs.Run(tmp_path, day="2025-01-31", now=datetime(2025, 1, 31, 7, 0, 0))
+    # a run killed before it could clean up: its process ends holding the lock, without close()
+    subprocess.run([sys.executable, "-c", "import os, sys; from pathlib import Path; from outcomes.reports import runs;"
+                    "runs.Run(Path(sys.argv[1]), day='2025-01-31'); os._exit(0)", str(tmp_path)], check=True)
+    (dead,) = [r.path for r in runs.list_runs(tmp_path) if r.path != live.path]
+    foreign = tmp_path / "2025-01-31" / "070000-9" / ".work"  # no run.json: not a folder this runner wrote
+    foreign.mkdir(parents=True)
+    assert (dead / ".work").is_dir()
+    assert runs.clean_leftovers(tmp_path) == [dead / ".work"]
+    assert not (dead / ".work").exists() and (live.path / ".work").is_dir() and foreign.is_dir()
+    assert {r.path: r.state for r in runs.list_runs(tmp_path)} == {live.path: "running", dead: "interrupted"}
+    live.close()
+
+
+# --- no worker outlives its run ------------------------------------------------------------
+def _wait_for(condition, seconds: float) -> bool:
+    """Poll `condition` until it holds or `seconds` pass (a bound, not a synchronisation)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+@linux_only
+@pytest.mark.parametrize("platform", ["linux", "elsewhere"])
+def test_a_worker_ends_when_its_parent_ends(tmp_path, platform):
+    """Linux: the parent-death signal; elsewhere (faked here): the thread polling the parent."""
+    ready = tmp_path / "ready"
+    script = f"""
+import os, sys, time
+from outcomes.reports import runner
+if os.fork() == 0:
+    if {platform!r} != "linux":
+        sys.platform = "elsewhere"
+    runner._die_with_parent(os.getppid())
+    open({str(ready)!r} + ".tmp", "w").write(str(os.getpid()))
+    os.replace({str(ready)!r} + ".tmp", {str(ready)!r})
+    time.sleep(120)  # ends early only if the parent's death ends it
+    os._exit(3)
+deadline = time.monotonic() + 60
+while not os.path.exists({str(ready)!r}) and time.monotonic() < deadline:
+    time.sleep(0.05)
+os._exit(0)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=90)
+    child = int(ready.read_text())
+    assert _wait_for(lambda: not _alive(child), 30), f"worker {child} outlived its parent"
+
+
+HOLD = """import os, pathlib, time
+pathlib.Path(ready + '.tmp').write_text(f'{os.getpid()} {os.getppid()}')
+os.replace(ready + '.tmp', ready)
+deadline = time.monotonic() + 120  # bounded, in case the run's death does not end this kernel
+while time.monotonic() < deadline:
+    time.sleep(0.1)"""
+
+
+@linux_only
+@pytest.mark.slow
+def test_kill_9_of_the_run_ends_its_worker_and_kernel_next_run_removes_its_work_folder(project):
+    hold = _notebook(project / "nb" / "hold.ipynb", HOLD, "processed_dir: str = ''\nready: str = ''")
+    ready, out = project / "ready", project / "out"
+    cmd = [str(Path(sys.executable).with_name("outcomes")), "report", str(hold), "-p", f"ready={ready}",
+           "--processed", str(project / "processed"), "--out", str(out)]
+    with open(project / "killed-run.txt", "w") as log:
+        proc = subprocess.Popen(cmd, env={**os.environ, "CI": "true"}, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, cwd=project)
+    try:
+        assert _wait_for(lambda: ready.is_file() or proc.poll() is not None, 120)
+        assert proc.poll() is None, (project / "killed-run.txt").read_text()
+        kernel, worker = map(int, ready.read_text().split())
+        assert _parent(worker) == proc.pid  # the notebook runs in a kernel of a worker of the run
+    finally:
+        proc.kill()  # kill -9
+        proc.wait()
+    assert _wait_for(lambda: not _alive(worker), 30), "the worker outlived the killed run"
+    assert _wait_for(lambda: not _alive(kernel), 30), "the kernel outlived the killed run"
+    (work,) = out.glob("*/*/.work")
+    killed = work.parent
+    assert [r.state for r in runs.list_runs(out)] == ["interrupted"]
+    assert (killed / "index.html").is_file()  # written when the run began: the index of runs links to it
+
+    assert runner.cli_report(str(project / "nb" / "good.ipynb"), [], project / "none.yml", project / "processed",
+                             out) == 0
+    assert not work.exists() and list(killed.glob("hold-*.log"))  # its log stays; only the work folder goes
+    assert [r.state for r in runs.list_runs(out)] == ["interrupted", "finished"]
+    assert (out / "latest").resolve() != killed.resolve()

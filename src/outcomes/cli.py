@@ -95,7 +95,7 @@ def report(
     param: Annotated[Optional[list[str]], typer.Option("-p", "--param", help="A notebook parameter: -p name=value or, as in papermill, -p name value. Repeat for more.")] = None,
     grid: Annotated[Path, typer.Option(help="YAML file listing the reports to run.")] = config.ROOT / "reports.yml",
     processed: Annotated[Path, typer.Option(help="Processed-data folder the notebooks read.")] = config.PROCESSED_DIR,
-    out: Annotated[Path, typer.Option(help="Output folder; reports go to OUT/<YYYY-MM-DD>/.")] = config.REPORTS_DIR,
+    out: Annotated[Path, typer.Option(help="Output folder; each run gets its own OUT/<YYYY-MM-DD>/<HHMMSS>/, OUT/latest points at the newest.")] = config.REPORTS_DIR,
     jobs: Annotated[int, typer.Option(min=1, help="Reports run in parallel.")] = 1,
 ) -> None:
     """Run parameterised notebooks with papermill and turn each into a PDF without code."""

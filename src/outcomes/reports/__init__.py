@@ -4,7 +4,8 @@
 * ``outcomes.reports.cohort``   the processed tables and the report's patient selection;
 * ``outcomes.reports.show``     how notebooks display it (findings, figures, tables);
 * ``outcomes.reports.pdf``      executed notebook -> HTML without code -> A4 PDF;
-* ``outcomes.reports.runner``   parameter checks, papermill runs, the grid, ``outcomes report``.
+* ``outcomes.reports.runner``   parameter checks, papermill runs, the grid, ``outcomes report``;
+* ``outcomes.reports.runs``     each run's own folder, the index of runs, ``latest``, leftovers.
 
 Submodules load on first use so a notebook importing ``show`` stays light.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["sections", "cohort", "show", "pdf", "runner"]
+__all__ = ["sections", "cohort", "show", "pdf", "runner", "runs"]
 
 
 def __getattr__(name: str) -> Any:

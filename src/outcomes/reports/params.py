@@ -68,7 +68,12 @@ def declared_parameters(notebook: str | Path) -> dict[str, dict[str, Any]]:
 
     from outcomes import config
 
-    nb = nbformat.read(str(notebook), as_version=4)
+    try:
+        nb = nbformat.read(str(notebook), as_version=4)
+    except OSError as exc:
+        raise ParameterError(f"{notebook}: cannot read it ({exc.strerror or exc})") from None
+    except Exception:  # noqa: BLE001 - its error message quotes the file's bytes; name the file only
+        raise ParameterError(f"{notebook} is not a Jupyter notebook (.ipynb)") from None
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
         raise ParameterError(f"{notebook}: no cell tagged 'parameters', so it cannot be run as a report")
     if nb.metadata.get("kernelspec", {}).get("name"):

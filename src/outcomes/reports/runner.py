@@ -1,25 +1,26 @@
 """Run report notebooks unattended: check, execute with papermill, make the PDF, summarise.
 
-A scheduled run must fail loudly but in isolation: every report's parameters are checked
-before anything runs; each report then runs in its own worker process with the pinned
-kernel, a per-cell timeout and its own log file. A failed report keeps its executed
-notebook (papermill puts an error banner at the top), gets no PDF, and the others go on.
-Outputs land atomically in ``OUT/<YYYY-MM-DD>/``: ``<name>.ipynb``, ``<name>.pdf``,
-``<name>.log`` and ``index.html``, which lists every report made in that folder that day
-(the newest result of each, kept in ``.status/<name>.json``); the exit code is 1 when any
-report failed.
+A scheduled run must fail loudly but in isolation: every report's parameters (and the
+processed data, the output folder, the kernel) are checked before anything runs; each report
+then runs in a process of its own, so a worker that dies (out of memory, a segfault) fails only
+its own report. Workers die with the run (Linux: a parent-death signal; elsewhere they poll
+their parent), and their kernels with them (ipykernel polls its parent).
+
+Every run writes into its own folder ``OUT/<YYYY-MM-DD>/<HHMMSS>/`` (see `outcomes.reports.runs`):
+``<name>.ipynb``, ``<name>.pdf``, ``<name>.log`` and an ``index.html`` of that run. A failed report
+keeps its executed notebook (papermill puts an error banner at the top) and gets no PDF; the
+exit code is 1 when any report failed. ``OUT/index.html`` lists the runs; ``OUT/latest`` points
+at the newest finished one.
 
 Nothing is written outside the project and OUT: Jupyter's runtime files, IPython's
 profile and matplotlib's and fontconfig's caches are pointed into OUT's hidden folders.
 """
 from __future__ import annotations
 
-import html
 import os
-import re
-import shutil
+import signal
 import sys
-import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -31,6 +32,8 @@ from typing import Any
 import yaml
 
 from outcomes import config
+from outcomes.escaping import file_name_part, html_text
+from outcomes.reports import runs
 from outcomes.reports.params import ParameterError, check_parameters, parse_cli_params
 from outcomes.reports.pdf import file_mode
 
@@ -80,12 +83,15 @@ def resolve_notebook(name: str | os.PathLike, base: Path | None = None) -> Path:
         candidates += [config.NOTEBOOKS_DIR / raw, config.NOTEBOOKS_DIR / f"{raw}.ipynb"]
     for path in candidates:
         if path.is_file():
+            if path.suffix != ".ipynb":
+                raise ParameterError(f"{name} is not a Jupyter notebook (.ipynb)")
             return path.resolve()
     raise ParameterError(f"notebook {str(name)!r} not found (looked in {', '.join(str(c.parent) for c in candidates[:2])})")
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "report"
+def report_name(text: str) -> str:
+    """A report's output name: safe and bounded as a file name (a long value ends in a hash)."""
+    return file_name_part(text, default="report")
 
 
 def single_spec(notebook: str, params: Sequence[str]) -> ReportSpec:
@@ -94,7 +100,7 @@ def single_spec(notebook: str, params: Sequence[str]) -> ReportSpec:
     given = parse_cli_params(params)
     checked = check_parameters(path, given, where=path.name)
     suffix = "-".join(str(v) for k, v in checked.items() if k != "processed_dir" and str(v) != "")
-    return ReportSpec(_slug(path.stem + (f"-{suffix}" if suffix else "")), path, checked)
+    return ReportSpec(report_name(path.stem + (f"-{suffix}" if suffix else "")), path, checked)
 
 
 def load_grid(grid: str | os.PathLike) -> tuple[list[ReportSpec], int]:
@@ -104,6 +110,8 @@ def load_grid(grid: str | os.PathLike) -> tuple[list[ReportSpec], int]:
         raise ParameterError(f"grid file {grid} not found")
     try:
         doc = yaml.safe_load(grid.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ParameterError(f"{grid}: not a text (YAML) file") from None
     except yaml.YAMLError as exc:
         raise ParameterError(f"{grid}: not valid YAML ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("reports"), list) or not doc["reports"]:
@@ -117,13 +125,14 @@ def load_grid(grid: str | os.PathLike) -> tuple[list[ReportSpec], int]:
     specs: list[ReportSpec] = []
     for i, entry in enumerate(doc["reports"], start=1):
         where = f"{grid.name}, report {i}"
-        if not isinstance(entry, dict) or "notebook" not in entry:
-            raise ParameterError(f"{where}: each report needs at least 'notebook' (and usually 'name', 'parameters')")
+        if not isinstance(entry, dict) or not isinstance(entry.get("notebook"), str):
+            raise ParameterError(f"{where}: each report needs 'notebook' (a path, or a name in notebooks/) "
+                                 "and usually 'name', 'parameters'")
         extra = set(entry) - ENTRY_KEYS
         if extra:
             raise ParameterError(f"{where}: unknown keys {sorted(extra)} (allowed: {sorted(ENTRY_KEYS)})")
         path = resolve_notebook(entry["notebook"], base=grid.parent)
-        name = _slug(str(entry.get("name") or path.stem))
+        name = report_name(str(entry.get("name") or path.stem))
         where = f"{grid.name}, report {name!r}"
         given = entry.get("parameters") or {}
         if not isinstance(given, dict):
@@ -140,6 +149,34 @@ def _with_processed(spec: ReportSpec, processed: Path) -> ReportSpec:
     """Every report reads the same processed folder; the notebook must take `processed_dir`."""
     check_parameters(spec.notebook, {"processed_dir": str(processed)}, where=spec.name)
     return ReportSpec(spec.name, spec.notebook, {**spec.parameters, "processed_dir": str(processed)})
+
+
+PROCESSED_NEEDS = ("manifest.json", "outcomes.parquet")  # what `outcomes clean` leaves in a complete folder
+
+
+def _check_processed(processed: str | os.PathLike) -> Path:
+    """The processed folder, resolved, if it holds cleaned data; one clear error before any report runs."""
+    folder = Path(processed).resolve()
+    if not folder.is_dir():
+        raise ParameterError(f"processed-data folder {folder} not found; run `outcomes clean` (or `make report`)")
+    missing = [name for name in PROCESSED_NEEDS if not (folder / name).is_file()]
+    if missing:
+        raise ParameterError(f"processed-data folder {folder} holds no processed data (no {' or '.join(missing)}); "
+                             "run `outcomes clean` first")
+    return folder
+
+
+def _check_out(out: str | os.PathLike) -> Path:
+    """The output folder, resolved, refused when it is not a folder we can write into."""
+    folder = Path(out).resolve()
+    if folder.exists() and not folder.is_dir():
+        raise ParameterError(f"--out {folder} is a file, not a folder")
+    try:
+        for name in ("matplotlib", "ipython"):  # Jupyter's kernel lookup creates IPYTHONDIR otherwise
+            (folder / ".cache" / name).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ParameterError(f"--out {folder}: cannot write there ({exc.strerror or exc})") from None
+    return folder
 
 
 def _check_kernel() -> None:
@@ -193,21 +230,22 @@ def _first_error(nb_path: Path) -> str:
     return ""
 
 
-def run_one(spec: ReportSpec, day_dir: Path, work_dir: Path, cell_timeout: int, manifest: dict | None) -> ReportResult:
-    """Execute one report and make its PDF. Runs in a worker process; never raises."""
+def run_one(spec: ReportSpec, run_dir: Path, work_dir: Path, cell_timeout: int, manifest: dict | None) -> ReportResult:
+    """Execute one report and make its PDF into RUN_DIR. Runs in a worker process; never raises."""
     import logging
 
-    day_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
-    log_path = day_dir / f"{spec.name}.log"
-    final_nb, final_pdf = day_dir / f"{spec.name}.ipynb", day_dir / f"{spec.name}.pdf"
+    log_path = run_dir / f"{spec.name}.log"
+    final_nb, final_pdf = run_dir / f"{spec.name}.ipynb", run_dir / f"{spec.name}.pdf"
     tmp_nb = work_dir / f"{spec.name}.ipynb"
     result = ReportResult(spec.name, "failed", 0.0, log=log_path, parameters=dict(spec.parameters),
                           snapshot=str((manifest or {}).get("snapshot", "")))
     start = time.perf_counter()
 
-    # All output of this report, including the kernel's own stderr, goes to its log file.
-    log_file = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in finally
+    # All output of this report, including the kernel's own stderr, goes to its log file (in append
+    # mode: a kernel that outlives its dead worker for a moment must not overwrite the parent's note).
+    log_file = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 - closed in finally
     sys.stdout.flush(), sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     os.dup2(log_file.fileno(), 1), os.dup2(log_file.fileno(), 2)
@@ -258,8 +296,6 @@ def run_one(spec: ReportSpec, day_dir: Path, work_dir: Path, cell_timeout: int, 
         log.info("PDF written in %.1fs: %s", result.pdf_seconds, final_pdf)
     except Exception:  # noqa: BLE001 - a failed report is recorded, never propagated
         log.error("report %s FAILED: %s\n%s", spec.name, result.error, traceback.format_exc())
-        if final_pdf.exists():  # an older PDF of the same name would now be a lie
-            final_pdf.unlink()
     finally:
         result.duration = time.perf_counter() - start
         result.finished = datetime.now().isoformat(timespec="seconds")
@@ -268,6 +304,80 @@ def run_one(spec: ReportSpec, day_dir: Path, work_dir: Path, cell_timeout: int, 
         os.dup2(saved[0], 1), os.dup2(saved[1], 2)
         os.close(saved[0]), os.close(saved[1])
         log_file.close()
+    return result
+
+
+PR_SET_PDEATHSIG = 1  # prctl(2) option, from <linux/prctl.h>
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this worker when `outcomes report` ends, even by ``kill -9``.
+
+    On Linux the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG); elsewhere,
+    or if that call fails, a thread polls the parent id once a second. The worker's notebook
+    kernel polls its own parent (ipykernel's JPY_PARENT_PID) and so ends with the worker."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0:
+                if os.getppid() != parent_pid:  # the parent died before the signal was armed
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker(spec: ReportSpec, run_dir: Path, work_dir: Path, cell_timeout: int, manifest: dict | None,
+            env: dict[str, str], parent_pid: int) -> None:
+    """A worker process: one report, its result recorded in RUN_DIR/.status/<name>.json."""
+    _die_with_parent(parent_pid)
+    try:
+        _init_worker(env)
+        result = run_one(spec, run_dir, work_dir, cell_timeout, manifest)
+    except Exception as exc:  # noqa: BLE001 - run_one records report failures; this is its set-up failing
+        result = ReportResult(spec.name, "failed", 0.0, error=f"worker: {type(exc).__name__}: {exc}",
+                              parameters=dict(spec.parameters), finished=datetime.now().isoformat(timespec="seconds"))
+    save_status(result, run_dir)
+
+
+def _death(exitcode: int | None) -> str:
+    """Why a worker ended without recording a result, in words."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown"
+        return f"worker died (signal {-exitcode}, {name})"
+    return f"worker ended without a result (exit code {exitcode})"
+
+
+def _collect(spec: ReportSpec, exitcode: int | None, run_dir: Path, work_dir: Path, started: float,
+             manifest: dict | None) -> ReportResult:
+    """The result a worker recorded or, when it died first, a failed result saying how it died."""
+    result = load_status(run_dir, spec.name)
+    if result is not None:
+        return result
+    error = _death(exitcode)
+    result = ReportResult(spec.name, "failed", time.perf_counter() - started, error=error,
+                          parameters=dict(spec.parameters), finished=datetime.now().isoformat(timespec="seconds"),
+                          snapshot=str((manifest or {}).get("snapshot", "")))
+    partial = work_dir / f"{spec.name}.ipynb"  # papermill saves the notebook as it goes: keep it
+    if partial.is_file():
+        result.notebook = run_dir / partial.name
+        os.replace(partial, result.notebook)
+    result.log = run_dir / f"{spec.name}.log"
+    with open(result.log, "a", encoding="utf-8") as log:
+        log.write(f"\nreport {spec.name} FAILED: {error}\n")
+    save_status(result, run_dir)
     return result
 
 
@@ -283,6 +393,10 @@ class Progress:
     def _write(self, text: str) -> None:
         self.stream.write(text)
         self.stream.flush()
+
+    def begin(self, run_dir: Path, jobs: int) -> None:
+        self._write(f"Running {self.total} report{'s' if self.total != 1 else ''} with {jobs} job(s) into "
+                    f"{_shown_path(run_dir)}/\n")
 
     def started(self, name: str) -> None:
         if not self.live:
@@ -309,106 +423,100 @@ def run_reports(
     progress: Progress | None = None,
     day: str | None = None,
 ) -> list[ReportResult]:
-    """Run checked reports (in parallel worker processes) into OUT/<day>/; returns their results.
+    """Run checked reports, `jobs` at a time, each in its own process, into a new run folder
+    OUT/<day>/<HHMMSS>/ (`day` defaults to today's date); returns their results.
 
-    Nothing runs unless every report's parameters (plus ``processed_dir``) pass the check.
+    Nothing runs unless the processed data, the output folder and every report's parameters
+    (plus ``processed_dir``) pass the checks.
     """
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     import multiprocessing
+    from multiprocessing.connection import wait
 
     from outcomes.reports.pdf import load_manifest
 
-    processed = Path(processed).resolve()
-    if not processed.is_dir():
-        raise ParameterError(f"processed-data folder {processed} not found; run `outcomes clean` (or `make report`)")
+    processed = _check_processed(processed)
     specs = [_with_processed(s, processed) for s in specs]
-    out = Path(out).resolve()
-    for folder in ("matplotlib", "ipython"):  # Jupyter's kernel lookup creates IPYTHONDIR otherwise
-        (out / ".cache" / folder).mkdir(parents=True, exist_ok=True)
+    out = _check_out(out)
     _check_kernel()
-    day_dir = out / (day or datetime.now().strftime("%Y-%m-%d"))
-    work_dir = Path(tempfile.mkdtemp(prefix=".work-", dir=_mkdir(day_dir)))
-    env = _quiet_environment(out, work_dir, jobs)
     manifest = load_manifest(processed)
+    try:
+        run = runs.Run(out, day, reports=len(specs), snapshot=(manifest or {}).get("snapshot"))
+    except OSError as exc:
+        raise ParameterError(f"--out {out}: cannot create a run folder there ({exc.strerror or exc})") from None
+    jobs = max(1, min(jobs, len(specs)))
+    env = _quiet_environment(out, run.work, jobs)
     progress = progress or Progress(len(specs))
     results: dict[str, ReportResult] = {}
+    running: dict[int, tuple[ReportSpec, Any, float]] = {}  # sentinel -> (spec, process, start)
     try:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(specs))), mp_context=ctx,
-                                 initializer=_init_worker, initargs=(env,)) as pool:
-            pending = {}
-            for spec in specs:
-                fut = pool.submit(run_one, spec, day_dir, work_dir / spec.name, cell_timeout, manifest)
-                pending[fut] = spec
-            running = set(list(pending)[: max(1, jobs)])
-            for fut in running:
-                progress.started(pending[fut].name)
-            while pending:
-                done, _ = wait(pending, timeout=1.0, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    spec = pending.pop(fut)
-                    try:
-                        result = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - e.g. a worker killed by the OS
-                        result = ReportResult(spec.name, "failed", 0.0, error=f"worker: {type(exc).__name__}: {exc}",
-                                              parameters=dict(spec.parameters),
-                                              finished=datetime.now().isoformat(timespec="seconds"))
-                    results[spec.name] = result
-                    save_status(result, day_dir)
-                    progress.finished(result)
-                    waiting = [f for f in pending if f not in running]
-                    if waiting:
-                        running.add(waiting[0])
-                        progress.started(pending[waiting[0]].name)
-                progress.tick()
+        runs.clean_leftovers(out)
+        write_index([], run.path, manifest)
+        runs.write_runs_index(out, file_mode())
+        progress.begin(run.path, jobs)
+        ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no state shared with this one
+        queue = list(specs)
+        while queue or running:
+            while queue and len(running) < jobs:
+                spec = queue.pop(0)
+                proc = ctx.Process(target=_worker, name=f"report-{spec.name}",
+                                   args=(spec, run.path, run.work / spec.name, cell_timeout, manifest, env, os.getpid()))
+                proc.start()
+                running[proc.sentinel] = (spec, proc, time.perf_counter())
+                progress.started(spec.name)
+            for sentinel in wait(list(running), timeout=1.0):
+                spec, proc, started = running.pop(sentinel)
+                proc.join()
+                result = _collect(spec, proc.exitcode, run.path, run.work / spec.name, started, manifest)
+                results[spec.name] = result
+                progress.finished(result)
+                write_index(run_results(run.path), run.path, manifest)
+            progress.tick()
+        run.finish()
     finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
-    ordered = [results[s.name] for s in specs]
-    write_index(day_results(day_dir), day_dir, manifest)
-    return ordered
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        for _, proc, _ in running.values():  # interrupted (Ctrl-C): no report outlives the run
+            proc.kill()
+            proc.join()
+        run.close()
+        write_index(run_results(run.path), run.path, manifest)
+        runs.point_latest(out)
+        runs.write_runs_index(out, file_mode())
+    return [results[s.name] for s in specs]
 
 
 # --- reporting on the run -------------------------------------------------------------
-STATUS_DIR = ".status"  # OUT/<date>/.status/<name>.json: the newest result of each report that day
 _PATH_FIELDS = ("notebook", "pdf", "log")
 
 
-def save_status(result: ReportResult, day_dir: Path) -> Path:
-    """Record a report's result in the day folder (atomic), replacing an earlier run's record,
-    so the day's index can list every report made that day, not only this run's."""
+def save_status(result: ReportResult, run_dir: Path) -> Path:
+    """Record a report's result in its run folder (atomic): RUN_DIR/.status/<name>.json."""
     import dataclasses
-    import json
 
     record = dataclasses.asdict(result)
     for key in _PATH_FIELDS:
         record[key] = record[key].name if record[key] else None  # names: the folder may be moved
-    folder = _mkdir(day_dir / STATUS_DIR)
-    fd, tmp = tempfile.mkstemp(prefix=f".{result.name}.", suffix=".tmp", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, default=str)
-    os.replace(tmp, folder / f"{result.name}.json")
+    folder = run_dir / runs.STATUS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    runs.write_json(folder / f"{result.name}.json", record)
     return folder / f"{result.name}.json"
 
 
-def day_results(day_dir: Path) -> list[ReportResult]:
-    """The newest result of every report made in this day folder, by name."""
+def load_status(run_dir: Path, name: str) -> ReportResult | None:
+    """The result recorded for report `name` in this run folder, or None."""
     import json
 
-    results = []
-    for path in sorted((day_dir / STATUS_DIR).glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):  # a record being replaced right now by a parallel run
-            continue
-        for key in _PATH_FIELDS:
-            record[key] = day_dir / record[key] if record.get(key) else None
-        results.append(ReportResult(**record))
-    return results
+    try:
+        record = json.loads((run_dir / runs.STATUS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for key in _PATH_FIELDS:
+        record[key] = run_dir / record[key] if record.get(key) else None
+    return ReportResult(**record)
+
+
+def run_results(run_dir: Path) -> list[ReportResult]:
+    """Every result recorded in this run folder, by name."""
+    found = (load_status(run_dir, p.stem) for p in sorted((run_dir / runs.STATUS_DIR).glob("*.json")))
+    return [r for r in found if r is not None]
 
 
 def _shown_path(path: Path | None) -> str:
@@ -434,47 +542,43 @@ def format_summary(results: Sequence[ReportResult]) -> str:
     return "\n".join(lines)
 
 
-def write_index(results: Sequence[ReportResult], day_dir: Path, manifest: dict | None) -> Path:
-    """OUT/<date>/index.html: every report made that day (the newest result of each, see
-    `day_results`), with links, status, timings and data snapshot (written atomically)."""
+def write_index(results: Sequence[ReportResult], run_dir: Path, manifest: dict | None) -> Path:
+    """RUN_DIR/index.html: the reports of this run, with links, status, timings and data snapshot
+    (written atomically, again as each report ends)."""
     from outcomes import __version__
 
     def link(path: Path | None, label: str) -> str:
-        return f'<a href="{html.escape(path.name)}">{label}</a>' if path and path.exists() else ""
+        return f'<a href="{html_text(path.name)}">{label}</a>' if path and path.exists() else ""
 
     rows = []
     for r in sorted(results, key=lambda r: r.name):
         params = ", ".join(f"{k}={v}" for k, v in r.parameters.items() if k != "processed_dir") or "defaults"
         rows.append(
-            f'<tr class="{r.status}"><td>{html.escape(r.name)}</td><td>{r.status}</td>'
-            f"<td>{html.escape(r.finished[11:16])}</td><td>{r.duration:.1f}s</td>"
+            f'<tr class="{html_text(r.status)}"><td>{html_text(r.name)}</td><td>{html_text(r.status)}</td>'
+            f"<td>{html_text(r.finished[11:16])}</td><td>{r.duration:.1f}s</td>"
             f"<td>{link(r.pdf, 'PDF')} {link(r.notebook, 'notebook')} {link(r.log, 'log')}</td>"
-            f"<td>{html.escape(params)}</td><td>{html.escape(r.snapshot or '-')}</td><td>{html.escape(r.error)}</td></tr>"
+            f"<td>{html_text(params)}</td><td>{html_text(r.snapshot or '-')}</td><td>{html_text(r.error)}</td></tr>"
         )
     manifest = manifest or {}
+    title = f"{run_dir.parent.name} {run_dir.name}"
     synthetic = "<p><strong>SYNTHETIC DEMO DATA</strong> (simulator output, not patients).</p>" if manifest.get("synthetic") else ""
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Reports {html.escape(day_dir.name)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Reports {html_text(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border-bottom:1px solid #ccc;padding:.3em .8em;text-align:left}} tr.failed td{{background:#fdd}}</style></head>
-<body><h1>Reports of {html.escape(day_dir.name)}</h1>{synthetic}
-<p>Every report made in this folder that day, with the result of its latest run.
-{sum(r.ok for r in results)} of {len(results)} reports ok.</p>
-<p>Last run finished {datetime.now():%Y-%m-%d %H:%M}; its data snapshot {html.escape(str(manifest.get('snapshot', 'unknown')))}
-(cleaned {html.escape(str(manifest.get('created', 'unknown')))}); mesotherapy-outcomes {__version__}.</p>
+<body><h1>Reports of the run {html_text(title)}</h1>{synthetic}
+<p>The reports of this run ({len(results)} so far, {sum(r.ok for r in results)} ok); earlier runs keep
+their own folders: <a href="../../{runs.INDEX}">all runs</a>.</p>
+<p>Updated {datetime.now():%Y-%m-%d %H:%M}; data snapshot {html_text(manifest.get('snapshot', 'unknown'))}
+(cleaned {html_text(manifest.get('created', 'unknown'))}); mesotherapy-outcomes {html_text(__version__)}.</p>
 <table><thead><tr><th>report</th><th>status</th><th>finished</th><th>duration</th><th>files</th><th>parameters</th>
 <th>data snapshot</th><th>error</th></tr></thead>
 <tbody>
 {chr(10).join(rows)}
 </tbody></table></body></html>
 """
-    path = day_dir / "index.html"
-    fd, tmp = tempfile.mkstemp(prefix=".index.", suffix=".tmp", dir=day_dir)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    os.chmod(tmp, file_mode())
-    os.replace(tmp, path)
-    return path
+    runs.write_text(run_dir / runs.INDEX, page, file_mode())
+    return run_dir / runs.INDEX
 
 
 def cli_report(
@@ -489,7 +593,7 @@ def cli_report(
 ) -> int:
     """`outcomes report`: 0 all reports ok, 1 any failed, 2 nothing ran (bad input).
 
-    Outputs go to OUT/<day>/, `day` defaulting to today's date (YYYY-MM-DD)."""
+    Outputs go to a new run folder OUT/<day>/<HHMMSS>/, `day` defaulting to today's date."""
     # this process too reads Jupyter/IPython settings; keep their files inside OUT (restored after)
     saved_env = dict(os.environ)
     os.environ.update(_quiet_environment(Path(out).resolve(), Path(out).resolve() / ".cache", jobs))
@@ -508,19 +612,19 @@ def _cli_report(notebook, params, grid, processed, out, jobs, echo, day) -> int:
             if params:
                 raise ParameterError("-p parameters go with a single NOTEBOOK; a grid file holds its own")
             specs, timeout = load_grid(grid)
-        mode = f"{len(specs)} report{'s' if len(specs) != 1 else ''} with {min(jobs, len(specs))} job(s)"
-        echo(f"Running {mode}; output in {Path(out)}/<date>/")
         results = run_reports(specs, processed, out, jobs=jobs, cell_timeout=timeout, day=day)
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     echo(format_summary(results))
-    if results:
-        echo(f"Index: {_shown_path(results[0].log.parent / 'index.html' if results[0].log else None)}")
+    if results and results[0].log:
+        echo(f"Index: {_shown_path(results[0].log.parent / runs.INDEX)} (all runs: "
+             f"{_shown_path(results[0].log.parent.parent.parent / runs.INDEX)})")
     return 0 if all(r.ok for r in results) else 1
 
 
 __all__ = [
     "ReportSpec", "ReportResult", "ParameterError", "load_grid", "single_spec", "run_reports", "run_one",
-    "format_summary", "write_index", "save_status", "day_results", "cli_report", "resolve_notebook",
+    "format_summary", "write_index", "save_status", "load_status", "run_results", "cli_report", "resolve_notebook",
+    "report_name",
 ]
