@@ -309,5 +309,5 @@ def test_patient_report_of_a_95_year_old_shows_the_band_not_the_age(tables):
         tables["patients"]["patient_id"] != picked, 95.0))
     report = PatientProgress(old, patient_id=picked, metrics="hydration")
     sections = _run(report, ("cover", "course"))
-    words = " ".join([*sections["cover"].texts, *sections["course"].findings])
+    words = " ".join([*sections["cover"].texts, *sections["course"].findings]).replace("\\", "")  # markdown escapes
     assert "55+" in words and "95" not in words.replace(picked, "")
