@@ -34,7 +34,7 @@ data: $(STAMP) ## Demo cohort into data/raw only if it is empty (never beside re
 	$(OUTCOMES) demo --raw $(RAW) --if-empty
 	$(CLEAN)
 
-report: data ## The main job: set-up, data, then every report in reports.yml (PDFs in reports/<date>/)
+report: data ## The main job: set-up, data, then every report in reports.yml (PDFs in reports/<date>/<time>/, reports/latest)
 	$(REPORT)
 
 scheduled: $(STAMP) ## For cron/systemd: clean data/raw and make every report; never writes demo data
