@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 # libraries whose internals the code relies on without a private import (the scan below finds those)
 INTERNALS = {"statsmodels": "models/_grouped_mixedlm.py subclasses MixedLM and reimplements its likelihood algebra"}
-IMPORT_NAMES = {"yaml": "pyyaml", "sklearn": "scikit-learn"}
+IMPORT_NAMES = {"yaml": "pyyaml", "sklearn": "scikit-learn", "IPython": "ipython"}
 
 
 def _pyproject() -> dict[str, Requirement]:
@@ -98,6 +98,23 @@ def test_code_relying_on_a_librarys_internals_has_an_upper_bound_for_it():
         assert name in deps, f"{name} is used ({why}) but not a dependency"
         assert any(s.operator in ("<", "<=", "~=", "==") for s in deps[name].specifier), (
             f"{name} needs an upper bound in pyproject.toml (and environment.yml): {why}")
+
+
+def test_every_library_the_package_imports_is_a_declared_dependency():
+    # a package that arrives only as another's dependency may go away in that one's next version
+    deps = _pyproject()
+    imported: dict[str, str] = {}
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module] if isinstance(node, ast.ImportFrom) and not node.level and node.module else [])
+            for name in names:
+                top = name.split(".")[0]
+                if top != "outcomes" and top not in sys.stdlib_module_names:
+                    imported.setdefault(canonicalize_name(IMPORT_NAMES.get(top, top)), str(path.relative_to(ROOT)))
+    assert "statsmodels" in imported  # the scan works
+    undeclared = {name: where for name, where in imported.items() if name not in deps}
+    assert not undeclared, f"imported but not in pyproject.toml's dependencies: {undeclared}"
 
 
 def test_no_private_papermill_call():
