@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r $(LOCK)
 	$(PY) -m pip install --quiet --no-deps -e .
+	@$(PY) -c 'import weasyprint' 2>/dev/null || { echo "WeasyPrint (the PDFs) needs the Pango library >= 1.44: on Debian/Ubuntu sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0" >&2; exit 1; }
 	$(PY) -m ipykernel install --sys-prefix --name mesotherapy-outcomes --display-name "Python (mesotherapy-outcomes)" >/dev/null
 	@touch $(STAMP)
 
