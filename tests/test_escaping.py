@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 
@@ -36,10 +36,13 @@ def test_hostile_markdown_renders_as_its_own_text():
 
 @settings(max_examples=300, deadline=None)
 @given(printable)
+@example("0 \x850")  # NEL, a line break, next to a space
 def test_any_text_renders_literally_as_markdown(value):
     shown = _rendered_text(markdown_text(value))
-    # markdown trims the ends of a paragraph; everything else reads as it was given
-    assert shown.strip() == value.strip() or shown == re.sub(r"\s+", " ", value).strip()
+    # markdown trims the ends of a paragraph; everything else reads as it was given (a run of
+    # line breaks as one space, e.g. "0 \x850" as "0  0": found by a fresh machine's random examples)
+    one_line = re.sub(r"[\r\n\u2028\u2029\x0b\x0c\x85]+", " ", value).strip()
+    assert shown.strip() in (value.strip(), one_line) or shown == re.sub(r"\s+", " ", value).strip()
 
 
 def test_html_text_escapes_tags_and_quotes():
