@@ -3,6 +3,7 @@ pyproject's ranges, and code that leans on a library's internals has an upper bo
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -141,3 +142,13 @@ def test_parameters_read_from_a_notebook_whose_path_has_braces(tmp_path):
         nb.cells[0].metadata["tags"] = []
         nbformat.write(nb, folder / "none.ipynb")
         params.declared_parameters(folder / "none.ipynb")
+
+
+def test_ci_draws_the_same_property_examples_on_every_machine():
+    probe = "import conftest; from hypothesis import settings; print(settings.default.derandomize, settings.default.database)"
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    ci = subprocess.run([sys.executable, "-c", probe], cwd=ROOT / "tests", env={**env, "CI": "true"},
+                        capture_output=True, text=True, check=True).stdout.split()
+    local = subprocess.run([sys.executable, "-c", probe], cwd=ROOT / "tests", env=env,
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert ci == ["True", "None"] and local[0] == "False"
