@@ -6,26 +6,36 @@ VENV := .venv
 PY := $(VENV)/bin/python
 OUTCOMES := $(VENV)/bin/outcomes
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+LOCK_TOOLS := $(VENV)/lock-tools
 RAW ?= data/raw
 PROCESSED ?= data/processed
 REPORTS ?= reports
 JOBS ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help setup data report scheduled test lab bench clean-env
+.PHONY: help setup lock data report scheduled test lab bench clean-env
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# the exact versions of $(LOCK) (every machine gets the same), then the package itself on top
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed (found " + sys.version.split()[0] + ")")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { echo "Could not create $(VENV): on Debian/Ubuntu install python3-venv first." >&2; exit 1; }
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -r $(LOCK)
+	$(PY) -m pip install --quiet --no-deps -e .
+	@$(PY) -c 'import weasyprint' 2>/dev/null || { echo "WeasyPrint (the PDFs) needs the Pango library >= 1.44: on Debian/Ubuntu sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0" >&2; exit 1; }
 	$(PY) -m ipykernel install --sys-prefix --name mesotherapy-outcomes --display-name "Python (mesotherapy-outcomes)" >/dev/null
 	@touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv, install the package and register its Jupyter kernel
+setup: $(STAMP) ## Create .venv, install the locked versions, the package and its Jupyter kernel
+
+lock: ## Re-pin requirements.lock from pyproject.toml (keeps pins that still fit; LOCK_FLAGS=--upgrade for the newest)
+	@test -x $(LOCK_TOOLS)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install --quiet 'uv>=0.5'; }
+	$(LOCK_TOOLS)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --fork-strategy fewest \
+		--custom-compile-command "make lock" --quiet $(LOCK_FLAGS) -o $(LOCK)
 
 CLEAN = $(OUTCOMES) clean --raw $(RAW) --out $(PROCESSED)
 REPORT = $(OUTCOMES) report --grid reports.yml --processed $(PROCESSED) --out $(REPORTS) --jobs $(JOBS)

@@ -26,11 +26,40 @@ def _in_days_units(model, per_day):
     return fixed, rand
 
 
-@pytest.mark.parametrize("per_day", [1440, 10_000, 86_400])
-def test_default_optimizer_stopping_short_is_caught_by_the_newton_check(per_day):
-    # Time in minutes, 1/10,000 day or seconds: L-BFGS reports convergence, but at a point that
-    # is not the maximum (its likelihood is lower). The Newton check from there (exact gradient
-    # and Hessian, so scale-free) finds lme4's answer; the results are recomputed at that point.
+def _inject(monkeypatch, **how):
+    """Make optimizers fail on purpose, whatever this machine's floating-point path would do:
+    ``lbfgs="raise"`` (an error, as a singular matrix gives), ``bfgs="stall"`` (statsmodels'
+    result, marked not converged, with its ConvergenceWarning), or ``lbfgs=chol`` (stops short:
+    reports success at the packed Cholesky factor ``chol``, which is not the maximum)."""
+    from outcomes.models._grouped_mixedlm import GroupedMixedLM
+
+    real = GroupedMixedLM.fit
+    calls = []
+
+    def fit(self, *args, method=None, **kwargs):
+        calls.append(method)
+        what = how.get(method)
+        if isinstance(what, str) and what == "raise":
+            raise np.linalg.LinAlgError("injected: Singular matrix")
+        if what is not None and not isinstance(what, str):
+            return self.results_at(np.asarray(what, dtype=float), kwargs["reml"])
+        res = real(self, *args, method=method, **kwargs)
+        if what == "stall":
+            warnings.warn("injected: the optimizer did not converge", ConvergenceWarning)
+            res.converged = False
+        return res
+
+    monkeypatch.setattr(GroupedMixedLM, "fit", fit)
+    return calls
+
+
+@pytest.mark.parametrize("per_day", [1, 86_400])
+def test_default_optimizer_stopping_short_is_caught_by_the_newton_check(monkeypatch, per_day):
+    # L-BFGS reports success at a point that is not the maximum (injected: on badly scaled time
+    # units it does so on some machines). The Newton check from there (exact gradient and
+    # Hessian, so scale-free) finds lme4's answer; the results are recomputed at that point.
+    short = np.array([0.9, 0.02 / per_day, 0.22 / per_day])  # near, not at, the maximum
+    _inject(monkeypatch, lbfgs=short)
     m = fit_mixed(SLEEP.assign(Days=SLEEP["Days"] * per_day), "Reaction", "Days", "Subject")
     first = m.attempts_.iloc[0]
     assert first["optimizer"] == "lbfgs" and first["ok"]
@@ -41,38 +70,59 @@ def test_default_optimizer_stopping_short_is_caught_by_the_newton_check(per_day)
     np.testing.assert_allclose(rand, LME4_RANDOM, rtol=1e-3)
 
 
-def test_default_optimizer_failing_falls_back_and_fits_correctly():
-    # Time in units of 1/1,000,000 day (86 ms): L-BFGS fails outright, BFGS and CG do not
-    # converge from the default start; Powell reports success near the maximum, and Newton's
-    # method from there reaches lme4's answer.
-    per_day = 1_000_000
+@pytest.mark.parametrize("per_day", [1440, 10_000, 86_400, 1_000_000])
+def test_badly_scaled_time_gives_the_well_scaled_answer(per_day):
+    # Time in minutes, 1/10,000 day, seconds, 1/1,000,000 day: which optimizer fails or stops
+    # short here depends on the machine's floating-point path (BLAS kernels); the answer must not.
     m = fit_mixed(SLEEP.assign(Days=SLEEP["Days"] * per_day), "Reaction", "Days", "Subject")
-    assert m.attempts_["optimizer"].tolist()[:4] == ["lbfgs", "bfgs", "cg", "powell"]
-    assert not m.attempts_.iloc[:3]["ok"].any() and m.attempts_.iloc[3]["ok"]
     assert m.converged
     fixed, rand = _in_days_units(m, per_day)
     np.testing.assert_allclose(fixed, LME4_FIXED, rtol=1e-4)
     np.testing.assert_allclose(rand, LME4_RANDOM, rtol=1e-3)
 
 
-def test_a_maximum_that_is_not_verified_is_refused_loudly():
+def test_default_optimizer_failing_falls_back_and_fits_correctly(monkeypatch):
+    # L-BFGS fails outright, BFGS and CG do not converge (all injected); Powell reports success,
+    # and Newton's method from there reaches lme4's answer.
+    calls = _inject(monkeypatch, lbfgs="raise", bfgs="stall", cg="stall")
+    m = fit_mixed(SLEEP, "Reaction", "Days", "Subject")
+    assert calls[:4] == ["lbfgs", "bfgs", "cg", "powell"]
+    assert m.attempts_["optimizer"].tolist()[:4] == ["lbfgs", "bfgs", "cg", "powell"]
+    assert not m.attempts_.iloc[:3]["ok"].any() and m.attempts_.iloc[3]["ok"]
+    assert m.attempts_.iloc[0]["message"] == "error: injected: Singular matrix"
+    assert m.attempts_.iloc[1:3]["message"].str.contains("injected: the optimizer did not converge").all()
+    assert m.converged and m.attempts_.loc[m.attempts_["chosen"], "optimizer"].item() in ("powell", "newton")
+    fixed, rand = _in_days_units(m, 1)
+    np.testing.assert_allclose(fixed, LME4_FIXED, rtol=1e-4)
+    np.testing.assert_allclose(rand, LME4_RANDOM, rtol=1e-3)
+
+
+def test_a_maximum_that_is_not_verified_is_refused_loudly(monkeypatch):
     # One measurement per subject: between-subject and visit-to-visit variation cannot be told
-    # apart, the likelihood is flat along a ridge, and the optimizers' "success" is a point on
-    # it. The Hessian check sees the flat direction: the fit is flagged, never passed off as
-    # good, and a ConvergenceWarning says what happened.
+    # apart, the likelihood is flat along a ridge, and an optimizer's "success" is a point on it
+    # (injected for L-BFGS: whether each optimizer claims success there depends on the machine).
+    # The Hessian check sees the flat direction: the fit is flagged, never passed off as good,
+    # and a ConvergenceWarning says what happened.
     once = SLEEP.sample(frac=1, random_state=1).drop_duplicates("Subject")
+    _inject(monkeypatch, lbfgs=[0.9, 0.02, 0.22])
     with pytest.warns(ConvergenceWarning, match="did NOT converge"):
         m = fit_mixed(once, "Reaction", "Days", "Subject")
     assert m.converged is False
     assert not m.attempts_["ok"].any()
-    assert m.attempts_["message"].str.contains("not a verified maximum").all()
+    first = m.attempts_.iloc[0]
+    assert first["optimizer"] == "lbfgs" and "optimizer reports success, but not a verified maximum" in first["message"]
 
 
-def test_single_optimizer_failure_is_flagged():
-    d = SLEEP.assign(Days=SLEEP["Days"] * 1_000_000)  # BFGS alone does not converge here
-    with pytest.warns(ConvergenceWarning):
-        m = fit_mixed(d, "Reaction", "Days", "Subject", optimizers=("bfgs",))
+def test_single_optimizer_failure_is_flagged(monkeypatch):
+    _inject(monkeypatch, bfgs="stall")
+    with pytest.warns(ConvergenceWarning, match="did NOT converge"):
+        m = fit_mixed(SLEEP, "Reaction", "Days", "Subject", optimizers=("bfgs",))
     assert not m.converged
+    assert m.attempts_["optimizer"].tolist() == ["bfgs"] and not m.attempts_["ok"].any()
+    assert m.attempts_["chosen"].item()  # the only fit there is, marked failed
+    _inject(monkeypatch, bfgs="raise")
+    with pytest.raises(RuntimeError, match="every optimizer failed outright"):
+        fit_mixed(SLEEP, "Reaction", "Days", "Subject", optimizers=("bfgs",))
 
 
 def test_grouped_likelihood_equals_statsmodels_loops():

@@ -143,6 +143,12 @@ METRICS: dict[str, Metric] = {
 
 # --- linking and quality rules ----------------------------------------------
 BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION = 90
+# dates of events (sessions, photos, assessments, adverse events) before this day, or after the
+# export's day, are typos (a 1900 session would anchor the patient's baseline a century early):
+# such rows are rejected with reason EARLY_EVENT_REASON or LATE_EVENT_REASON
+EARLIEST_EVENT_DATE = "1990-01-01"
+EARLY_EVENT_REASON = "date_before_1990"
+LATE_EVENT_REASON = "date_after_export"
 QC_MAX_DELTA_E = 5.0
 QC_MAX_YAW_DIFF_DEG = 10.0
 QC_MAX_BLUR = 0.5

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -82,18 +82,21 @@ class CleanResult:
         return f"CleanResult{where}\n{self.summary.to_string()}"
 
 
-def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst: bool = False) -> CleanResult:
+def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst: bool = False,
+          as_of: date | str | None = None) -> CleanResult:
     """Validate, normalise and link the raw exports in `raw_dir`.
 
     Writes the processed folder (atomically) only when `out_dir` is given. Raises
     RawDataError (with `.file` and `.column`) when a required file or column is missing or
-    a file cannot be read; nothing is written then.
+    a file cannot be read; nothing is written then. `as_of`: the day of the export (default:
+    today); an event dated after it, or before 1990, is rejected as a typo.
     """
+    until = np.datetime64(date.today() if as_of is None else as_of, "D")
     with reuse_memory():
-        return _read_and_clean(Path(raw_dir), out_dir, monthfirst)
+        return _read_and_clean(Path(raw_dir), out_dir, monthfirst, until)
 
 
-def _read_and_clean(raw_dir: Path, out_dir: str | Path | None, monthfirst: bool) -> CleanResult:
+def _read_and_clean(raw_dir: Path, out_dir: str | Path | None, monthfirst: bool, until: np.datetime64) -> CleanResult:
     lap = _stopwatch()
     if not raw_dir.is_dir():
         raise RawDataError(f"raw-data folder {raw_dir} does not exist", file=raw_dir)
@@ -104,32 +107,35 @@ def _read_and_clean(raw_dir: Path, out_dir: str | Path | None, monthfirst: bool)
     registry = load_registry(registry_path)
     lap("read")
     if out_dir is None:
-        return _clean(raw_dir, raws, file_notes, registry_path, registry, monthfirst, None, lap)
+        return _clean(raw_dir, raws, file_notes, registry_path, registry, monthfirst, until, None, lap)
     with ProcessedWriter(out_dir) as writer:  # checks --out before the work; removes its temp folder on failure
-        return _clean(raw_dir, raws, file_notes, registry_path, registry, monthfirst, writer, lap)
+        return _clean(raw_dir, raws, file_notes, registry_path, registry, monthfirst, until, writer, lap)
 
 
 def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], registry_path: Path | None,
-           loaded_registry: tuple, monthfirst: bool, writer: ProcessedWriter | None, lap) -> CleanResult:
+           loaded_registry: tuple, monthfirst: bool, until: np.datetime64, writer: ProcessedWriter | None,
+           lap) -> CleanResult:
     # helper threads take independent work beside the main thread (numpy, arrow and parquet
     # release the GIL for their per-row work, so both cores are kept busy)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="clean-side") as side:
-        return _clean_steps(raw_dir, raws, file_notes, registry_path, loaded_registry, monthfirst, writer, lap, side)
+        return _clean_steps(raw_dir, raws, file_notes, registry_path, loaded_registry, monthfirst, until, writer,
+                            lap, side)
 
 
 def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], registry_path: Path | None,
-                 loaded_registry: tuple, monthfirst: bool, writer: ProcessedWriter | None, lap,
-                 side: ThreadPoolExecutor) -> CleanResult:
+                 loaded_registry: tuple, monthfirst: bool, until: np.datetime64, writer: ProcessedWriter | None,
+                 lap, side: ThreadPoolExecutor) -> CleanResult:
+    """`until`: the export's day (events after it are typos)."""
     registry, registry_sha, registry_rows = loaded_registry
 
     # 1. every cell normalised; rows rejected on their own fields only where no link is needed yet.
     # photo metrics (numpy and arrow, mostly without the GIL) are parsed beside the small tables (pandas)
-    photos = side.submit(meas_mod.parse, raws["photo_metrics"], registry, monthfirst)
+    photos = side.submit(meas_mod.parse, raws["photo_metrics"], registry, monthfirst, until)
     pat = patients_mod.parse(raws["patients"], monthfirst)
     patients_mod.check(pat)
-    ses = sessions_mod.parse(raws["sessions"], monthfirst)
-    ass = assess_mod.parse(raws["assessments"], monthfirst) if "assessments" in raws else None
-    adv = adverse_mod.parse(raws["adverse_events"], monthfirst) if "adverse_events" in raws else None
+    ses = sessions_mod.parse(raws["sessions"], monthfirst, until)
+    ass = assess_mod.parse(raws["assessments"], monthfirst, until) if "assessments" in raws else None
+    adv = adverse_mod.parse(raws["adverse_events"], monthfirst, until) if "adverse_events" in raws else None
     mea = photos.result()
     lap("parse")
     for raw in raws.values():  # on the core the next, single-threaded steps leave free
@@ -229,7 +235,7 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
     inputs = [{"table": name, "file": raw.path.name, "sha256": raw.sha256, "rows": raw.rows,
                **({"delimiter": raw.delimiter} if raw.delimiter else {})} for name, raw in raws.items()]
     manifest = _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
-                         no_baseline, outputs, monthfirst, registry)
+                         no_baseline, outputs, monthfirst, until, registry)
     result = CleanResult(rejected=rejected, summary=summary, manifest=manifest, notes=notes,
                          in_memory={name: in_memory[name] for name in TABLES if name in in_memory} if writer is None else None)
     if writer is not None:
@@ -369,7 +375,7 @@ def _sessions_at(keys: np.ndarray, codes: np.ndarray, when: pd.Series, inclusive
 
 
 def _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
-              no_baseline, outputs, monthfirst, registry) -> dict[str, Any]:
+              no_baseline, outputs, monthfirst, until, registry) -> dict[str, Any]:
     from outcomes import __version__
 
     if registry_path is not None:
@@ -390,6 +396,7 @@ def _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summa
         "notes": int(len(notes)),
         "settings": {
             "monthfirst": monthfirst,
+            "event_dates": {"earliest": contract.EARLIEST_EVENT_DATE, "latest": str(until)},
             "source_row": "header is row 1, first data row is row 2; blank lines are not counted",
             "baseline_max_days_before_first_session": contract.BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION,
             "qc_max_delta_e": contract.QC_MAX_DELTA_E,

@@ -14,9 +14,9 @@ from outcomes.io import RawTable
 COLUMNS = ("patient_id", "event_date", "event", "severity", "sessions")
 
 
-def parse(raw: RawTable, monthfirst: bool = False) -> Parsed:
+def parse(raw: RawTable, monthfirst: bool = False, until: np.datetime64 | None = None) -> Parsed:
     f, n = raw.frame, raw.rows
-    when = nz.dates(f["event_date"], monthfirst=monthfirst)
+    when = nz.dates(f["event_date"], monthfirst=monthfirst, until=until)
     event = nz.normalise_column(f["event"], nz.event)
     if "severity" in f:
         severity = nz.normalise_column(f["severity"], nz.severity)

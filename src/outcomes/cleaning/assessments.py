@@ -16,9 +16,9 @@ from outcomes.io import RawTable
 COLUMNS = ("patient_id", "assessed_at", "scale", "rater", "score", "sessions")
 
 
-def parse(raw: RawTable, monthfirst: bool = False) -> Parsed:
+def parse(raw: RawTable, monthfirst: bool = False, until: np.datetime64 | None = None) -> Parsed:
     f, n = raw.frame, raw.rows
-    when = nz.dates(f["assessed_at"], monthfirst=monthfirst)
+    when = nz.dates(f["assessed_at"], monthfirst=monthfirst, until=until)
     scale = nz.normalise_column(f["scale"], nz.scale)
     if "rater" in f:
         rater = nz.normalise_column(f["rater"], nz.rater)

@@ -53,8 +53,9 @@ def _absent(n: int) -> pd.Categorical:
     return pd.Categorical.from_codes(np.zeros(n, np.int8), ["missing"])
 
 
-def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool = False) -> Photos:
-    """Normalise every cell of photo_metrics (no row is dropped here)."""
+def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool = False,
+          until: np.datetime64 | None = None) -> Photos:
+    """Normalise every cell of photo_metrics (no row is dropped here); ``until``: the export's day."""
     f, n = raw.frame, raw.rows
     names, views = list(registry), list(contract.VIEWS)
     missing = nz.Column(np.full(n, np.nan), _absent(n))
@@ -65,7 +66,7 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
             pd.Categorical.from_codes(np.zeros(n, np.int8), [""])),
         "makeup": lambda: nz.normalise_column(f["makeup"], nz.yes_no, categories=[False, True]) if "makeup" in f
         else nz.Column(pd.Categorical.from_codes(np.full(n, -1, np.int8), categories=[False, True]), _absent(n)),
-        "taken_at": lambda: nz.dates(f["taken_at"], monthfirst=monthfirst),
+        "taken_at": lambda: nz.dates(f["taken_at"], monthfirst=monthfirst, until=until),
         "value": lambda: nz.numbers(f["value"], raw.decimal_comma),
         **{c: (lambda c=c: nz.numbers(f[c], raw.decimal_comma) if c in f else missing) for c in QC_NUMBERS},
         "patient_id": lambda: nz.texts(f["patient_id"]),

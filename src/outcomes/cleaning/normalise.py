@@ -547,17 +547,22 @@ def numbers(series: pd.Series, decimal_comma: bool = False) -> Column:
 _FAST_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
 
 
-def dates(series: pd.Series, monthfirst: bool = False) -> Column:
-    """datetime64[ns] column with reasons, parsing each distinct text once (ISO fast path)."""
+def dates(series: pd.Series, monthfirst: bool = False, until: np.datetime64 | None = None) -> Column:
+    """datetime64[ns] column with reasons, parsing each distinct text once (ISO fast path).
+
+    ``until``: for dates of events (not birth dates), the export's day: an event before
+    contract.EARLIEST_EVENT_DATE or after that day gets its reason and no value, like a typo."""
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         values = series.dt.tz_convert(None) if getattr(series.dt, "tz", None) is not None else series
         values = pd.to_datetime(values).to_numpy(dtype="datetime64[ns]")
         years = pd.DatetimeIndex(values).year
         missing = np.isnat(values)
         implausible = ~missing & ((years < YEAR_RANGE[0]) | (years > YEAR_RANGE[1]))
-        values = np.where(implausible, np.datetime64("NaT"), values)
-        codes = np.where(missing, 1, np.where(implausible, 2, 0))
-        return Column(values, pd.Categorical.from_codes(codes, categories=[OK, "missing", "implausible_date"]))
+        early, late = _outside_events(values, until)
+        values = np.where(implausible | early | late, np.datetime64("NaT"), values)
+        codes = np.select([missing, implausible, early, late], [1, 2, 3, 4], 0)
+        return Column(values, pd.Categorical.from_codes(codes, categories=[
+            OK, "missing", "implausible_date", contract.EARLY_EVENT_REASON, contract.LATE_EVENT_REASON]))
     codes, uniques = _text_uniques(series)
     uniq = pc.utf8_trim_whitespace(uniques)
     parsed = pa.nulls(len(uniq), pa.timestamp("s"))
@@ -570,5 +575,20 @@ def dates(series: pd.Series, monthfirst: bool = False) -> Column:
         result = parse_date(uniq[i].as_py(), monthfirst=monthfirst)
         stamps[i] = np.datetime64("NaT") if result.value is None else result.value.to_datetime64()
         reasons[i] = result.reason
+    early, late = _outside_events(stamps, until)  # per distinct date: cheap on millions of rows
+    if early.any() or late.any():
+        reasons = np.array(reasons, dtype=object)
+        reasons[early], reasons[late] = contract.EARLY_EVENT_REASON, contract.LATE_EVENT_REASON
+        stamps[early | late] = np.datetime64("NaT")
+        reasons = reasons.tolist()
     stamps = np.append(stamps, np.datetime64("NaT", "ns"))
     return Column(stamps[codes], _reasons(codes, reasons + ["missing"]))
+
+
+def _outside_events(stamps: np.ndarray, until: np.datetime64 | None) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the event dates before contract.EARLIEST_EVENT_DATE and after the day ``until``
+    (none when ``until`` is None; NaT is neither)."""
+    if until is None:
+        return np.zeros(len(stamps), dtype=bool), np.zeros(len(stamps), dtype=bool)
+    day = stamps.astype("datetime64[D]")
+    return day < np.datetime64(contract.EARLIEST_EVENT_DATE, "D"), day > np.datetime64(until, "D")

@@ -20,10 +20,10 @@ UNKNOWN_STATUS = "unknown"  # a status spelling that could not be read: kept, ne
 COLUMNS = ("patient_id", "session_date", "status", "product", "area", "volume_ml", "practitioner_id", "session_number")
 
 
-def parse(raw: RawTable, monthfirst: bool = False) -> Parsed:
-    """Normalise every cell of the sessions table (no row is dropped here)."""
+def parse(raw: RawTable, monthfirst: bool = False, until: np.datetime64 | None = None) -> Parsed:
+    """Normalise every cell of the sessions table (no row is dropped here); ``until``: the export's day."""
     f, n = raw.frame, raw.rows
-    when = nz.dates(f["session_date"], monthfirst=monthfirst)
+    when = nz.dates(f["session_date"], monthfirst=monthfirst, until=until)
     if "status" in f:
         status = nz.normalise_column(f["status"], nz.session_status)
     else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,17 @@ def declared_parameters(notebook: str | Path) -> dict[str, dict[str, Any]]:
         raise ParameterError(f"{notebook} is not a Jupyter notebook (.ipynb)") from None
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
         raise ParameterError(f"{notebook}: no cell tagged 'parameters', so it cannot be run as a report")
-    if nb.metadata.get("kernelspec", {}).get("name"):
-        found = papermill.inspect_notebook(str(notebook))
-    else:  # papermill needs a kernel name to parse the cell; reports always run on ours
-        from papermill.inspection import _infer_parameters
-
-        for cell in nb.cells:  # papermill's loader adds these; its parser expects them
-            cell.metadata.setdefault("tags", [])
-        found = {p.name: p._asdict() for p in _infer_parameters(nb, name=config.KERNEL_NAME, language="python")}
+    # papermill's public inspect_notebook reads a file and needs a kernel name and a language to
+    # parse the cell: a notebook without them gets ours (reports always run on our kernel), and
+    # a copy is inspected, so the notebook's own path is never read as a papermill path template
+    spec = nb.metadata.setdefault("kernelspec", {})
+    spec.setdefault("name", config.KERNEL_NAME)
+    if not nb.metadata.get("language_info", {}).get("name"):
+        spec.setdefault("language", "python")
+    with tempfile.TemporaryDirectory(prefix="outcomes-params-") as tmp:
+        copy = Path(tmp) / "notebook.ipynb"
+        nbformat.write(nb, str(copy))
+        found = papermill.inspect_notebook(str(copy))
     declared = {}
     for name, info in found.items():
         kind = info.get("inferred_type_name") or "None"
