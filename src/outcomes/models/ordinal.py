@@ -10,15 +10,21 @@ so a positive coefficient pushes toward HIGHER grades, which on GAIS means WORSE
 headline number is the probability of "improved or better" (GAIS <= 3) for a group.
 Repeated grades of one patient are not independent: pass ``group`` to get cluster-robust
 standard errors.
+
+Fitted as ``ordinal::clm`` fits it: Newton–Raphson with step halving on the exact gradient and
+Hessian of the log-likelihood, in (beta, thresholds), from the thresholds of the model without
+covariates. The log-likelihood is concave in these parameters for the logit and probit links,
+so a handful of Newton steps reach the maximum; the covariance is the inverse observed
+information (or the cluster sandwich), with no numerical differentiation anywhere.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from statsmodels.miscmodels.ordinal_model import OrderedModel
+from scipy import special, stats
 
 from ..contract import GAIS_RESPONDER_MAX, SKIN_TYPE_DTYPE
 from ._design import Design, as_categories, complete_rows, require_columns
@@ -49,34 +55,31 @@ class OrdinalModel:
         if len(grades) < 2:
             raise ValueError(f"{self.outcome!r} has a single grade {grades}; nothing to model")
         self.grades_ = list(grades)
-        endog = pd.Series(pd.Categorical(rows[self.outcome], categories=grades, ordered=True), index=rows.index)
         self.design_ = Design(" + ".join(self.covariates))
         exog = self.design_.fit(rows).drop(columns="Intercept")  # the thresholds play the intercept
-        model = OrderedModel(endog, exog, distr=LINKS[self.link])
-        fit_kw = {"method": "bfgs", "disp": False, "maxiter": 2000, "gtol": 1e-8}
-        if self.group:
-            codes = pd.factorize(rows[self.group])[0]
-            res = model.fit(cov_type="cluster", cov_kwds={"groups": codes}, **fit_kw)
-        else:
-            res = model.fit(**fit_kw)
-        self.result_ = res
-        self.converged_ = bool(res.mle_retvals.get("converged", False))
+        codes = np.searchsorted(grades, rows[self.outcome].to_numpy())
+        groups = pd.factorize(rows[self.group])[0] if self.group else None
+        fit = _newton(codes, exog.to_numpy(dtype=float), len(grades), self.link)
+        self.converged_, self.iterations_ = fit["converged"], fit["iterations"]
+        if not self.converged_:
+            warnings.warn(f"ordinal model {self.outcome} ~ {' + '.join(self.covariates)} did NOT converge in "
+                          f"{self.iterations_} Newton steps", RuntimeWarning, stacklevel=2)
         k = exog.shape[1]
-        params = np.asarray(res.params)
-        cov = np.asarray(res.cov_params())
-        self.fixed_ = tidy_table(params[:k], np.sqrt(np.diag(cov)[:k]), terms=list(exog.columns))
-        # thresholds: statsmodels stores the first cut and log-increments; report the cuts
-        raw = params[k:]
-        jac = np.zeros((len(raw), len(raw)))
-        jac[:, 0] = 1.0
-        for j in range(1, len(raw)):
-            jac[j:, j] = np.exp(raw[j])
-        cuts = raw[0] + np.concatenate([[0.0], np.cumsum(np.exp(raw[1:]))])
-        cov_cuts = jac @ cov[k:, k:] @ jac.T
+        params = fit["params"]
+        info_inv = np.linalg.inv(-fit["hessian"])
+        if groups is not None:  # cluster sandwich, with statsmodels' small-sample factor
+            meat = _cluster_sum(fit["score_obs"], groups)
+            n, n_groups, m = len(codes), groups.max() + 1, len(params)
+            cov = info_inv @ meat @ info_inv * (n_groups / (n_groups - 1) * (n - 1) / (n - m))
+        else:
+            cov = info_inv
+        se = np.sqrt(np.diag(cov))
+        self.fixed_ = tidy_table(params[:k], se[:k], terms=list(exog.columns))
         names = [f"{a}|{b}" for a, b in zip(grades[:-1], grades[1:])]
-        self.thresholds_ = tidy_table(cuts, np.sqrt(np.diag(cov_cuts)), terms=names)
-        self._cov_all = np.block([[cov[:k, :k], cov[:k, k:] @ jac.T], [jac @ cov[k:, :k], cov_cuts]])
-        self.llf_ = float(res.llf)
+        self.thresholds_ = tidy_table(params[k:], se[k:], terms=names)
+        self._cov_all = cov
+        self._fit_inputs = (rows[self.outcome].to_numpy(), exog, groups)
+        self.llf_ = fit["loglike"]
         self.n_obs_ = len(rows)
         self.rows_ = rows
         return self
@@ -84,6 +87,15 @@ class OrdinalModel:
     fixed = property(lambda self: self.fixed_)
     converged = property(lambda self: self.converged_)
     llf = property(lambda self: self.llf_)
+
+    @property
+    def result_(self):
+        """statsmodels' OrderedModel fitted to the same rows (refitted on first use: slow, for
+        users who want its results object; the estimates above do not come from it)."""
+        if "_result" not in self.__dict__:
+            endog, exog, groups = self._fit_inputs
+            self._result = _statsmodels_fit(endog, exog, self.grades_, self.link, groups)
+        return self._result
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -134,8 +146,129 @@ class OrdinalModel:
         return plots.probability_curves(table, x=x, hue=hue, ax=ax, ylabel="P(GAIS ≤ 3: improved or better)")
 
     def __repr__(self) -> str:
-        state = "unfitted" if not hasattr(self, "result_") else f"n={self.n_obs_}, converged={self.converged_}"
+        state = "unfitted" if not hasattr(self, "llf_") else f"n={self.n_obs_}, converged={self.converged_}"
         return f"OrdinalModel({self.outcome} ~ {' + '.join(self.covariates)}, {self.link}; {state})"
+
+
+def _newton(codes: np.ndarray, x: np.ndarray, n_grades: int, link: str, max_iter: int = 100,
+            tol: float = 1e-12) -> dict:
+    """Maximum likelihood by Newton–Raphson with step halving, params ordered (beta, thresholds).
+
+    Converged when the Newton decrement (the log-likelihood one more full step would gain) is
+    below ``tol``; the log-likelihood is concave, so that is the maximum. That last (tiny) step is
+    still taken, and the derivatives recomputed there, so the gradient at the answer is ~0.
+    """
+    n, k = x.shape
+    counts = np.bincount(codes, minlength=n_grades)
+    if np.any(counts == 0):
+        raise ValueError(f"every grade needs at least one row; counts per grade: {counts.tolist()}")
+    if k and np.linalg.matrix_rank(np.column_stack([np.ones(n), x])) < k + 1:
+        raise ValueError("the covariates are collinear (with each other, or constant like the thresholds)")
+    cum = np.cumsum(counts)[:-1] / n
+    start_cuts = special.logit(cum) if link == "logit" else special.ndtri(cum)
+    params = np.concatenate([np.zeros(k), start_cuts])
+    at = _ClmTerms(codes, x, n_grades, link)
+    state = at.derivatives(params)
+    for iteration in range(max_iter + 1):
+        step = np.linalg.solve(-state["hessian"], state["gradient"])
+        decrement = float(state["gradient"] @ step) / 2
+        if 0 <= decrement <= tol:
+            params = params + step
+            state = at.derivatives(params)
+            break
+        if not decrement > tol or iteration == max_iter:  # (a NaN decrement stops too, unconverged)
+            break
+        t = 1.0
+        slack = 1e-12 * (1 + abs(state["loglike"]))  # rounding in a sum over many rows, not a real loss
+        while t > 1e-10 and not at.loglike(params + t * step) >= state["loglike"] - slack:
+            t /= 2
+        if t <= 1e-10:
+            break
+        params = params + t * step
+        state = at.derivatives(params)
+    return {**state, "params": params, "iterations": iteration, "converged": 0 <= decrement <= tol}
+
+
+class _ClmTerms:
+    """Per-row pieces of the cumulative-link log-likelihood.
+
+    Row i with grade index y contributes log p, p = F(u) − F(l), u = θ_y − x'β, l = θ_{y−1} − x'β
+    (θ_{−1} = −∞, θ_{J−1} = +∞). With the row's derivative directions du = (−x, e_y) and
+    dl = (−x, e_{y−1}) in (β, θ), the gradient is du·f(u)/p − dl·f(l)/p and the Hessian sums
+    du du' (f'(u)/p − a²) + dl dl' (−f'(l)/p − b²) + (du dl' + dl du') a b, a = f(u)/p, b = f(l)/p.
+    """
+
+    def __init__(self, codes: np.ndarray, x: np.ndarray, n_grades: int, link: str) -> None:
+        n, k = x.shape
+        self.link, self.k = link, k
+        self.has_upper, self.has_lower = codes < n_grades - 1, codes > 0
+        rows = np.arange(n)
+        self.up = np.zeros((n, k + n_grades - 1))
+        self.up[:, :k] = -x
+        self.low = self.up.copy()
+        self.up[rows[self.has_upper], k + codes[self.has_upper]] = 1.0
+        self.low[rows[self.has_lower], k + codes[self.has_lower] - 1] = 1.0
+        self.codes, self.x = codes, x
+
+    def _bounds(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        beta, cuts = params[: self.k], params[self.k:]
+        eta = self.x @ beta
+        ext = np.concatenate([[-np.inf], cuts, [np.inf]])
+        return ext[self.codes + 1] - eta, ext[self.codes] - eta
+
+    def _prob(self, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+        # in the upper tail use survival functions: F(u) − F(l) there cancels to nothing
+        cdf = special.expit if self.link == "logit" else special.ndtr
+        with np.errstate(invalid="ignore"):
+            return np.where(lower > 0, cdf(-lower) - cdf(-upper), cdf(upper) - cdf(lower))
+
+    def loglike(self, params: np.ndarray) -> float:
+        p = self._prob(*self._bounds(params))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.sum(np.log(p))) if np.all(p > 0) else -np.inf
+
+    def _density(self, z: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """f(z) and f'(z), zero at the infinite bounds."""
+        z = np.where(present, z, 0.0)
+        if self.link == "logit":
+            f = special.expit(z) * special.expit(-z)
+            df = f * np.tanh(-z / 2)  # f (1 − 2F)
+        else:
+            f = np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
+            df = -z * f
+        return f * present, df * present
+
+    def derivatives(self, params: np.ndarray) -> dict:
+        upper, lower = self._bounds(params)
+        p = self._prob(upper, lower)
+        fu, dfu = self._density(upper, self.has_upper)
+        fl, dfl = self._density(lower, self.has_lower)
+        a, b = fu / p, fl / p
+        score_obs = self.up * a[:, None] - self.low * b[:, None]
+        h_uu, h_ll, h_ul = dfu / p - a * a, -dfl / p - b * b, a * b
+        cross = self.up.T @ (self.low * h_ul[:, None])
+        hessian = self.up.T @ (self.up * h_uu[:, None]) + self.low.T @ (self.low * h_ll[:, None]) + cross + cross.T
+        with np.errstate(divide="ignore"):
+            loglike = float(np.sum(np.log(p)))
+        return {"loglike": loglike, "gradient": score_obs.sum(axis=0), "hessian": hessian, "score_obs": score_obs}
+
+
+def _cluster_sum(score_obs: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Σ_g s_g s_g' with s_g the sum of group g's per-row scores."""
+    per_group = np.stack([np.bincount(groups, weights=col) for col in score_obs.T], axis=1)
+    return per_group.T @ per_group
+
+
+def _statsmodels_fit(endog: np.ndarray, exog: pd.DataFrame, grades: list, link: str, groups: np.ndarray | None):
+    """The previous fitter: statsmodels OrderedModel by BFGS on numerical derivatives."""
+    from statsmodels.miscmodels.ordinal_model import OrderedModel
+
+    endog = pd.Series(pd.Categorical(endog, categories=grades, ordered=True), index=exog.index)
+    model = OrderedModel(endog, exog, distr=LINKS[link])
+    fit_kw = {"method": "bfgs", "disp": False, "maxiter": 2000, "gtol": 1e-8}
+    if groups is not None:
+        return model.fit(cov_type="cluster", cov_kwds={"groups": groups}, **fit_kw)
+    return model.fit(**fit_kw)
 
 
 def _default_grid(rows: pd.DataFrame, x: str, hue: str | None) -> pd.DataFrame:
