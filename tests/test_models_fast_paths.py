@@ -95,3 +95,70 @@ def test_ordinal_equals_the_previous_optimiser_on_known_effects(link):
     clustered = m
     plain = fit_ordinal(d, link=link)
     assert (clustered.fixed_["std_error"] != plain.fixed_["std_error"]).all()
+
+
+def _unbalanced_panel(n=300, seed=0):
+    """Patients with 1 to 7 visits at irregular session counts: clusters of every size.
+
+    y: random intercept (exchangeable-like); y_ar: AR(1) errors by visit, rho 0.5; count: Poisson."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 8, n)
+    pid = np.repeat(np.arange(n), sizes)
+    s = np.concatenate([np.sort(rng.choice(np.arange(1, 10), k, replace=False)) for k in sizes])
+    age_c = np.repeat(rng.normal(0, 1, n), sizes)
+    skin = np.repeat(rng.choice(["II", "III", "IV"], n), sizes)
+    b = np.repeat(rng.normal(0, 2, n), sizes)
+    e = rng.normal(0, 1, len(s))
+    ar = e.copy()
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    for j in range(1, 7):
+        rows = first[sizes > j] + j
+        ar[rows] = 0.5 * ar[rows - 1] + np.sqrt(0.75) * e[rows]
+    frame = pd.DataFrame({"pid": [f"p{i:04d}" for i in pid], "s": s, "age_c": age_c, "skin_type": skin,
+                          "y": 2 + 1.5 * np.log1p(s) - 0.8 * age_c + b + rng.normal(0, 1, len(s)),
+                          "y_ar": 2 + 1.5 * np.log1p(s) - 0.8 * age_c + ar,
+                          "count": rng.poisson(np.exp(0.2 + 0.1 * s - 0.2 * age_c + b / 4)),
+                          "any": (rng.random(len(s)) < 1 / (1 + np.exp(-(-1 + 0.2 * s + b / 2)))).astype(int)})
+    return frame.sample(frac=1.0, random_state=1)  # rows in no particular order
+
+
+@pytest.mark.parametrize(("outcome", "family", "cov_struct"), [
+    ("y", "gaussian", "exchangeable"), ("y", "gaussian", "independence"), ("y_ar", "gaussian", "ar1"),
+    ("count", "poisson", "exchangeable"), ("count", "poisson", "ar1"), ("any", "binomial", "exchangeable"),
+])
+def test_gee_batched_equals_statsmodels_per_patient_loop_on_unbalanced_clusters(outcome, family, cov_struct):
+    from outcomes.models import fit_gee
+    from outcomes.models._batched_gee import BatchedGEE
+
+    d = _unbalanced_panel()
+    m = fit_gee(d, outcome, "s", "pid", covariates=("age_c", "skin_type"), cov_struct=cov_struct, family=family,
+                time_transform="log1p")
+    y, exog, groups, time = m._fit_inputs
+    assert sorted(BatchedGEE(y, exog.to_numpy(), groups, time, family, cov_struct).index) == list(range(1, 8))
+    old = m.result_  # statsmodels GEE: one solve per patient
+    assert m.converged_ and old.converged
+    # Brent's tolerance (1.5e-8) on the AR(1) parameter is the only source of difference
+    tol = 1e-7 if cov_struct == "ar1" else 1e-10
+    np.testing.assert_allclose(m.fixed_["estimate"], old.params, rtol=tol, atol=tol)
+    np.testing.assert_allclose(m.fixed_["std_error"], old.bse, rtol=tol)
+    np.testing.assert_allclose(m.cov_fixed_.to_numpy(), np.asarray(old.cov_params()), rtol=tol, atol=1e-15)
+    assert m.scale_ == pytest.approx(old.scale, rel=tol)
+    if cov_struct != "independence":
+        assert m.dependence_ == pytest.approx(float(np.atleast_1d(old.model.cov_struct.dep_params)[0]), rel=tol)
+
+
+def test_gee_falls_back_to_statsmodels_when_the_batched_solve_cannot(monkeypatch):
+    from outcomes.models import _batched_gee, fit_gee
+
+    d = _unbalanced_panel(n=120)
+    fast = fit_gee(d, "y", "s", "pid", covariates=("age_c",))
+
+    def refuse(self, *args, **kwargs):
+        raise np.linalg.LinAlgError("working correlation for clusters of 3 is not positive definite")
+
+    monkeypatch.setattr(_batched_gee.BatchedGEE, "fit", refuse)
+    with pytest.warns(RuntimeWarning, match="statsmodels' GEE instead"):
+        slow = fit_gee(d, "y", "s", "pid", covariates=("age_c",))
+    assert slow.converged_
+    np.testing.assert_allclose(slow.fixed_["estimate"], fast.fixed_["estimate"], rtol=1e-10)
+    np.testing.assert_allclose(slow.fixed_["std_error"], fast.fixed_["std_error"], rtol=1e-10)

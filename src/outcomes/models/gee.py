@@ -7,7 +7,9 @@ the mixed model, GEE is only valid when dropout is unrelated to the outcome (MCA
 disagreement between the two is itself a finding worth reporting.
 
 The scale and correlation are estimated without a degrees-of-freedom correction
-(``ddof_scale=0``), as R's geepack does, so results can be checked against it.
+(``ddof_scale=0``), as R's geepack does, so results can be checked against it. The fit is
+statsmodels' GEE algorithm with the per-patient solves batched by cluster size
+(``_batched_gee.py``); statsmodels' own GEE is kept behind ``result_`` as the reference.
 """
 from __future__ import annotations
 
@@ -16,14 +18,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
+from ._batched_gee import BatchedGEE, Family
 from ._design import Design, curve_rhs, panel_rows
 from ._tidy import interval, tidy_table
 
 COV_STRUCTS = ("exchangeable", "ar1", "independence")
-FAMILIES = {"gaussian": sm.families.Gaussian, "binomial": sm.families.Binomial, "poisson": sm.families.Poisson}
+FAMILIES = ("gaussian", "binomial", "poisson")
 
 
 class GEEModel:
@@ -62,28 +64,36 @@ class GEEModel:
         rows = panel_rows(data, self.outcome, self.time, self.group, self.covariates)
         self.design_ = Design(self.rhs)
         exog = self.design_.fit(rows)
-        cov = {"exchangeable": sm.cov_struct.Exchangeable(), "ar1": sm.cov_struct.Autoregressive(grid=False),
-               "independence": sm.cov_struct.Independence()}[self.cov_struct]
-        model = sm.GEE(rows[self.outcome].astype(float).to_numpy(), exog, groups=rows[self.group].to_numpy(),
-                       time=rows[[self.time]].to_numpy(dtype=float), family=FAMILIES[self.family](), cov_struct=cov)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            res = model.fit(ddof_scale=0, scale="X2" if self.family != "gaussian" else None)
-        failed = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-        self.converged_ = not failed
-        if failed:
-            warnings.warn(f"GEE {self.outcome} ~ {self.rhs} did NOT converge: {failed[0]}", ConvergenceWarning,
-                          stacklevel=2)
-        self.result_ = res
-        self.fixed_ = tidy_table(res.params, res.bse, terms=list(exog.columns))
-        self.cov_fixed_ = pd.DataFrame(np.asarray(res.cov_params()), index=exog.columns, columns=exog.columns)
-        self.dependence_ = float(np.atleast_1d(model.cov_struct.dep_params)[0]) if self.cov_struct != "independence" else 0.0
-        self.scale_ = float(res.scale)
+        y = rows[self.outcome].astype(float).to_numpy()
+        groups, time = rows[self.group].to_numpy(), rows[self.time].to_numpy(dtype=float)
+        self._fit_inputs = (y, exog, groups, time)
+        try:
+            fit = BatchedGEE(y, exog.to_numpy(dtype=float), groups, time, self.family, self.cov_struct).fit()
+        except np.linalg.LinAlgError as err:  # statsmodels projects such a correlation to the nearest valid one
+            warnings.warn(f"GEE {self.outcome} ~ {self.rhs}: {err}; fitting with statsmodels' GEE instead",
+                          RuntimeWarning, stacklevel=2)
+            fit = _from_statsmodels(self.result_, self.cov_struct)
+        self.converged_ = fit["converged"]
+        if not self.converged_:
+            warnings.warn(f"GEE {self.outcome} ~ {self.rhs} did NOT converge (score norm {fit['score_norm']:.3g})",
+                          ConvergenceWarning, stacklevel=2)
+        self.fixed_ = tidy_table(fit["params"], np.sqrt(np.diag(fit["cov_robust"])), terms=list(exog.columns))
+        self.cov_fixed_ = pd.DataFrame(fit["cov_robust"], index=exog.columns, columns=exog.columns)
+        self.dependence_ = fit["dependence"] if self.cov_struct != "independence" else 0.0
+        self.scale_ = fit["scale"]
         self.n_obs_, self.n_groups_ = len(rows), int(rows[self.group].nunique())
         return self
 
     fixed = property(lambda self: self.fixed_)
     converged = property(lambda self: self.converged_)
+
+    @property
+    def result_(self):
+        """statsmodels' GEE fitted to the same rows, patient by patient (refitted on first use:
+        slow, for users who want its results object; the estimates above do not come from it)."""
+        if "_result" not in self.__dict__:
+            self._result = _statsmodels_fit(*self._fit_inputs, self.family, self.cov_struct)
+        return self._result
 
     @property
     def summary(self) -> pd.DataFrame:
@@ -93,12 +103,12 @@ class GEEModel:
         """Population-averaged mean (on the response scale) with a robust CI."""
         x = self.design_.build(new).to_numpy()
         eta = x @ self.fixed_["estimate"].to_numpy()
-        link = self.result_.model.family.link
-        out = pd.DataFrame({"estimate": link.inverse(eta)}, index=new.index)
+        inverse = Family(self.family).mean
+        out = pd.DataFrame({"estimate": inverse(eta)}, index=new.index)
         if ci:
             se = np.sqrt(np.einsum("ij,jk,ik->i", x, self.cov_fixed_.to_numpy(), x))
             low, high = interval(eta, se, level)
-            out["ci_low"], out["ci_high"] = link.inverse(low), link.inverse(high)
+            out["ci_low"], out["ci_high"] = inverse(low), inverse(high)
         return out
 
     def plot(self, ax=None):
@@ -108,8 +118,28 @@ class GEEModel:
                                   title=f"{self.outcome}: GEE ({self.cov_struct}), robust 95% CI")
 
     def __repr__(self) -> str:
-        state = "unfitted" if not hasattr(self, "result_") else f"n={self.n_obs_}, groups={self.n_groups_}"
+        state = "unfitted" if not hasattr(self, "fixed_") else f"n={self.n_obs_}, groups={self.n_groups_}"
         return f"GEEModel({self.outcome} ~ {self.rhs}, {self.cov_struct}; {state})"
+
+
+def _statsmodels_fit(y: np.ndarray, exog: pd.DataFrame, groups: np.ndarray, time: np.ndarray, family: str,
+                     cov_struct: str):
+    """The plain path: statsmodels GEE, one solve per patient, with the same settings."""
+    import statsmodels.api as sm
+
+    cov = {"exchangeable": sm.cov_struct.Exchangeable(), "ar1": sm.cov_struct.Autoregressive(grid=False),
+           "independence": sm.cov_struct.Independence()}[cov_struct]
+    fam = {"gaussian": sm.families.Gaussian, "binomial": sm.families.Binomial, "poisson": sm.families.Poisson}[family]
+    model = sm.GEE(y, exog, groups=groups, time=time[:, None], family=fam(), cov_struct=cov)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(ddof_scale=0, scale="X2" if family != "gaussian" else None)
+
+
+def _from_statsmodels(res, cov_struct: str) -> dict:
+    dep = float(np.atleast_1d(res.model.cov_struct.dep_params)[0]) if cov_struct != "independence" else 0.0
+    return {"params": np.asarray(res.params), "cov_robust": np.asarray(res.cov_params()), "scale": float(res.scale),
+            "dependence": dep, "converged": bool(res.converged), "score_norm": float(res.score_norm)}
 
 
 def fit_gee(
