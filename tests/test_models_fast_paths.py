@@ -162,3 +162,13 @@ def test_gee_falls_back_to_statsmodels_when_the_batched_solve_cannot(monkeypatch
     assert slow.converged_
     np.testing.assert_allclose(slow.fixed_["estimate"], fast.fixed_["estimate"], rtol=1e-10)
     np.testing.assert_allclose(slow.fixed_["std_error"], fast.fixed_["std_error"], rtol=1e-10)
+
+
+def test_importing_the_models_loads_no_heavy_library():
+    # statsmodels, scikit-learn, matplotlib, seaborn and scipy's stats/optimize load when a model
+    # is fitted or a figure drawn, not at import (they made `import outcomes.models` take 1.3 s)
+    heavy = ("statsmodels", "sklearn", "matplotlib", "seaborn", "scipy.stats", "scipy.optimize")
+    code = ("import sys, outcomes, outcomes.models; "
+            f"print(sorted({{m.split('.')[0] if not m.startswith('scipy') else m for m in sys.modules}} & set({heavy!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
 
 _EPS = np.finfo(float).eps
 
@@ -30,13 +29,15 @@ class Family:
         self.name = name
 
     def mean(self, eta: np.ndarray) -> np.ndarray:
-        return {"gaussian": lambda e: e, "binomial": special.expit, "poisson": np.exp}[self.name](eta)
+        if self.name == "binomial":
+            return 1 / (1 + np.exp(-eta))  # as statsmodels' logit link
+        return eta if self.name == "gaussian" else np.exp(eta)
 
     def mean_deriv(self, eta: np.ndarray) -> np.ndarray:
         if self.name == "gaussian":
             return np.ones_like(eta)
         if self.name == "binomial":
-            mu = special.expit(eta)
+            mu = self.mean(eta)
             return mu * (1 - mu)
         return np.exp(eta)
 
@@ -157,6 +158,8 @@ class BatchedGEE:
             f_rgt = fitfunc(b_rgt)
             if b_rgt > 1.0 - 1e-6:
                 raise ValueError("Autoregressive: unable to find right bracket")
+        from scipy import optimize  # here, not at import: scipy.optimize is slow to load
+
         return float(optimize.brent(fitfunc, brack=(b_lft, b_ctr, b_rgt)))
 
     def glm_start(self, max_iter: int = 100) -> np.ndarray:
@@ -164,7 +167,7 @@ class BatchedGEE:
         if self.family.name == "gaussian":
             return np.linalg.lstsq(self.x, self.y, rcond=None)[0]
         mu = (self.y + 0.5) / 2 if self.family.name == "binomial" else (self.y + self.y.mean()) / 2
-        eta = special.logit(mu) if self.family.name == "binomial" else np.log(mu)
+        eta = np.log(mu / (1 - mu)) if self.family.name == "binomial" else np.log(mu)
         beta = np.zeros(self.x.shape[1])
         for _ in range(max_iter):
             deriv = self.family.mean_deriv(eta)

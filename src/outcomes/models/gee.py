@@ -18,7 +18,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from ._batched_gee import BatchedGEE, Family
 from ._design import Design, curve_rhs, panel_rows
@@ -75,6 +74,8 @@ class GEEModel:
             fit = _from_statsmodels(self.result_, self.cov_struct)
         self.converged_ = fit["converged"]
         if not self.converged_:
+            from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
             warnings.warn(f"GEE {self.outcome} ~ {self.rhs} did NOT converge (score norm {fit['score_norm']:.3g})",
                           ConvergenceWarning, stacklevel=2)
         self.fixed_ = tidy_table(fit["params"], np.sqrt(np.diag(fit["cov_robust"])), terms=list(exog.columns))
@@ -126,6 +127,7 @@ def _statsmodels_fit(y: np.ndarray, exog: pd.DataFrame, groups: np.ndarray, time
                      cov_struct: str):
     """The plain path: statsmodels GEE, one solve per patient, with the same settings."""
     import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
     cov = {"exchangeable": sm.cov_struct.Exchangeable(), "ar1": sm.cov_struct.Autoregressive(grid=False),
            "independence": sm.cov_struct.Independence()}[cov_struct]

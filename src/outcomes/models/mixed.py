@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from ._design import TIME_TRANSFORMS, Design, complete_rows, curve_rhs, panel_rows, require_columns, time_term
-from ._grouped_mixedlm import GroupedMixedLM, off_the_boundary
 from ._tidy import interval, tidy_table
+
+if TYPE_CHECKING:
+    from ._grouped_mixedlm import GroupedMixedLM
 
 OPTIMIZERS = ("lbfgs", "bfgs", "cg", "powell")
 # the verified-maximum check (see _best_fit): likelihood a further Newton step may still gain,
@@ -94,6 +96,10 @@ class MixedModel:
         """Fit to ``data``. ``start``: the ``theta_`` of a fit of the same random-effect structure
         on similar data (e.g. another cross-validation fold), to start the optimizer near the
         answer; the result is verified the same way whatever the start."""
+        from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+        from ._grouped_mixedlm import GroupedMixedLM  # here, not at import: statsmodels is slow to load
+
         rows = self._rows(data)
         self.design_ = Design(self.rhs)
         exog = self.design_.fit(rows)
@@ -246,6 +252,10 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
     whole search from the default start. If nothing is verified, the best finite fit is
     returned, marked failed.
     """
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    from ._grouped_mixedlm import off_the_boundary
+
     rows, fits, thetas = [], [], {}
 
     def attempt(name, begin, label):
@@ -392,6 +402,8 @@ def compare_curves(
     are not comparable) on exactly the same rows. Returns one row per shape, best first, with
     llf, n_params, aic, bic, delta (to the best) and converged.
     """
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
     if criterion not in ("aic", "bic"):
         raise ValueError("criterion must be 'aic' or 'bic'")
     kwargs.pop("reml", None)

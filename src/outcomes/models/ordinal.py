@@ -24,7 +24,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
 
 from ..contract import GAIS_RESPONDER_MAX, SKIN_TYPE_DTYPE
 from ._design import Design, as_categories, complete_rows, require_columns
@@ -134,7 +133,9 @@ class OrdinalModel:
                           self.prob_at_most(GAIS_RESPONDER_MAX, new, level).reset_index(drop=True)], axis=1)
 
     def _cdf(self, z):
-        return stats.logistic.cdf(z) if self.link == "logit" else stats.norm.cdf(z)
+        from scipy import special
+
+        return special.expit(z) if self.link == "logit" else special.ndtr(z)
 
     def plot(self, ax=None, new: pd.DataFrame | None = None, x: str = "sessions", hue: str | None = None):
         """P(improved or better) against ``x`` (default sessions) for the rows of ``new``."""
@@ -164,6 +165,8 @@ def _newton(codes: np.ndarray, x: np.ndarray, n_grades: int, link: str, max_iter
         raise ValueError(f"every grade needs at least one row; counts per grade: {counts.tolist()}")
     if k and np.linalg.matrix_rank(np.column_stack([np.ones(n), x])) < k + 1:
         raise ValueError("the covariates are collinear (with each other, or constant like the thresholds)")
+    from scipy import special  # here, not at import: scipy takes a tenth of a second to load
+
     cum = np.cumsum(counts)[:-1] / n
     start_cuts = special.logit(cum) if link == "logit" else special.ndtri(cum)
     params = np.concatenate([np.zeros(k), start_cuts])
@@ -199,8 +202,11 @@ class _ClmTerms:
     """
 
     def __init__(self, codes: np.ndarray, x: np.ndarray, n_grades: int, link: str) -> None:
+        from scipy import special
+
         n, k = x.shape
         self.link, self.k = link, k
+        self.cdf = special.expit if link == "logit" else special.ndtr
         self.has_upper, self.has_lower = codes < n_grades - 1, codes > 0
         rows = np.arange(n)
         self.up = np.zeros((n, k + n_grades - 1))
@@ -218,7 +224,7 @@ class _ClmTerms:
 
     def _prob(self, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
         # in the upper tail use survival functions: F(u) − F(l) there cancels to nothing
-        cdf = special.expit if self.link == "logit" else special.ndtr
+        cdf = self.cdf
         with np.errstate(invalid="ignore"):
             return np.where(lower > 0, cdf(-lower) - cdf(-upper), cdf(upper) - cdf(lower))
 
@@ -231,7 +237,7 @@ class _ClmTerms:
         """f(z) and f'(z), zero at the infinite bounds."""
         z = np.where(present, z, 0.0)
         if self.link == "logit":
-            f = special.expit(z) * special.expit(-z)
+            f = self.cdf(z) * self.cdf(-z)
             df = f * np.tanh(-z / 2)  # f (1 − 2F)
         else:
             f = np.exp(-z * z / 2) / np.sqrt(2 * np.pi)

@@ -10,19 +10,16 @@ which of sessions, age and skin type the predictions lean on.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.inspection import partial_dependence, permutation_importance
-from sklearn.linear_model import RidgeCV
-from sklearn.metrics import mean_absolute_error, r2_score
-from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_limits
 
 from ..contract import DEFAULT_VIEW, SKIN_TYPES
 from .improvement import OUTCOME, ImprovementModel, model_rows
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
 FEATURES = ("sessions", "age", "skin_type")
 
@@ -40,11 +37,17 @@ def _linear_features(rows: pd.DataFrame) -> np.ndarray:
 
 
 def boosting_model(seed: int = 0) -> HistGradientBoostingRegressor:
+    from sklearn.ensemble import HistGradientBoostingRegressor  # here, not at import: sklearn is slow to load
+
     return HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20,
                                          categorical_features=[False, False, True], random_state=seed)
 
 
 def linear_model():
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
 
 
@@ -59,11 +62,17 @@ class PredictiveModel:
         self.compare_mixed, self.n_repeats = compare_mixed, n_repeats
 
     def fit(self, outcomes: pd.DataFrame) -> PredictiveModel:
+        from threadpoolctl import threadpool_limits
+
         # small tables: one OpenMP thread is faster than threads fighting over a busy machine
         with threadpool_limits(limits=1, user_api="openmp"):
             return self._fit(outcomes)
 
     def _fit(self, outcomes: pd.DataFrame) -> PredictiveModel:
+        from sklearn.inspection import permutation_importance
+        from sklearn.metrics import mean_absolute_error, r2_score
+        from sklearn.model_selection import GroupKFold
+
         rows, self.dropped_ = model_rows(outcomes, self.metric, self.view, self.include_flagged, patients=self.patients)
         rows = rows.reset_index(drop=True)
         groups = rows["patient_id"].to_numpy()
@@ -111,6 +120,8 @@ class PredictiveModel:
         """Average prediction over the rows, at every observed value of each feature. The rows
         hold few distinct (sessions, age, skin type) combinations: averaging over those,
         weighted by their counts, is the same average and far fewer predictions."""
+        from sklearn.inspection import partial_dependence
+
         distinct, counts = np.unique(xb.to_numpy(), axis=0, return_counts=True)
         distinct = pd.DataFrame(distinct, columns=xb.columns)
         out = []
@@ -135,6 +146,8 @@ class PredictiveModel:
         """Boosting prediction (fitted on all rows) for rows with sessions, age, skin_type."""
         new = new.assign(skin_type=pd.Categorical(new["skin_type"].astype(object), categories=list(SKIN_TYPES),
                                                   ordered=True))
+        from threadpoolctl import threadpool_limits
+
         with threadpool_limits(limits=1, user_api="openmp"):
             pred = self.model_.predict(_boosting_features(new))
         return pd.DataFrame({"estimate": pred}, index=new.index)

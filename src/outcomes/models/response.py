@@ -10,15 +10,18 @@ precise rate.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-from statsmodels.duration.hazard_regression import PHReg
-from statsmodels.duration.survfunc import SurvfuncRight
 
 from ..contract import DEFAULT_VIEW, SKIN_TYPE_DTYPE
 from ._design import Design, as_categories
 from ._tidy import tidy_table
 from .improvement import AGE_BAND_DTYPE, OUTCOME, age_band, centred_age, model_rows
+
+if TYPE_CHECKING:
+    from statsmodels.duration.survfunc import SurvfuncRight
 
 
 def first_response(rows: pd.DataFrame, threshold: float = 10.0) -> pd.DataFrame:
@@ -71,6 +74,8 @@ class ResponseModel:
             yield str(level), part
 
     def _curves(self, data: pd.DataFrame) -> pd.DataFrame:
+        from statsmodels.duration.survfunc import SurvfuncRight  # here, not at import: statsmodels is slow to load
+
         out = []
         for level, part in self._groups(data):
             sf = SurvfuncRight(part["sessions"].to_numpy(float), part["responded"].to_numpy(int))
@@ -101,6 +106,8 @@ class ResponseModel:
             return tidy_table([], [], terms=[])  # nothing varies (or nobody responded): nothing to compare
         design = Design(" + ".join(terms))
         x = design.fit(d).drop(columns="Intercept")
+        from statsmodels.duration.hazard_regression import PHReg
+
         model = PHReg(d["sessions"].to_numpy(float), x.to_numpy(), status=d["responded"].to_numpy(int), ties="efron")
         res = model.fit()
         table = tidy_table(res.params, res.bse, terms=list(x.columns))
