@@ -67,7 +67,7 @@ class OrdinalModel:
         params = fit["params"]
         info_inv = np.linalg.inv(-fit["hessian"])
         if groups is not None:  # cluster sandwich, with statsmodels' small-sample factor
-            meat = _cluster_sum(fit["score_obs"], groups)
+            meat = _cluster_sum(fit["terms"].score_obs(params), groups)
             n, n_groups, m = len(codes), groups.max() + 1, len(params)
             cov = info_inv @ meat @ info_inv * (n_groups / (n_groups - 1) * (n - 1) / (n - m))
         else:
@@ -163,7 +163,7 @@ def _newton(codes: np.ndarray, x: np.ndarray, n_grades: int, link: str, max_iter
     counts = np.bincount(codes, minlength=n_grades)
     if np.any(counts == 0):
         raise ValueError(f"every grade needs at least one row; counts per grade: {counts.tolist()}")
-    if k and np.linalg.matrix_rank(np.column_stack([np.ones(n), x])) < k + 1:
+    if k and _collinear(x):
         raise ValueError("the covariates are collinear (with each other, or constant like the thresholds)")
     from scipy import special  # here, not at import: scipy takes a tenth of a second to load
 
@@ -183,80 +183,101 @@ def _newton(codes: np.ndarray, x: np.ndarray, n_grades: int, link: str, max_iter
             break
         t = 1.0
         slack = 1e-12 * (1 + abs(state["loglike"]))  # rounding in a sum over many rows, not a real loss
-        while t > 1e-10 and not at.loglike(params + t * step) >= state["loglike"] - slack:
+        while t > 1e-10:
+            trial = at.derivatives(params + t * step)  # a full step is the rule: its derivatives are needed next
+            if trial["loglike"] >= state["loglike"] - slack:
+                break
             t /= 2
         if t <= 1e-10:
             break
-        params = params + t * step
-        state = at.derivatives(params)
-    return {**state, "params": params, "iterations": iteration, "converged": 0 <= decrement <= tol}
+        params, state = params + t * step, trial
+    return {**state, "params": params, "iterations": iteration, "converged": 0 <= decrement <= tol, "terms": at}
+
+
+def _collinear(x: np.ndarray) -> bool:
+    """Is a column constant (collinear with the thresholds) or a combination of the others?"""
+    sd = x.std(axis=0)
+    if np.any(sd <= 1e-12 * (1 + np.abs(x).max(axis=0))):
+        return True
+    return bool(np.linalg.eigvalsh(np.atleast_2d(np.corrcoef(x, rowvar=False))).min() < 1e-10)
 
 
 class _ClmTerms:
-    """Per-row pieces of the cumulative-link log-likelihood.
+    """The cumulative-link log-likelihood and its exact derivatives.
 
     Row i with grade index y contributes log p, p = F(u) − F(l), u = θ_y − x'β, l = θ_{y−1} − x'β
     (θ_{−1} = −∞, θ_{J−1} = +∞). With the row's derivative directions du = (−x, e_y) and
-    dl = (−x, e_{y−1}) in (β, θ), the gradient is du·f(u)/p − dl·f(l)/p and the Hessian sums
-    du du' (f'(u)/p − a²) + dl dl' (−f'(l)/p − b²) + (du dl' + dl du') a b, a = f(u)/p, b = f(l)/p.
+    dl = (−x, e_{y−1}) in (β, θ), the gradient is du·a − dl·b (a = f(u)/p, b = f(l)/p) and the
+    Hessian sums du du' h_uu + dl dl' h_ll + (du dl' + dl du') h_ul, with h_uu = f'(u)/p − a²,
+    h_ll = −f'(l)/p − b², h_ul = a b. The threshold parts are sums by grade (one product with
+    the grades' indicator matrix), so the cost is a few passes over the rows.
     """
 
     def __init__(self, codes: np.ndarray, x: np.ndarray, n_grades: int, link: str) -> None:
         from scipy import special
 
-        n, k = x.shape
-        self.link, self.k = link, k
+        self.link, self.codes, self.x, self.n_cuts = link, codes, x, n_grades - 1
         self.cdf = special.expit if link == "logit" else special.ndtr
-        self.has_upper, self.has_lower = codes < n_grades - 1, codes > 0
-        rows = np.arange(n)
-        self.up = np.zeros((n, k + n_grades - 1))
-        self.up[:, :k] = -x
-        self.low = self.up.copy()
-        self.up[rows[self.has_upper], k + codes[self.has_upper]] = 1.0
-        self.low[rows[self.has_lower], k + codes[self.has_lower] - 1] = 1.0
-        self.codes, self.x = codes, x
+        self.onehot = np.zeros((len(codes), n_grades))
+        self.onehot[np.arange(len(codes)), codes] = 1.0
 
     def _bounds(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        beta, cuts = params[: self.k], params[self.k:]
-        eta = self.x @ beta
-        ext = np.concatenate([[-np.inf], cuts, [np.inf]])
+        k = self.x.shape[1]
+        eta = self.x @ params[:k]
+        ext = np.concatenate([[-np.inf], params[k:], [np.inf]])
         return ext[self.codes + 1] - eta, ext[self.codes] - eta
 
-    def _prob(self, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
-        # in the upper tail use survival functions: F(u) − F(l) there cancels to nothing
-        cdf = self.cdf
+    def _pieces(self, params: np.ndarray) -> tuple:
+        """p, a, b, f'(u)/p, f'(l)/p per row; p from survival functions in the upper tail,
+        where F(u) − F(l) would cancel to nothing."""
+        upper, lower = self._bounds(params)
+        cdf_u, cdf_l, sf_u, sf_l = self.cdf(upper), self.cdf(lower), self.cdf(-upper), self.cdf(-lower)
         with np.errstate(invalid="ignore"):
-            return np.where(lower > 0, cdf(-lower) - cdf(-upper), cdf(upper) - cdf(lower))
+            p = np.where(lower > 0, sf_l - sf_u, cdf_u - cdf_l)
+        if self.link == "logit":  # f = F (1 − F), f' = f (1 − 2F); both 0 at ±∞
+            f_u, f_l = cdf_u * sf_u, cdf_l * sf_l
+            df_u, df_l = f_u * (sf_u - cdf_u), f_l * (sf_l - cdf_l)
+        else:
+            u0, l0 = np.where(np.isfinite(upper), upper, 0.0), np.where(np.isfinite(lower), lower, 0.0)
+            f_u = np.exp(-u0 * u0 / 2) / np.sqrt(2 * np.pi) * np.isfinite(upper)
+            f_l = np.exp(-l0 * l0 / 2) / np.sqrt(2 * np.pi) * np.isfinite(lower)
+            df_u, df_l = -u0 * f_u, -l0 * f_l
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return p, f_u / p, f_l / p, df_u / p, df_l / p
 
     def loglike(self, params: np.ndarray) -> float:
-        p = self._prob(*self._bounds(params))
+        p = self._pieces(params)[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             return float(np.sum(np.log(p))) if np.all(p > 0) else -np.inf
 
-    def _density(self, z: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """f(z) and f'(z), zero at the infinite bounds."""
-        z = np.where(present, z, 0.0)
-        if self.link == "logit":
-            f = self.cdf(z) * self.cdf(-z)
-            df = f * np.tanh(-z / 2)  # f (1 − 2F)
-        else:
-            f = np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
-            df = -z * f
-        return f * present, df * present
-
     def derivatives(self, params: np.ndarray) -> dict:
-        upper, lower = self._bounds(params)
-        p = self._prob(upper, lower)
-        fu, dfu = self._density(upper, self.has_upper)
-        fl, dfl = self._density(lower, self.has_lower)
-        a, b = fu / p, fl / p
-        score_obs = self.up * a[:, None] - self.low * b[:, None]
-        h_uu, h_ll, h_ul = dfu / p - a * a, -dfl / p - b * b, a * b
-        cross = self.up.T @ (self.low * h_ul[:, None])
-        hessian = self.up.T @ (self.up * h_uu[:, None]) + self.low.T @ (self.low * h_ll[:, None]) + cross + cross.T
-        with np.errstate(divide="ignore"):
-            loglike = float(np.sum(np.log(p)))
-        return {"loglike": loglike, "gradient": score_obs.sum(axis=0), "hessian": hessian, "score_obs": score_obs}
+        p, a, b, dfu_p, dfl_p = self._pieces(params)
+        if not np.all(p > 0):
+            return {"loglike": -np.inf, "gradient": np.full(len(params), np.nan), "hessian": np.full((len(params),) * 2, np.nan)}
+        x, k, m = self.x, self.x.shape[1], self.n_cuts
+        h_uu, h_ll, h_ul = dfu_p - a * a, -dfl_p - b * b, a * b
+        w_u, w_l = h_uu + h_ul, h_ll + h_ul  # β–θ_y and β–θ_{y−1} weights
+        # every sum by grade in one product: columns a, b, h_uu, h_ll, h_ul, x·w_u, x·w_l
+        by_grade = self.onehot.T @ np.column_stack([a, b, h_uu, h_ll, h_ul, x * w_u[:, None], x * w_l[:, None]])
+        sa, sb, suu, sll, sul = by_grade[:, :5].T
+        xu, xl = by_grade[:, 5:5 + k], by_grade[:, 5 + k:]
+        grad = np.concatenate([-(x.T @ (a - b)), sa[:m] - sb[1:]])
+        hess = np.empty((k + m, k + m))
+        hess[:k, :k] = x.T @ (x * (h_uu + h_ll + 2 * h_ul)[:, None])
+        hess[:k, k:] = -(xu[:m] + xl[1:]).T  # θ_j is the upper bound of grade j, the lower of grade j+1
+        hess[k:, :k] = hess[:k, k:].T
+        theta = np.diag(suu[:m] + sll[1:])
+        theta[np.arange(1, m), np.arange(m - 1)] = sul[1:m]  # grade j+1 has u = θ_{j+1}, l = θ_j
+        theta[np.arange(m - 1), np.arange(1, m)] = sul[1:m]
+        hess[k:, k:] = theta
+        return {"loglike": float(np.sum(np.log(p))), "gradient": grad, "hessian": hess}
+
+    def score_obs(self, params: np.ndarray) -> np.ndarray:
+        """Each row's gradient (rows × parameters), for the cluster sandwich."""
+        _, a, b, _, _ = self._pieces(params)
+        m = self.n_cuts
+        cuts = self.onehot[:, :m] * a[:, None] - self.onehot[:, 1:] * b[:, None]
+        return np.column_stack([-self.x * (a - b)[:, None], cuts])
 
 
 def _cluster_sum(score_obs: np.ndarray, groups: np.ndarray) -> np.ndarray:
