@@ -69,10 +69,18 @@ def test_ordinal_newton_converges_in_a_few_steps(link):
     assert np.abs(grad).max() < 1e-6
 
 
-def test_ordinal_newton_stops_unconverged_when_out_of_steps():
+def test_ordinal_newton_stops_unconverged_when_out_of_steps(monkeypatch):
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+    from outcomes.models import ordinal
+
     codes, x, n_grades, _ = _clm_case(n=200)
     fit = _newton(codes, x, n_grades, "logit", max_iter=1)
     assert not fit["converged"] and fit["iterations"] == 1
+    monkeypatch.setattr(ordinal, "_newton", lambda *args: _newton(*args, max_iter=1))
+    with pytest.warns(ConvergenceWarning, match="did NOT converge in 1 Newton steps"):
+        m = fit_ordinal(_graded())
+    assert not m.converged_
 
 
 @pytest.mark.parametrize("link", ["logit", "probit"])

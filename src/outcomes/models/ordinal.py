@@ -61,8 +61,10 @@ class OrdinalModel:
         fit = _newton(codes, exog.to_numpy(dtype=float), len(grades), self.link)
         self.converged_, self.iterations_ = fit["converged"], fit["iterations"]
         if not self.converged_:
+            from statsmodels.tools.sm_exceptions import ConvergenceWarning  # the category every model warns with
+
             warnings.warn(f"ordinal model {self.outcome} ~ {' + '.join(self.covariates)} did NOT converge in "
-                          f"{self.iterations_} Newton steps", RuntimeWarning, stacklevel=2)
+                          f"{self.iterations_} Newton steps", ConvergenceWarning, stacklevel=2)
         k = exog.shape[1]
         params = fit["params"]
         info_inv = np.linalg.inv(-fit["hessian"])
