@@ -12,6 +12,8 @@ RAW ?= data/raw
 PROCESSED ?= data/processed
 REPORTS ?= reports
 JOBS ?= 2
+# git strips outputs (and the machine's Python version) from notebooks as they are staged: see .gitattributes
+NBSTRIPOUT = $(VENV)/bin/nbstripout --keep-id --extra-keys metadata.language_info.version
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lock data report scheduled test lab bench clean-env
@@ -28,9 +30,13 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m pip install --quiet --no-deps -e .
 	@$(PY) -c 'import weasyprint' 2>/dev/null || { echo "WeasyPrint (the PDFs) needs the Pango library >= 1.44: on Debian/Ubuntu sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0" >&2; exit 1; }
 	$(PY) -m ipykernel install --sys-prefix --name mesotherapy-outcomes --display-name "Python (mesotherapy-outcomes)" >/dev/null
+	@if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$$(pwd -P)" ]; then \
+		git config filter.nbstripout.clean '$(NBSTRIPOUT)' && git config filter.nbstripout.smudge cat && \
+		git config diff.ipynb.textconv '$(NBSTRIPOUT) --textconv'; \
+	else echo "Not a git checkout: the notebooks' output filter (.gitattributes) is not set up."; fi
 	@touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv, install the locked versions, the package and its Jupyter kernel
+setup: $(STAMP) ## Create .venv, install the locked versions, the package, its Jupyter kernel and git's notebook filter
 
 lock: ## Re-pin requirements.lock from pyproject.toml (keeps pins that still fit; LOCK_FLAGS=--upgrade for the newest)
 	@test -x $(LOCK_TOOLS)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install --quiet 'uv>=0.5'; }

@@ -53,3 +53,41 @@ def test_the_scheduled_command_never_makes_demo_data():
     assert any("make scheduled" in block for block in commands)
     for block in commands:
         assert "make report" not in block and "outcomes demo" not in block and "make data" not in block, block
+
+
+def test_git_strips_notebook_outputs_with_the_filter_setup_installs(tmp_path):
+    """The committed .gitattributes and the `git config` of `make setup`, in a scratch repository."""
+    import shutil
+    import sys
+
+    import nbformat
+
+    assert "*.ipynb filter=nbstripout" in (ROOT / ".gitattributes").read_text().splitlines()
+    setup = subprocess.run(["make", "-n", "-B", ".venv/.installed"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout
+    configs = re.findall(r"git config ([\w.]+) ('[^']*'|\S+)", setup)
+    assert {key for key, _ in configs} >= {"filter.nbstripout.clean", "filter.nbstripout.smudge"}
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    for key, value in configs:
+        subprocess.run(["git", "config", key, value.strip("'")], cwd=tmp_path, check=True)
+    # the filter is the project's .venv/bin/nbstripout, run from the checkout's top folder
+    (tmp_path / ".venv" / "bin").mkdir(parents=True)
+    (tmp_path / ".venv" / "bin" / "nbstripout").symlink_to(Path(sys.executable).with_name("nbstripout"))
+    shutil.copy(ROOT / ".gitattributes", tmp_path / ".gitattributes")
+    (tmp_path / "notebooks").mkdir()
+    nb = nbformat.read(ROOT / "notebooks" / "20-sessions-response.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    code[0].source = code[0].source.replace('"hydration"', '"wrinkles"')  # a parameter edited in JupyterLab
+    code[1].execution_count = 1
+    code[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="fitted\n")]
+    nb.metadata.language_info["version"] = "3.11.7"
+    nbformat.write(nb, tmp_path / "notebooks" / "20.ipynb")
+    subprocess.run([*git, "add", "20.ipynb"], cwd=tmp_path / "notebooks", check=True)  # from a subfolder
+    staged = nbformat.reads(subprocess.run(["git", "show", ":notebooks/20.ipynb"], cwd=tmp_path, check=True,
+                                           capture_output=True, text=True).stdout, as_version=4)
+    staged_code = [c for c in staged.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in staged_code)
+    assert "version" not in staged.metadata.language_info
+    assert [c.id for c in staged.cells] == [c.id for c in nb.cells]  # ids kept: no churn in diffs
+    assert '"wrinkles"' in staged_code[0].source  # the filter strips outputs only: edits are the copies' job

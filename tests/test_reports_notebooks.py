@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from html import unescape
 from pathlib import Path
 
@@ -13,9 +15,10 @@ import pytest
 from pypdf import PdfReader
 
 import outcomes
-from outcomes import config
+from outcomes import config, contract
 from outcomes.reports import runner
 
+ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
 MAX_CELL_LINES, MAX_NOTEBOOK_LINES = 6, 40
 CODE_TOKENS = ("import ", "show.", "models.", "privacy.", "cohorts.", "display(", "findings.append", "def ")
@@ -46,6 +49,70 @@ def test_notebook_stored_clean_with_declared_parameters(path):
     declared = papermill.inspect_notebook(str(path))
     assert list(declared) == assigned  # papermill reads every parameter (a stray '=' in a comment hides one)
     assert declared["processed_dir"]["inferred_type_name"] == "str"
+
+
+# what JupyterLab writes when the kernel starts; the Python version is left out (machines differ):
+# git's filter strips it (.gitattributes) and `make lab` stamps it on the analyst's copies
+KERNELSPEC = {"name": config.KERNEL_NAME, "display_name": "Python (mesotherapy-outcomes)", "language": "python"}
+LANGUAGE_INFO = {"name": "python", "codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                 "mimetype": "text/x-python", "nbconvert_exporter": "python", "pygments_lexer": "ipython3"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_metadata_complete_so_jupyterlab_opens_it_unmodified(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"] == KERNELSPEC
+    assert nb.metadata["language_info"] == LANGUAGE_INFO
+    makefile = (ROOT / "Makefile").read_text()
+    assert f'--name {KERNELSPEC["name"]} --display-name "{KERNELSPEC["display_name"]}"' in makefile
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_opens_with_title_then_parameters(path):
+    """A title and what the notebook answers, then the parameters; the title is not in the PDF."""
+    nb = nbformat.read(path, as_version=4)
+    title, params = nb.cells[0], nb.cells[1]
+    assert title.cell_type == "markdown" and re.match(r"# \S[^\n]*\n\n\S.*?[.?]", title.source, re.S), title.source[:80]
+    assert "parameters" in params.metadata.get("tags", [])
+    if path.name != "00-explore.ipynb":  # the tour is no report: its PDF keeps its introduction
+        assert "no-report" in title.metadata.get("tags", [])
+
+
+def _comments_before(source: str, name: str) -> str:
+    """The comment lines just above `name`'s assignment in a parameters cell."""
+    lines = source.splitlines()
+    at = next(i for i, line in enumerate(lines) if re.match(rf"{name}\s*[:=]", line))
+    above = []
+    for line in reversed(lines[:at]):
+        if not line.startswith("#"):
+            break
+        above.insert(0, line)
+    return "\n".join(above)
+
+
+@pytest.mark.parametrize(("stem", "name", "values"), [
+    ("00-explore", "metric", contract.METRICS), ("20-sessions-response", "metric", contract.METRICS),
+    ("20-sessions-response", "concern", contract.CONCERNS), ("30-patient-progress", "metrics", contract.METRICS)])
+def test_parameters_cell_names_the_values_a_parameter_accepts(stem, name, values):
+    source = _parameters_cell(nbformat.read(config.NOTEBOOKS_DIR / f"{stem}.ipynb", as_version=4)).source
+    listed = re.findall(r"[a-z][a-z0-9_]*", _comments_before(source, name).split(":", 1)[-1])
+    assert set(values) <= set(listed), f"{stem}: {name} does not list {sorted(set(values) - set(listed))}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_as_the_git_filter_stores_it(path):
+    """Stripping with the filter `make setup` installs changes nothing: no outputs, no machine's version."""
+    stripped = subprocess.run([sys.executable, "-m", "nbstripout", *_nbstripout_args(), "--textconv", str(path)],
+                              capture_output=True, check=True).stdout
+    assert stripped == path.read_bytes()
+
+
+def _nbstripout_args() -> list[str]:
+    dry = subprocess.run(["make", "-n", "-B", ".venv/.installed"], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    command = re.search(r"git config filter\.nbstripout\.clean '([^']+)'", dry).group(1).split()
+    assert command[0].endswith("/nbstripout")
+    return command[1:]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
