@@ -12,6 +12,8 @@ RAW ?= data/raw
 PROCESSED ?= data/processed
 REPORTS ?= reports
 JOBS ?= 2
+LAB ?= notebooks/work
+USER_ID ?= $(shell id -u)
 # git strips outputs (and the machine's Python version) from notebooks as they are staged: see .gitattributes
 NBSTRIPOUT = $(VENV)/bin/nbstripout --keep-id --extra-keys metadata.language_info.version
 
@@ -60,8 +62,11 @@ scheduled: $(STAMP) ## For cron/systemd: clean data/raw and make every report; n
 test: $(STAMP) ## Run the test suite
 	$(PY) -m pytest
 
-lab: $(STAMP) ## Start JupyterLab in the project's environment
-	$(VENV)/bin/jupyter lab notebooks/
+# The committed notebooks are the scheduled reports' templates: the analyst works on copies
+# (made once, never overwritten). Root (in a container) needs --allow-root; nobody else gets it.
+lab: $(STAMP) ## Start JupyterLab on your own copies of the notebooks, in notebooks/work/ (git-ignored)
+	$(PY) -m outcomes.lab notebooks $(LAB)
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(USER_ID)),--allow-root) $(LAB)
 
 bench: $(STAMP) ## Run the benchmark scripts (slow; they print their figures)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -55,6 +55,23 @@ def test_the_scheduled_command_never_makes_demo_data():
         assert "make report" not in block and "outcomes demo" not in block and "make data" not in block, block
 
 
+def _lab_recipe(user_id: int) -> list[str]:
+    out = subprocess.run(["make", "-n", "-s", "lab", f"USER_ID={user_id}"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    return [line for line in out.splitlines() if "outcomes.lab" in line or "jupyter lab" in line]
+
+
+def test_make_lab_opens_working_copies_and_allows_root_only_to_root():
+    """The analyst edits git-ignored copies, never the templates scheduled runs use."""
+    for user_id, root_flag in ((1000, False), (0, True)):
+        copies, lab = _lab_recipe(user_id)
+        assert copies.split()[-2:] == ["notebooks", "notebooks/work"]
+        assert lab.split()[-1] == "notebooks/work"
+        assert ("--allow-root" in lab.split()) is root_flag, (user_id, lab)
+    ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", "notebooks/work/20-x.ipynb"], cwd=ROOT)
+    assert ignored.returncode == 0, "notebooks/work/ (the analysts' copies) must be git-ignored"
+
+
 def test_git_strips_notebook_outputs_with_the_filter_setup_installs(tmp_path):
     """The committed .gitattributes and the `git config` of `make setup`, in a scratch repository."""
     import shutil
