@@ -74,6 +74,24 @@ def test_values_converted_to_declared_types(project):
         params.check_parameters(nb, {"label": 5})  # from YAML: a number where text is declared
 
 
+def test_list_parameters_are_real_lists(tmp_path):
+    """`metrics: list[str] = [...]` takes a list (YAML) or comma-separated text (-p), item by item."""
+    nb = _notebook(tmp_path / "lists.ipynb", "print(metrics)",
+                   "metrics: list[str] = ['hydration']  # metrics to show\nsizes: list[int] = [1]\nanything = [1, 'a']")
+    assert params.declared_parameters(nb)["metrics"]["type"] == "list[str]"
+    check = params.check_parameters
+    assert check(nb, {"metrics": "hydration, wrinkles", "sizes": "1,2"}) == {"metrics": ["hydration", "wrinkles"],
+                                                                         "sizes": [1, 2]}
+    assert check(nb, {"metrics": ["brown_spots"], "sizes": [3.0], "anything": [2]}) == {
+        "metrics": ["brown_spots"], "sizes": [3], "anything": [2]}
+    with pytest.raises(params.ParameterError, match="'metrics' expects str, got int 5"):
+        check(nb, {"metrics": ["hydration", 5]})
+    with pytest.raises(params.ParameterError, match="'sizes' expects int, got str 'two'"):
+        check(nb, {"sizes": "1,two"})
+    with pytest.raises(params.ParameterError, match="'metrics' expects list"):
+        check(nb, {"metrics": 5})
+
+
 def test_parameter_typo_in_grid_refused_before_anything_runs(project, capsys):
     grid = _grid(project, """
 reports:

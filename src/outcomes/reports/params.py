@@ -4,8 +4,10 @@ A typo in a scheduled run should fail in a second with a clear message, not afte
 minutes of modelling with the default silently used. So every parameter is checked against
 the ones the notebook declares in its cell tagged ``parameters`` (papermill's inspect)
 before anything runs: unknown names are refused (with a suggestion), values are converted
-to the declared type (annotation, else the type of the default) or refused. A ``min_cell``
-below 5 is refused too: the cover of every report says groups under 5 patients are hidden.
+to the declared type (annotation, else the type of the default) or refused; a list parameter
+(``metrics: list[str] = [...]``) takes a list, or comma-separated text from the command line,
+and each item is converted to the item type. A ``min_cell`` below 5 is refused too: the cover
+of every report says groups under 5 patients are hidden.
 """
 from __future__ import annotations
 
@@ -109,6 +111,11 @@ def _convert(name: str, kind: str, value: Any, where: str) -> Any:
             f"{where}: parameter {name!r} expects {kind}, got {type(value).__name__} {value!r}"
         )
 
+    if kind == "list" or kind.startswith("list["):  # list[str] = [...] in the parameters cell
+        items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise refuse()
+        return [_convert(name, kind[5:-1].strip() or "any", v, where) for v in items]
     if kind == "any" or kind not in {"str", "int", "float", "bool"}:
         return value
     if isinstance(value, str) and kind != "str":
