@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	@if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$$(pwd -P)" ]; then \
 		git config filter.nbstripout.clean '$(NBSTRIPOUT)' && git config filter.nbstripout.smudge cat && \
 		git config diff.ipynb.textconv '$(NBSTRIPOUT) --textconv'; \
-	else echo "Not a git checkout: the notebooks' output filter (.gitattributes) is not set up."; fi
+	else echo "Not the top of a git checkout: git's notebook filter (.gitattributes) is not set up."; fi
 	@touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv, install the locked versions, the package, its Jupyter kernel and git's notebook filter
