@@ -10,13 +10,14 @@ which of sessions, age and skin type the predictions lean on.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..contract import DEFAULT_VIEW, SKIN_TYPES
-from .improvement import OUTCOME, ImprovementModel, model_rows
+from .improvement import OUTCOME, ImprovementModel, model_rows, split_tables
 
 if TYPE_CHECKING:
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -52,7 +53,20 @@ def linear_model():
 
 
 class PredictiveModel:
-    """Boosting vs ridge vs the mixed model's population curve, on patient-grouped folds."""
+    """Boosting vs ridge vs the mixed model's population curve, on patient-grouped folds.
+
+    Fitted attributes: ``scores_`` (MAE and R² per fold and model), ``importance_``,
+    ``partial_dependence_``, ``model_`` (boosting on all rows), ``folds_``, ``rows_``,
+    ``dropped_``. Its ``summary`` is the cross-validation table (it has no coefficients).
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> p = models.PredictiveModel("hydration", n_splits=2, n_repeats=1, compare_mixed=False).fit(tables)
+    >>> p.summary.columns.tolist()
+    ['mae', 'mae_sd', 'r2', 'r2_sd', 'folds']
+    """
 
     def __init__(self, metric: str, view: str | None = DEFAULT_VIEW, patients: pd.DataFrame | None = None,
                  n_splits: int = 5, include_flagged: bool = False, seed: int = 0, compare_mixed: bool = True,
@@ -61,19 +75,21 @@ class PredictiveModel:
         self.n_splits, self.include_flagged, self.seed = n_splits, include_flagged, seed
         self.compare_mixed, self.n_repeats = compare_mixed, n_repeats
 
-    def fit(self, outcomes: pd.DataFrame) -> PredictiveModel:
+    def fit(self, data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> PredictiveModel:
+        """Fit to the processed tables or the outcomes table (rows as for ``fit_improvement``)."""
         from threadpoolctl import threadpool_limits
 
+        outcomes, patients, _ = split_tables(data, self.patients)
         # small tables: one OpenMP thread is faster than threads fighting over a busy machine
         with threadpool_limits(limits=1, user_api="openmp"):
-            return self._fit(outcomes)
+            return self._fit(outcomes, patients)
 
-    def _fit(self, outcomes: pd.DataFrame) -> PredictiveModel:
+    def _fit(self, outcomes: pd.DataFrame, patients: pd.DataFrame | None) -> PredictiveModel:
         from sklearn.inspection import permutation_importance
         from sklearn.metrics import mean_absolute_error, r2_score
         from sklearn.model_selection import GroupKFold
 
-        rows, self.dropped_ = model_rows(outcomes, self.metric, self.view, self.include_flagged, patients=self.patients)
+        rows, self.dropped_ = model_rows(outcomes, self.metric, self.view, self.include_flagged, patients=patients)
         rows = rows.reset_index(drop=True)
         groups = rows["patient_id"].to_numpy()
         y = rows[OUTCOME].to_numpy(float)
@@ -152,11 +168,12 @@ class PredictiveModel:
             pred = self.model_.predict(_boosting_features(new))
         return pd.DataFrame({"estimate": pred}, index=new.index)
 
-    def plot(self, ax=None, metric: str = "mae"):
+    def plot(self, ax=None, metric: str = "mae", **kwargs):
+        """Score per fold for each model; ``kwargs`` go to :func:`outcomes.plots.fold_scores`."""
         from .. import plots
 
-        return plots.fold_scores(self.scores_, metric=metric, ax=ax,
-                                 title=f"{self.metric}: {metric.upper()} per fold (grouped by patient)")
+        kwargs.setdefault("title", f"{self.metric}: {metric.upper()} per fold (grouped by patient)")
+        return plots.fold_scores(self.scores_, metric=metric, ax=ax, **kwargs)
 
     def __repr__(self) -> str:
         if not hasattr(self, "scores_"):
@@ -164,6 +181,18 @@ class PredictiveModel:
         return f"PredictiveModel({self.metric!r}; rows={len(self.rows_)}, folds={self.n_splits})"
 
 
-def predictive_model(outcomes: pd.DataFrame, metric: str, **kwargs) -> PredictiveModel:
-    """Fit a :class:`PredictiveModel` (see there)."""
-    return PredictiveModel(metric, **kwargs).fit(outcomes)
+def fit_predictive(data: pd.DataFrame | Mapping[str, pd.DataFrame], metric: str, *, view: str | None = DEFAULT_VIEW,
+                   patients: pd.DataFrame | None = None, n_splits: int = 5, include_flagged: bool = False,
+                   seed: int = 0, compare_mixed: bool = True, n_repeats: int = 5) -> PredictiveModel:
+    """Fit a :class:`PredictiveModel`: ``PredictiveModel(metric, ...).fit(data)``.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> p = models.fit_predictive(tables, "hydration", n_splits=2, n_repeats=1)
+    >>> p.summary.index.tolist()
+    ['boosting', 'ridge', 'mixed model']
+    """
+    return PredictiveModel(metric, view=view, patients=patients, n_splits=n_splits, include_flagged=include_flagged,
+                           seed=seed, compare_mixed=compare_mixed, n_repeats=n_repeats).fit(data)
