@@ -365,3 +365,30 @@ def test_plots_exports_only_its_figures():
                                   "partial_dependence", "probability_curves", "style", "survival_curves"}
     for name in ("np", "pd", "plt", "sns"):
         assert not hasattr(plots, name)
+
+
+def test_likelihood_ratio_test_refits_by_ml_when_the_fixed_parts_differ():
+    d = _with_clinics(8.0)
+    kw = {"interactions": (), "time_transform": "log1p", "random_intercept": False}
+    small = models.fit_improvement(d, "hydration", **kw)
+    big = models.fit_improvement(d, "hydration", covariates=["clinic_id"], **kw)
+    test = models.lr_test(small, big)
+    assert test["method"] == "ML (refitted)" and test["df"] == 2 and test["p_value"] < 1e-6
+    ml_big = models.fit_improvement(d, "hydration", covariates=["clinic_id"], reml=False, **kw)
+    assert test["llf_big"] == pytest.approx(ml_big.llf_, rel=1e-9)
+    assert big.mixed_.reml and big.llf_ != pytest.approx(ml_big.llf_)  # the fits given are left as they were
+    null = models.lr_test(models.fit_improvement(_with_clinics(0.0), "hydration", **kw),
+                          models.fit_improvement(_with_clinics(0.0), "hydration", covariates=["clinic_id"], **kw))
+    assert null["p_value"] > 0.01
+
+
+def test_likelihood_ratio_test_of_a_random_slope_keeps_reml_and_checks_rows():
+    d = _panel("ok")
+    small = models.fit_mixed(d, "y", "t", "g", random_slope=False)
+    big = models.fit_mixed(d, "y", "t", "g")
+    test = models.lr_test(small, big)
+    assert test["method"] == "REML" and test["df"] == 2 and test["p_value"] < 1e-6
+    with pytest.raises(ValueError, match="different rows"):
+        models.lr_test(small, models.fit_mixed(d.iloc[6:], "y", "t", "g"))
+    with pytest.raises(ValueError, match="more parameters"):
+        models.lr_test(big, small)

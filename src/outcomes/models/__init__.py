@@ -8,7 +8,7 @@ in one call. See docs/models.md for what each model assumes and how the tests ch
 """
 from .gee import GEEModel, fit_gee
 from .improvement import ImprovementModel, age_band, fit_improvement, naive_means
-from .mixed import MixedModel, SingularFitWarning, compare_curves, fit_mixed
+from .mixed import MixedModel, SingularFitWarning, compare_curves, fit_mixed, lr_test
 from .ordinal import OrdinalModel, fit_ordinal, gais_frame
 from .predict import PredictiveModel, fit_predictive
 from .response import ResponseModel, first_response, fit_response
@@ -16,5 +16,5 @@ from .response import ResponseModel, first_response, fit_response
 __all__ = [
     "GEEModel", "ImprovementModel", "MixedModel", "OrdinalModel", "PredictiveModel", "ResponseModel",
     "SingularFitWarning", "age_band", "compare_curves", "first_response", "fit_gee", "fit_improvement", "fit_mixed",
-    "fit_ordinal", "fit_predictive", "fit_response", "gais_frame", "naive_means",
+    "fit_ordinal", "fit_predictive", "fit_response", "gais_frame", "lr_test", "naive_means",
 ]

@@ -475,6 +475,56 @@ def fit_mixed(
                       optimizers, spline_df, random_intercept=random_intercept).fit(data, start=start)
 
 
+def lr_test(small, big) -> pd.Series:
+    """Likelihood-ratio test of two nested mixed-model fits on the same rows.
+
+    ``small`` and ``big`` are fitted :class:`MixedModel` (or :class:`ImprovementModel`) objects,
+    ``small`` nested in ``big`` (the test checks the rows and the parameter counts, not the
+    nesting itself). REML likelihoods are comparable only between fits with the same fixed part,
+    so when the fixed parts differ and either fit is REML, both are refitted by maximum
+    likelihood first (``method`` says which was used). A test of a variance component (e.g. a
+    random slope) is on the boundary of its space; its chi-square p-value is conservative.
+
+    Returns ``chi2`` (2 × the log-likelihood gain), ``df``, ``p_value``, ``method`` and both
+    log-likelihoods.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> small = models.fit_improvement(tables, "hydration", interactions=(), random_intercept=False)
+    >>> big = models.fit_improvement(tables, "hydration", interactions=(), random_intercept=False,
+    ...                              covariates=["clinic_id"])
+    >>> test = models.lr_test(small, big)
+    >>> test["method"], int(test["df"]) == big.rows_["clinic_id"].nunique() - 1
+    ('ML (refitted)', True)
+    """
+    import copy
+
+    from scipy import stats
+
+    a, b = getattr(small, "mixed_", small), getattr(big, "mixed_", big)
+    if len(a.rows_) != len(b.rows_) or not a.rows_.index.sort_values().equals(b.rows_.index.sort_values()):
+        raise ValueError(f"the fits use different rows ({a.n_obs_} and {b.n_obs_}); a likelihood-ratio test needs the "
+                         "same rows")
+    df = b.n_params_ - a.n_params_
+    if df <= 0:
+        raise ValueError(f"big must have more parameters than small ({b.n_params_} vs {a.n_params_}); is it nested?")
+    if list(a.fixed_.index) != list(b.fixed_.index) and (a.reml or b.reml):
+        a, b = (copy.copy(m) for m in (a, b))
+        for m in (a, b):
+            m.reml = False
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SingularFitWarning)
+                m.fit(m.rows_)
+        method = "ML (refitted)"
+    else:
+        method = "REML" if a.reml else "ML"
+    stat = 2 * (b.llf_ - a.llf_)
+    return pd.Series({"chi2": stat, "df": df, "p_value": float(stats.chi2.sf(max(stat, 0.0), df)), "method": method,
+                      "llf_small": a.llf_, "llf_big": b.llf_}, name="lr_test")
+
+
 def compare_curves(
     data: pd.DataFrame,
     outcome: str,
