@@ -392,3 +392,21 @@ def test_likelihood_ratio_test_of_a_random_slope_keeps_reml_and_checks_rows():
         models.lr_test(small, models.fit_mixed(d.iloc[6:], "y", "t", "g"))
     with pytest.raises(ValueError, match="more parameters"):
         models.lr_test(big, small)
+
+
+def test_contrasts_are_labelled_tidy_tables(fitted):
+    m = fitted["improvement"]
+    c = m.contrast(m.frame([3, 3], [55, 45], "III"), m.frame([3, 3], [45, 45], "III"),
+                   labels=["age 55 vs 45", "nothing"])
+    assert list(c.index) == ["age 55 vs 45", "nothing"] and list(c.columns) == list(TIDY_COLUMNS)
+    assert c.loc["age 55 vs 45", "estimate"] == pytest.approx(m.summary.loc["age_c", "estimate"], rel=1e-10)
+    assert c.loc["age 55 vs 45", "p_value"] == pytest.approx(m.summary.loc["age_c", "p_value"], rel=1e-8)
+    with pytest.raises(ValueError, match="one label per row"):
+        m.contrast(m.frame(3, 55, "III"), m.frame(3, 45, "III"), labels=["a", "b"])
+
+
+def test_the_predictive_model_prints_its_summary_too(tables, capsys):
+    p = models.fit_predictive(tables, "hydration", n_splits=2, n_repeats=1, compare_mixed=False)
+    p.print_summary()
+    text = capsys.readouterr().out
+    assert "PredictiveModel: hydration" in text and "boosting" in text and "permutation importance" in text

@@ -331,12 +331,14 @@ class ImprovementModel(Coefficients):
         new = new.assign(age_c=centred_age(new["age"].astype(float)))
         return self.mixed_.predict(new, ci=ci, level=level, prediction=prediction)
 
-    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False) -> pd.DataFrame:
-        """Difference in expected improvement between matching rows of a and b, with CI
-        (``average=True``: between the averages of a's and b's rows)."""
+    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False,
+                 labels: Sequence[str] | str | None = None) -> pd.DataFrame:
+        """Difference in expected improvement between matching rows of a and b, as a tidy table
+        (``average=True``: between the averages of a's and b's rows; ``labels``: the rows' names),
+        e.g. ``m.contrast(m.frame(3, 55, "III"), m.frame(3, 45, "III"), labels="age 55 vs 45")``."""
         a = a.assign(age_c=centred_age(a["age"].astype(float)))
         b = b.assign(age_c=centred_age(b["age"].astype(float)))
-        return self.mixed_.contrast(a, b, level, average=average)
+        return self.mixed_.contrast(a, b, level, average=average, labels=labels)
 
     def _grid(self, sessions=None, skin_types=None) -> pd.DataFrame:
         sessions = np.arange(1, self.max_sessions_ + 1) if sessions is None else np.atleast_1d(sessions)

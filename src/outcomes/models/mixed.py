@@ -254,23 +254,30 @@ class MixedModel(Coefficients):
             out["pred_low"], out["pred_high"] = interval(est, np.sqrt(se**2 + between + self.residual_var_), level)
         return out
 
-    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False) -> pd.DataFrame:
-        """Difference in population mean between rows of ``a`` and ``b`` (pairwise), with CI.
+    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False,
+                 labels: Sequence[str] | str | None = None) -> pd.DataFrame:
+        """Difference in population mean between rows of ``a`` and ``b`` (pairwise), as a tidy
+        table (estimate, std_error, ci_low, ci_high, p_value of no difference).
 
         With ``average=True`` the rows of each side are averaged first (one row out): e.g.
-        "darker skin types, weighted as in the cohort, versus type III".
+        "darker skin types, weighted as in the cohort, versus type III". ``labels`` name the
+        rows (one per row; default: ``a``'s index, or "a vs b" when averaged).
         """
         xa, xb = self.design_matrix(a).to_numpy(), self.design_matrix(b).to_numpy()
         if average:
-            xd, index = (xa.mean(axis=0) - xb.mean(axis=0))[None, :], pd.RangeIndex(1)
+            xd, index = (xa.mean(axis=0) - xb.mean(axis=0))[None, :], ["a vs b"]
         else:
             if len(xa) != len(xb):
                 raise ValueError("a and b need the same number of rows (or average=True)")
-            xd, index = xa - xb, a.index
-        est = xd @ self.fixed_["estimate"].to_numpy()
-        se = np.sqrt(np.einsum("ij,jk,ik->i", xd, self.cov_fixed_.to_numpy(), xd))
-        low, high = interval(est, se, level)
-        return pd.DataFrame({"estimate": est, "std_error": se, "ci_low": low, "ci_high": high}, index=index)
+            xd, index = xa - xb, list(a.index)
+        if labels is not None:
+            index = [labels] if isinstance(labels, str) else list(labels)
+            if len(index) != len(xd):
+                raise ValueError(f"give one label per row of the contrast ({len(xd)}), got {len(index)}")
+        table = tidy_table(xd @ self.fixed_["estimate"].to_numpy(),
+                           np.sqrt(np.einsum("ij,jk,ik->i", xd, self.cov_fixed_.to_numpy(), xd)), terms=index,
+                           level=level)
+        return table.rename_axis("contrast")
 
     def plot(self, ax=None, **kwargs):
         """Forest plot of the fixed part: by meaning (:meth:`effects`) under a spline or

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..contract import DEFAULT_VIEW, SKIN_TYPES
+from ._tidy import Fitted
 from .improvement import OUTCOME, ImprovementModel, model_rows, split_tables
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ def linear_model():
     return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
 
 
-class PredictiveModel:
+class PredictiveModel(Fitted):
     """Boosting vs ridge vs the mixed model's population curve, on patient-grouped folds.
 
     Fitted attributes: ``scores_`` (MAE and R² per fold and model), ``importance_``,
@@ -157,6 +158,19 @@ class PredictiveModel:
         g = self.scores_.groupby("model", sort=False)
         return pd.DataFrame({"mae": g["mae"].mean(), "mae_sd": g["mae"].std(ddof=1), "r2": g["r2"].mean(),
                              "r2_sd": g["r2"].std(ddof=1), "folds": g.size()})
+
+    def _summary_title(self) -> str:
+        return f"PredictiveModel: {self.metric}, {self.n_splits}-fold cross-validation grouped by patient"
+
+    def _summary_lines(self) -> list[str]:
+        return [f"{len(self.rows_)} rows, {self.rows_['patient_id'].nunique()} patients; MAE in points, mean and SD "
+                "over the folds (same folds, same rows for every model)"]
+
+    def _shown_table(self) -> tuple[str, pd.DataFrame]:
+        return ("prediction error on unseen patients", self.summary)
+
+    def _summary_extra(self) -> list[tuple[str, pd.DataFrame]]:
+        return [("permutation importance (increase of MAE)", self.importance_.set_index("feature"))]
 
     def predict(self, new: pd.DataFrame) -> pd.DataFrame:
         """Boosting prediction (fitted on all rows) for rows with sessions, age, skin_type."""
