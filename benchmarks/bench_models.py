@@ -1,10 +1,10 @@
 """Model benchmarks (printed figures, not tests).
 
 1. coverage: 95% CI coverage of the session effect over many simulated cohorts
-   (simulate -> clean -> improvement_model), target 93-97%, printed with its Monte Carlo SE.
+   (simulate -> clean -> fit_improvement), target 93-97%, printed with its Monte Carlo SE.
    The session effect is the contrast E[improvement | 4 sessions] - E[... | 1 session] for a
    45-year-old with skin type III, whose true value comes from truth.json.
-2. fit-times: improvement_model on 2,000 and 20,000 patients x 6 sessions, and predictive_model
+2. fit-times: fit_improvement on 2,000 and 20,000 patients x 6 sessions, and fit_predictive
    on 2,000, wall time and the peak memory (max RSS) of a fresh process per run.
 
 Usage:  python benchmarks/bench_models.py [coverage|fit-times] [--cohorts 200] [--patients 400]
@@ -31,15 +31,15 @@ CONTRASTS = {"sessions 4 vs 1": ((4, 45, "III"), (1, 45, "III")), "age 60 vs 35"
 
 def one_cohort(seed: int, n_patients: int) -> dict:
     import outcomes
-    from outcomes.models import improvement_model
+    from outcomes.models import fit_improvement
     from outcomes.simulation import expected_improvement
 
     warnings.simplefilter("ignore")
     with tempfile.TemporaryDirectory() as tmp:
         cohort = outcomes.simulate(n_patients, seed=seed, out_dir=Path(tmp) / "raw", tidy=True)
         tables = outcomes.clean(Path(tmp) / "raw").tables
-    m = improvement_model(tables["outcomes"], METRIC, patients=tables["patients"])
-    out = {"seed": seed, "converged": m.converged}
+    m = fit_improvement(tables["outcomes"], METRIC, patients=tables["patients"])
+    out = {"seed": seed, "converged": m.converged_}
     for name, (a, b) in CONTRASTS.items():
         c = m.contrast(m.frame(*a), m.frame(*b)).iloc[0]
         true = float(expected_improvement(cohort.truth, METRIC, *a) - expected_improvement(cohort.truth, METRIC, *b))
@@ -54,7 +54,7 @@ def coverage(n_cohorts: int, n_patients: int, workers: int = 2) -> None:
         rows = list(pool.map(one_cohort, range(1, n_cohorts + 1), [n_patients] * n_cohorts))
     res = pd.DataFrame(rows)
     print(f"== CI coverage over {n_cohorts} simulated cohorts of {n_patients} patients "
-          f"({METRIC}, simulate -> clean -> improvement_model; {time.perf_counter() - t0:.0f} s)")
+          f"({METRIC}, simulate -> clean -> fit_improvement; {time.perf_counter() - t0:.0f} s)")
     print(f"   converged: {res['converged'].mean():.1%}")
     for name in CONTRASTS:
         p = res[name].mean()
@@ -87,17 +87,17 @@ def synthetic(n_patients: int, n_sessions: int = 6, seed: int = 0) -> pd.DataFra
 
 def fit_time_child(n_patients: int, what: str = "improvement") -> None:
     """Runs in a fresh process: prints one JSON line (time, peak RSS)."""
-    from outcomes.models import improvement_model, predictive_model
+    from outcomes.models import fit_improvement, fit_predictive
 
     data = synthetic(n_patients)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     if what == "predictive":
-        m = predictive_model(data, METRIC)
+        m = fit_predictive(data, METRIC)
         extra = {"rows": len(m.rows_), "converged": True, "optimizers": ["5 folds"]}
     else:
-        m = improvement_model(data, METRIC)
-        extra = {"rows": m.mixed_.n_obs_, "converged": m.converged,
+        m = fit_improvement(data, METRIC)
+        extra = {"rows": m.mixed_.n_obs_, "converged": m.converged_,
                  "optimizers": m.mixed_.attempts_["optimizer"].tolist()}
     seconds = time.perf_counter() - t0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -106,8 +106,8 @@ def fit_time_child(n_patients: int, what: str = "improvement") -> None:
 
 
 def fit_times(sizes=(2_000, 20_000)) -> None:
-    print("== fit times: improvement_model (spline x age x skin type interactions, random intercept + slope);"
-          " predictive_model (5 patient-grouped folds, each with its mixed model)")
+    print("== fit times: fit_improvement (spline x age x skin type interactions, random intercept + slope);"
+          " fit_predictive (5 patient-grouped folds, each with its mixed model)")
     for what, n in [*(("improvement", n) for n in sizes), ("predictive", sizes[0])]:
         out = subprocess.run([sys.executable, __file__, "_child", str(n), "--model", what],
                              capture_output=True, text=True, check=True)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import models_synthetic as ms
-from outcomes.models import age_band, improvement_model
+from outcomes.models import age_band, fit_improvement
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def cohort():
 
 @pytest.fixture(scope="module")
 def model(cohort):
-    return improvement_model(cohort, "hydration")
+    return fit_improvement(cohort, "hydration")
 
 
 def test_rows_left_out_are_counted_and_reasons_named(cohort):
@@ -24,14 +24,14 @@ def test_rows_left_out_are_counted_and_reasons_named(cohort):
     d.loc[d.index[:40], "qc_ok"] = False
     d.loc[d.index[40:55], "improvement_pct"] = np.nan
     d.loc[d["patient_id"] == "P00100", "skin_type"] = np.nan
-    m = improvement_model(d, "hydration", interactions=(), time_transform="log1p")
+    m = fit_improvement(d, "hydration", interactions=(), time_transform="log1p")
     dropped = m.dropped_.set_index("reason")["rows"]
     assert dropped["quality-flagged (qc_ok False)"] == 40
     assert dropped["missing outcome"] == d.loc[d.index[40:55], "improvement_pct"].isna().sum()
     assert dropped["unknown skin type"] == (d["patient_id"] == "P00100").sum()  # all its rows, baseline too
     assert len(d) == m.mixed_.n_obs_ + dropped.sum()  # nothing lost in silence
     assert "P00100" not in set(m.rows_["patient_id"])
-    flagged = improvement_model(d, "hydration", interactions=(), time_transform="log1p", include_flagged=True)
+    flagged = fit_improvement(d, "hydration", interactions=(), time_transform="log1p", include_flagged=True)
     assert flagged.mixed_.n_obs_ > m.mixed_.n_obs_
 
 
@@ -94,9 +94,9 @@ def test_age_band_keeps_the_index_of_a_series():
 
 def test_unknown_metric_and_view_are_named(cohort):
     with pytest.raises(ValueError, match="no rows for metric 'collagen'"):
-        improvement_model(cohort, "collagen")
+        fit_improvement(cohort, "collagen")
     with pytest.raises(ValueError, match="left45"):
-        improvement_model(cohort, "hydration", view="left45")
+        fit_improvement(cohort, "hydration", view="left45")
 
 
 def test_prediction_band_holds_95_percent_of_new_patients(model):
@@ -115,11 +115,11 @@ def test_a_skin_type_seen_at_too_few_session_counts_is_left_out_and_counted(coho
     # type IV measured only after 1-3 sessions cannot carry its own spline (4 parameters): its
     # design columns would be collinear. It is left out, counted, and the rest fits.
     d = cohort[~((cohort["skin_type"] == "IV") & (cohort["sessions"] > 3))]
-    m = improvement_model(d, "hydration")
-    assert m.converged and "IV" not in m.skin_types_
+    m = fit_improvement(d, "hydration")
+    assert m.converged_ and "IV" not in m.skin_types_
     dropped = m.dropped_.set_index("reason")["rows"]
     reason = next(r for r in dropped.index if r.startswith("skin type with"))
     assert "IV: 46 patients, 3 counts" in reason  # (and VI: < 10 patients)
     assert dropped[reason] == (d["skin_type"].isin(["IV", "VI"]) & (d["sessions"] > 0)).sum()
     # without the sessions x skin type interaction, one session count is enough
-    assert "IV" in improvement_model(d, "hydration", interactions=("age",)).skin_types_
+    assert "IV" in fit_improvement(d, "hydration", interactions=("age",)).skin_types_

@@ -21,8 +21,8 @@ LME4_RANDOM = np.array([24.740448, 5.922133, 0.06555134, 25.59182])
 
 def _in_days_units(model, per_day):
     """Fixed effects and random SDs of a fit whose time was recorded in 1/per_day days."""
-    fixed = model.fixed["estimate"].to_numpy() * [1, per_day]
-    rand = model.random["estimate"].to_numpy() * [1, per_day, 1, 1]
+    fixed = model.fixed_["estimate"].to_numpy() * [1, per_day]
+    rand = model.random_["estimate"].to_numpy() * [1, per_day, 1, 1]
     return fixed, rand
 
 
@@ -63,8 +63,8 @@ def test_default_optimizer_stopping_short_is_caught_by_the_newton_check(monkeypa
     m = fit_mixed(SLEEP.assign(Days=SLEEP["Days"] * per_day), "Reaction", "Days", "Subject")
     first = m.attempts_.iloc[0]
     assert first["optimizer"] == "lbfgs" and first["ok"]
-    assert m.llf > first["llf"] + 0.01
-    assert m.converged and m.attempts_.loc[m.attempts_["chosen"], "optimizer"].item() == "newton"
+    assert m.llf_ > first["llf"] + 0.01
+    assert m.converged_ and m.attempts_.loc[m.attempts_["chosen"], "optimizer"].item() == "newton"
     fixed, rand = _in_days_units(m, per_day)
     np.testing.assert_allclose(fixed, LME4_FIXED, rtol=1e-4)
     np.testing.assert_allclose(rand, LME4_RANDOM, rtol=1e-3)
@@ -75,7 +75,7 @@ def test_badly_scaled_time_gives_the_well_scaled_answer(per_day):
     # Time in minutes, 1/10,000 day, seconds, 1/1,000,000 day: which optimizer fails or stops
     # short here depends on the machine's floating-point path (BLAS kernels); the answer must not.
     m = fit_mixed(SLEEP.assign(Days=SLEEP["Days"] * per_day), "Reaction", "Days", "Subject")
-    assert m.converged
+    assert m.converged_
     fixed, rand = _in_days_units(m, per_day)
     np.testing.assert_allclose(fixed, LME4_FIXED, rtol=1e-4)
     np.testing.assert_allclose(rand, LME4_RANDOM, rtol=1e-3)
@@ -91,7 +91,7 @@ def test_default_optimizer_failing_falls_back_and_fits_correctly(monkeypatch):
     assert not m.attempts_.iloc[:3]["ok"].any() and m.attempts_.iloc[3]["ok"]
     assert m.attempts_.iloc[0]["message"] == "error: injected: Singular matrix"
     assert m.attempts_.iloc[1:3]["message"].str.contains("injected: the optimizer did not converge").all()
-    assert m.converged and m.attempts_.loc[m.attempts_["chosen"], "optimizer"].item() in ("powell", "newton")
+    assert m.converged_ and m.attempts_.loc[m.attempts_["chosen"], "optimizer"].item() in ("powell", "newton")
     fixed, rand = _in_days_units(m, 1)
     np.testing.assert_allclose(fixed, LME4_FIXED, rtol=1e-4)
     np.testing.assert_allclose(rand, LME4_RANDOM, rtol=1e-3)
@@ -107,7 +107,7 @@ def test_a_maximum_that_is_not_verified_is_refused_loudly(monkeypatch):
     _inject(monkeypatch, lbfgs=[0.9, 0.02, 0.22])
     with pytest.warns(ConvergenceWarning, match="did NOT converge"):
         m = fit_mixed(once, "Reaction", "Days", "Subject")
-    assert m.converged is False
+    assert m.converged_ is False
     assert not m.attempts_["ok"].any()
     first = m.attempts_.iloc[0]
     assert first["optimizer"] == "lbfgs" and "optimizer reports success, but not a verified maximum" in first["message"]
@@ -117,7 +117,7 @@ def test_single_optimizer_failure_is_flagged(monkeypatch):
     _inject(monkeypatch, bfgs="stall")
     with pytest.warns(ConvergenceWarning, match="did NOT converge"):
         m = fit_mixed(SLEEP, "Reaction", "Days", "Subject", optimizers=("bfgs",))
-    assert not m.converged
+    assert not m.converged_
     assert m.attempts_["optimizer"].tolist() == ["bfgs"] and not m.attempts_["ok"].any()
     assert m.attempts_["chosen"].item()  # the only fit there is, marked failed
     _inject(monkeypatch, bfgs="raise")
@@ -200,12 +200,12 @@ def test_terms_named_as_the_formula_names_them():
     d = ms.cohort(60, seed=3).query("sessions > 0")
     m = fit_mixed(d, "improvement_pct", "sessions", "patient_id", covariates=("age", "skin_type"),
                   time_transform="log1p")
-    assert m.fixed.index[0] == "Intercept"
-    assert "np.log1p(sessions)" in m.fixed.index and "age" in m.fixed.index
+    assert m.fixed_.index[0] == "Intercept"
+    assert "np.log1p(sessions)" in m.fixed_.index and "age" in m.fixed_.index
     # categorical: first present level is the reference, the others are named [T.level]
-    assert "skin_type[T.I]" not in m.fixed.index and "skin_type[T.III]" in m.fixed.index
-    assert list(m.fixed.columns) == ["estimate", "std_error", "ci_low", "ci_high", "p_value"]
-    assert list(m.random.index) == ["sd(Intercept)", "sd(np.log1p(sessions))",
+    assert "skin_type[T.I]" not in m.fixed_.index and "skin_type[T.III]" in m.fixed_.index
+    assert list(m.fixed_.columns) == ["estimate", "std_error", "ci_low", "ci_high", "p_value"]
+    assert list(m.random_.index) == ["sd(Intercept)", "sd(np.log1p(sessions))",
                                     "corr(Intercept, np.log1p(sessions))", "sd(Residual)"]
 
 
@@ -226,7 +226,7 @@ def test_predict_ci_and_contrast():
     pred = m.predict(new)
     assert (pred["ci_low"] < pred["estimate"]).all() and (pred["estimate"] < pred["ci_high"]).all()
     # estimate is x'beta by hand
-    beta = m.fixed["estimate"]
+    beta = m.fixed_["estimate"]
     by_hand = beta["Intercept"] + beta["skin_type[T.III]"] + beta["np.log1p(sessions)"] * np.log1p(3)
     assert pred.loc[1, "estimate"] == pytest.approx(by_hand)
     same = m.contrast(new, new)
@@ -252,8 +252,8 @@ def test_reml_and_ml_differ_and_aic_needs_ml():
     # lmer(..., REML = FALSE) (lme4 tests/lmer-1.Rout.save, github.com/lme4/lme4); the
     # unrounded optimum -875.9696722 is asserted in Julia MixedModels.jl's test suite
     # (test/pls.jl, "loglikelihood(fm)"). Fixed effects coincide under ML and REML here.
-    assert ml.llf == pytest.approx(-875.9697, abs=1e-3)
-    np.testing.assert_allclose(ml.fixed["estimate"], reml.fixed["estimate"], rtol=1e-6)
+    assert ml.llf_ == pytest.approx(-875.9697, abs=1e-3)
+    np.testing.assert_allclose(ml.fixed_["estimate"], reml.fixed_["estimate"], rtol=1e-6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert np.isfinite(ml.aic)
@@ -302,13 +302,13 @@ def test_warm_start_reaches_the_same_verified_maximum():
     cold = fit_mixed(SLEEP, "Reaction", "Days", "Subject")
     half = fit_mixed(SLEEP[SLEEP["Subject"].isin(SLEEP["Subject"].unique()[:9])], "Reaction", "Days", "Subject")
     warm = MixedModelForTest("Reaction", "Days", "Subject").fit(SLEEP, start=half.theta_)
-    assert warm.attempts_.iloc[0]["start"] == "given" and warm.converged
-    np.testing.assert_allclose(warm.fixed["estimate"], cold.fixed["estimate"], rtol=1e-6)
-    np.testing.assert_allclose(warm.random["estimate"], cold.random["estimate"], rtol=1e-4)
+    assert warm.attempts_.iloc[0]["start"] == "given" and warm.converged_
+    np.testing.assert_allclose(warm.fixed_["estimate"], cold.fixed_["estimate"], rtol=1e-6)
+    np.testing.assert_allclose(warm.random_["estimate"], cold.random_["estimate"], rtol=1e-4)
     # a start from which nothing works falls back to the default start, and is still verified
     odd = MixedModelForTest("Reaction", "Days", "Subject").fit(SLEEP, start=np.array([1e6, -1e6, 1e6]))
-    assert odd.converged
-    np.testing.assert_allclose(odd.fixed["estimate"], cold.fixed["estimate"], rtol=1e-6)
+    assert odd.converged_
+    np.testing.assert_allclose(odd.fixed_["estimate"], cold.fixed_["estimate"], rtol=1e-6)
     with pytest.raises(ValueError, match="theta_"):
         MixedModelForTest("Reaction", "Days", "Subject").fit(SLEEP, start=np.ones(2))
 

@@ -16,7 +16,7 @@ import pytest
 
 import outcomes
 from outcomes.config import DEFAULT_SEED
-from outcomes.models import fit_gee, fit_ordinal, gais_frame, improvement_model, naive_means, sessions_to_response
+from outcomes.models import fit_gee, fit_improvement, fit_ordinal, fit_response, gais_frame, naive_means
 from outcomes.simulation import DropoutParams, expected_improvement
 
 pytestmark = pytest.mark.slow
@@ -36,7 +36,7 @@ def sim(tmp_path_factory):
 @pytest.fixture(scope="module")
 def model(sim):
     _, tables = sim
-    return improvement_model(tables["outcomes"], METRIC, patients=tables["patients"])
+    return fit_improvement(tables["outcomes"], METRIC, patients=tables["patients"])
 
 
 def _check(model, truth, a, b, average=False):
@@ -47,7 +47,7 @@ def _check(model, truth, a, b, average=False):
 
 
 def test_model_used_clean_in_course_rows(model):
-    assert model.converged
+    assert model.converged_
     dropped = model.dropped_.set_index("reason")["rows"]
     assert dropped["follow-up after the course (fading)"] > 0
     assert dropped["baseline row (sessions 0)"] > 0
@@ -76,26 +76,26 @@ def test_skin_type_effect_recovered(sim, model):
 def test_gee_agrees_on_direction(model):
     gee = fit_gee(model.rows_, "improvement_pct", "sessions", "patient_id", covariates=("age_c", "skin_type"),
                   time_transform="log1p")
-    assert gee.fixed.loc["np.log1p(sessions)", "ci_low"] > 0
-    assert gee.fixed.loc["age_c", "estimate"] < 0
+    assert gee.fixed_.loc["np.log1p(sessions)", "ci_low"] > 0
+    assert gee.fixed_.loc["age_c", "estimate"] < 0
 
 
 def test_gais_improves_with_sessions_and_worsens_with_age(sim):
     _, tables = sim
     gais = gais_frame(tables["assessments"], tables["patients"])
     m = fit_ordinal(gais, group="patient_id")
-    assert m.converged
-    assert m.fixed.loc["sessions", "estimate"] < 0  # lower grade = better
-    assert m.fixed.loc["age_c", "estimate"] > 0
+    assert m.converged_
+    assert m.fixed_.loc["sessions", "estimate"] < 0  # lower grade = better
+    assert m.fixed_.loc["age_c", "estimate"] > 0
     p = m.responder_probability(gais.iloc[[0, 0]].assign(sessions=[1, 4], age_c=0.0, skin_type="III"))
     assert p["estimate"].iloc[1] > p["estimate"].iloc[0]
 
 
 def test_older_patients_respond_later(sim):
     _, tables = sim
-    m = sessions_to_response(tables["outcomes"], METRIC, patients=tables["patients"])
-    assert m.hazard_ratios_.loc["age_c", "estimate"] < 0
-    assert m.summary["median_sessions"].between(1, 6).all()
+    m = fit_response(tables["outcomes"], METRIC, patients=tables["patients"])
+    assert m.fixed_.loc["age_c", "estimate"] < 0
+    assert m.medians_["median_sessions"].between(1, 6).all()
 
 
 # --- dropout: naive per-session means vs the mixed model, on simulator data ------------------------
@@ -121,7 +121,7 @@ def naive_and_model(dropout, seed=3, n_patients=1500):
             warnings.simplefilter("ignore")
             tables = outcomes.clean(raw).tables
     out, patients = tables["outcomes"], tables["patients"]
-    model = improvement_model(out, METRIC, patients=patients)
+    model = fit_improvement(out, METRIC, patients=patients)
     naive = naive_means(out, METRIC, patients=patients).set_index("sessions")
     marginal = model.marginal().set_index("sessions")
     people = model.rows_.drop_duplicates("patient_id")
@@ -139,7 +139,7 @@ def test_outcome_dependent_dropout_biases_naive_means_but_not_the_mixed_model():
     # handles: it learns every patient's curve from their early visits.
     cohort, model, naive, marginal, truth = naive_and_model(STRONG_MAR_DROPOUT)
     assert cohort.truth["dropout"]["multiplier"] == 10 and cohort.truth["dropout"]["trigger"] == "measured"
-    assert model.converged
+    assert model.converged_
     assert naive.loc[5, "n"] < 0.15 * naive.loc[1, "n"]  # the dropout really happened
     for n in (3, 4, 5):  # naive means: above the truth by more than their CI allows
         assert naive.loc[n, "ci_low"] > truth[n], (n, naive.loc[n].to_dict(), truth[n])

@@ -28,14 +28,14 @@ def test_mixed_fixed_effects_match_lme4(sleepstudy_fit):
     # lme4's own regression test asserts fixef(fm1) == c(251.405104848485, 10.467285959595)
     # to 1e-13: https://github.com/lme4/lme4/blob/master/tests/lmer-1.R
     m = sleepstudy_fit
-    assert m.converged
-    assert list(m.fixed.index) == ["Intercept", "Days"]
-    np.testing.assert_allclose(m.fixed["estimate"], [251.405104848485, 10.467285959595], rtol=1e-4)
+    assert m.converged_
+    assert list(m.fixed_.index) == ["Intercept", "Days"]
+    np.testing.assert_allclose(m.fixed_["estimate"], [251.405104848485, 10.467285959595], rtol=1e-4)
     # standard errors printed by lme4's summary(fm1): 6.825 and 1.546 (output reproduced in
     # D. Barr, "Linear mixed-effects models", Glasgow stat-models course 2023,
     # https://dalejbarr.github.io/stat-models-2023/slides/05_lmms_1/); printed to 4 significant
     # digits, so compared to that precision
-    np.testing.assert_allclose(m.fixed["std_error"], [6.825, 1.546], rtol=1e-3)
+    np.testing.assert_allclose(m.fixed_["std_error"], [6.825, 1.546], rtol=1e-3)
 
 
 def test_mixed_variance_components_match_lme4(sleepstudy_fit):
@@ -43,7 +43,7 @@ def test_mixed_variance_components_match_lme4(sleepstudy_fit):
     # https://stackoverflow.com/q/8526681 ("Extract random effect variances from lme4 mer model
     # object"): stddev (Intercept) 24.740448, Days 5.922133; correlation 0.06555134;
     # attr(,"sc") (residual SD) 25.59182
-    r = sleepstudy_fit.random["estimate"]
+    r = sleepstudy_fit.random_["estimate"]
     np.testing.assert_allclose(r["sd(Intercept)"], 24.740448, rtol=1e-3)
     np.testing.assert_allclose(r["sd(Days)"], 5.922133, rtol=1e-3)
     np.testing.assert_allclose(r["corr(Intercept, Days)"], 0.06555134, rtol=1e-3)
@@ -52,7 +52,7 @@ def test_mixed_variance_components_match_lme4(sleepstudy_fit):
 
 def test_mixed_reml_criterion_matches_lme4(sleepstudy_fit):
     # summary(fm1): "REML criterion at convergence: 1743.6" (-2 * REML log-likelihood), same source
-    assert -2 * sleepstudy_fit.llf == pytest.approx(1743.6, abs=0.05)
+    assert -2 * sleepstudy_fit.llf_ == pytest.approx(1743.6, abs=0.05)
 
 
 def test_mixed_population_prediction_is_the_fixed_line(sleepstudy_fit):
@@ -60,7 +60,7 @@ def test_mixed_population_prediction_is_the_fixed_line(sleepstudy_fit):
     pred = sleepstudy_fit.predict(new)
     np.testing.assert_allclose(pred["estimate"], 251.405104848485 + 10.467285959595 * new["Days"], rtol=1e-4)
     # the CI at day 0 is the intercept's Wald interval
-    se0 = sleepstudy_fit.fixed.loc["Intercept", "std_error"]
+    se0 = sleepstudy_fit.fixed_.loc["Intercept", "std_error"]
     assert pred.loc[0, "ci_high"] - pred.loc[0, "estimate"] == pytest.approx(1.959964 * se0, rel=1e-5)
 
 
@@ -73,9 +73,9 @@ def test_gee_matches_geepack_ohio():
     d = pd.read_csv(DATA / "ohio.csv")
     m = fit_gee(d, "resp", "age", "id", covariates=("smoke",), interactions=("smoke",),
                 cov_struct="exchangeable", family="binomial")
-    assert m.converged
-    assert list(m.fixed.index) == ["Intercept", "age", "smoke", "age:smoke"]
-    np.testing.assert_allclose(m.fixed["estimate"], [-1.90049518, -0.14123591, 0.31382579, 0.07083184], rtol=1e-4)
+    assert m.converged_
+    assert list(m.fixed_.index) == ["Intercept", "age", "smoke", "age:smoke"]
+    np.testing.assert_allclose(m.fixed_["estimate"], [-1.90049518, -0.14123591, 0.31382579, 0.07083184], rtol=1e-4)
     assert m.dependence_ == pytest.approx(0.354605, rel=1e-3)
     assert m.scale_ == pytest.approx(0.9994078, rel=1e-3)
 
@@ -88,12 +88,12 @@ def test_ordinal_matches_clm_wine():
     # 4|5 5.0064 (0.7309); logLik -86.49. Printed to 5 significant digits (rounding < 4e-5 rel).
     d = pd.read_csv(DATA / "wine.csv")
     m = fit_ordinal(d, "rating", ("temp", "contact"))
-    assert m.converged
-    np.testing.assert_allclose(m.fixed["estimate"], [2.5031, 1.5278], rtol=1e-4)
-    np.testing.assert_allclose(m.fixed["std_error"], [0.5287, 0.4766], rtol=1e-3)
+    assert m.converged_
+    np.testing.assert_allclose(m.fixed_["estimate"], [2.5031, 1.5278], rtol=1e-4)
+    np.testing.assert_allclose(m.fixed_["std_error"], [0.5287, 0.4766], rtol=1e-3)
     np.testing.assert_allclose(m.thresholds_["estimate"], [-1.3444, 1.2508, 3.4669, 5.0064], rtol=1e-4)
     np.testing.assert_allclose(m.thresholds_["std_error"], [0.5171, 0.4379, 0.5978, 0.7309], rtol=1e-3)
-    assert m.llf == pytest.approx(-86.49, abs=0.005)
+    assert m.llf_ == pytest.approx(-86.49, abs=0.005)
     # probabilities of each grade sum to one
     probs = m.predict(pd.DataFrame({"temp": ["cold", "warm"], "contact": ["no", "yes"]}))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import models_synthetic as ms  # noqa: E402
 from outcomes import plots  # noqa: E402
 from outcomes.models import (  # noqa: E402
-    first_response, fit_gee, fit_ordinal, improvement_model, predictive_model, sessions_to_response,
+    first_response, fit_gee, fit_ordinal, fit_improvement, fit_predictive, fit_response,
 )
 
 
@@ -34,9 +34,9 @@ def _linear_panel(n=300, seed=0, rho=None):
 
 def test_gee_exchangeable_recovers_known_effects():
     m = fit_gee(_linear_panel(), "y", "s", "pid", covariates=("age_c",))
-    assert m.converged
+    assert m.converged_
     for term, truth in {"s": 1.5, "age_c": -0.8, "Intercept": 2.0}.items():
-        row = m.fixed.loc[term]
+        row = m.fixed_.loc[term]
         assert row["ci_low"] <= truth <= row["ci_high"], term
     # exchangeable correlation: var(b) / (var(b) + var(e)) = 4 / 5
     assert m.dependence_ == pytest.approx(0.8, abs=0.05)
@@ -44,8 +44,8 @@ def test_gee_exchangeable_recovers_known_effects():
 
 def test_gee_ar1_recovers_known_effects_and_correlation():
     m = fit_gee(_linear_panel(seed=1, rho=0.6), "y", "s", "pid", covariates=("age_c",), cov_struct="ar1")
-    assert m.fixed.loc["s", "ci_low"] <= 1.5 <= m.fixed.loc["s", "ci_high"]
-    assert m.fixed.loc["age_c", "ci_low"] <= -0.8 <= m.fixed.loc["age_c", "ci_high"]
+    assert m.fixed_.loc["s", "ci_low"] <= 1.5 <= m.fixed_.loc["s", "ci_high"]
+    assert m.fixed_.loc["age_c", "ci_low"] <= -0.8 <= m.fixed_.loc["age_c", "ci_high"]
     assert m.dependence_ == pytest.approx(0.6, abs=0.07)
     pred = m.predict(pd.DataFrame({"s": [0, 2], "age_c": [0, 0]}))
     assert pred.loc[0, "ci_low"] <= 2.0 <= pred.loc[0, "ci_high"]
@@ -63,9 +63,9 @@ def _gais_like(n=1500, seed=0):
 
 def test_ordinal_recovers_known_effects_and_thresholds():
     m = fit_ordinal(_gais_like(), "score", ("sessions", "age_c"))
-    assert m.converged
+    assert m.converged_
     for term, truth in {"sessions": -0.6, "age_c": 0.4}.items():
-        assert m.fixed.loc[term, "ci_low"] <= truth <= m.fixed.loc[term, "ci_high"], term
+        assert m.fixed_.loc[term, "ci_low"] <= truth <= m.fixed_.loc[term, "ci_high"], term
     th = m.thresholds_
     assert ((th["ci_low"].to_numpy() <= [-3.5, -2.0, -0.5, 1.0]) & ([-3.5, -2.0, -0.5, 1.0] <= th["ci_high"].to_numpy())).all()
     new = pd.DataFrame({"sessions": [1, 3, 6], "age_c": [0.0, 0.0, 0.0]})
@@ -74,8 +74,8 @@ def test_ordinal_recovers_known_effects_and_thresholds():
     true_p = 1 / (1 + np.exp(-(-0.5 - (-0.6 * new["sessions"]))))
     assert ((p["ci_low"] <= true_p) & (true_p <= p["ci_high"])).all()
     clustered = fit_ordinal(_gais_like(), "score", ("sessions", "age_c"), group="pid")
-    np.testing.assert_allclose(clustered.fixed["estimate"], m.fixed["estimate"])
-    assert not np.allclose(clustered.fixed["std_error"], m.fixed["std_error"])
+    np.testing.assert_allclose(clustered.fixed_["estimate"], m.fixed_["estimate"])
+    assert not np.allclose(clustered.fixed_["std_error"], m.fixed_["std_error"])
 
 
 def test_censoring_on_a_hand_made_case():
@@ -92,18 +92,18 @@ def test_censoring_on_a_hand_made_case():
                                     "C": {"responded": True, "sessions": 2}, "D": {"responded": False, "sessions": 3}}
     frame = rows.assign(metric="hydration", view="front", age=45.0, skin_type="III", qc_ok=True)
     frame["skin_type"] = pd.Categorical(frame["skin_type"], categories=["I", "II", "III", "IV", "V", "VI"], ordered=True)
-    m = sessions_to_response(frame, "hydration", threshold=10, by=None)
+    m = fit_response(frame, "hydration", threshold=10, by=None)
     curve = m.curves_.set_index("sessions")["survival"]
     # Kaplan-Meier by hand: t=1: 4 at risk, 1 event -> 3/4; B leaves; t=2: 2 at risk, 1 event -> 3/8
     assert curve[1] == pytest.approx(0.75) and curve[2] == pytest.approx(0.375)
-    assert m.summary.loc[0, "median_sessions"] == 2
-    assert m.summary.loc[0, "patients"] == 4 and m.summary.loc[0, "responded"] == 2
+    assert m.medians_.loc[0, "median_sessions"] == 2
+    assert m.medians_.loc[0, "patients"] == 4 and m.medians_.loc[0, "responded"] == 2
 
 
-def test_sessions_to_response_age_slows_response():
+def test_fit_response_age_slows_response():
     d = ms.cohort(800, seed=21, dropout=0.05)
-    m = sessions_to_response(d, "hydration", threshold=10, by="age_band")
-    hr = m.hazard_ratios_.loc["age_c"]
+    m = fit_response(d, "hydration", threshold=10, by="age_band")
+    hr = m.fixed_.loc["age_c"]
     assert hr["estimate"] < 0 and hr["hr_ci_high"] < 1  # older -> lower hazard of responding
     c = m.curves_
     for _, part in c.groupby("group"):
@@ -114,7 +114,7 @@ def test_sessions_to_response_age_slows_response():
 @pytest.mark.slow
 def test_predictive_folds_never_share_a_patient_and_sessions_matter_most():
     d = ms.cohort(250, seed=8)
-    m = predictive_model(d, "hydration", n_splits=5)
+    m = fit_predictive(d, "hydration", n_splits=5)
     all_patients = set(m.rows_["patient_id"])
     for f in m.folds_:
         assert not (f["train_patients"] & f["test_patients"])
@@ -131,7 +131,7 @@ def test_predictive_folds_never_share_a_patient_and_sessions_matter_most():
 
 
 def test_figures_return_axes_and_tell_groups_apart_without_colour():
-    m = improvement_model(ms.cohort(120, seed=3), "hydration", interactions=(), time_transform="log1p")
+    m = fit_improvement(ms.cohort(120, seed=3), "hydration", interactions=(), time_transform="log1p")
     fig, ax = plt.subplots()
     assert m.plot(ax=ax) is ax
     styles = {(line.get_marker(), str(line.get_linestyle())) for line in ax.get_lines()}

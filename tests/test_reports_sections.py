@@ -238,7 +238,7 @@ def test_patient_verdicts_use_the_prediction_band_and_unflagged_photos(patient, 
 
 
 def test_expected_course_prediction_band_is_wider_than_the_ci(tables):
-    model = outcomes.models.improvement_model(tables["outcomes"], "hydration", patients=tables["patients"])
+    model = outcomes.models.fit_improvement(tables["outcomes"], "hydration", patients=tables["patients"])
     course = expected_course(model, 50, "III")
     assert list(course["sessions"]) == list(range(1, model.max_sessions_ + 1))
     assert (course["pred_low"] < course["ci_low"]).all() and (course["ci_low"] <= course["estimate"]).all()

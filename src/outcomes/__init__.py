@@ -5,7 +5,18 @@ The public face for analysts::
     import outcomes
     result = outcomes.clean("data/raw", "data/processed")   # validate, normalise, link
     tables = outcomes.load_processed("data/processed")     # dict of typed DataFrames
-    outcomes.models.improvement_model(tables["outcomes"], "hydration").fit()
+    model = outcomes.models.fit_improvement(tables, "hydration")  # the reports' rows
+    model.print_summary()
+
+Examples
+--------
+The same on a small simulated cohort (in memory):
+
+>>> import outcomes
+>>> tables = outcomes.simulation.demo_tables(n_patients=120, seed=3)
+>>> model = outcomes.models.fit_improvement(tables, "hydration", interactions=())
+>>> model.converged_
+True
 
 Heavy parts (models, plots, reports) load on first use, so `import outcomes` stays quick.
 """
@@ -22,6 +33,7 @@ _LAZY = {
     "CleanResult": ("outcomes.cleaning", "CleanResult"),
     "load_processed": ("outcomes.io", "load_processed"),
     "simulate": ("outcomes.simulation", "simulate"),
+    "simulation": ("outcomes.simulation", None),
     "contract": ("outcomes.contract", None),
     "config": ("outcomes.config", None),
     "models": ("outcomes.models", None),

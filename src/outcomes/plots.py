@@ -8,42 +8,45 @@ from __future__ import annotations
 
 import itertools
 
-import matplotlib.pyplot as plt
-import numpy as np
-import pandas as pd
-import seaborn as sns
+import matplotlib.pyplot as _plt
+import numpy as _np
+import pandas as _pd
+import seaborn as _sns
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 PALETTE = "colorblind"
 FIGSIZE = (6.0, 4.0)
 
+__all__ = ["coefficients", "expected_curves", "fold_scores", "naive_vs_model", "partial_dependence",
+           "probability_curves", "style", "survival_curves"]
+
 
 def style() -> None:
     """Apply the house style (white grid, paper context, colour-blind palette)."""
-    sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, font_scale=1.1)
+    _sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, font_scale=1.1)
 
 
 def _axes(ax):
     style()
     if ax is None:
-        _, ax = plt.subplots(figsize=FIGSIZE, layout="constrained")
+        _, ax = _plt.subplots(figsize=FIGSIZE, layout="constrained")
     return ax
 
 
-def _groups(table: pd.DataFrame, hue: str | None):
+def _groups(table: _pd.DataFrame, hue: str | None):
     if hue is None:
-        yield None, table, (MARKERS[0], LINESTYLES[0], sns.color_palette(PALETTE)[0])
+        yield None, table, (MARKERS[0], LINESTYLES[0], _sns.color_palette(PALETTE)[0])
         return
-    levels = table[hue].cat.categories if isinstance(table[hue].dtype, pd.CategoricalDtype) else sorted(table[hue].unique())
-    styles = zip(itertools.cycle(MARKERS), itertools.cycle(LINESTYLES), itertools.cycle(sns.color_palette(PALETTE)))
+    levels = table[hue].cat.categories if isinstance(table[hue].dtype, _pd.CategoricalDtype) else sorted(table[hue].unique())
+    styles = zip(itertools.cycle(MARKERS), itertools.cycle(LINESTYLES), itertools.cycle(_sns.color_palette(PALETTE)))
     for level, st in zip(levels, styles):
         part = table.loc[table[hue] == level]
         if not part.empty:
             yield level, part, st
 
 
-def expected_curves(table: pd.DataFrame, x: str = "sessions", y: str = "estimate", hue: str | None = "age_band",
+def expected_curves(table: _pd.DataFrame, x: str = "sessions", y: str = "estimate", hue: str | None = "age_band",
                     ax=None, title: str | None = None, ylabel: str = "expected improvement (%)"):
     """Expected improvement against session count with 95% CI bands, one line per group."""
     ax = _axes(ax)
@@ -62,13 +65,13 @@ def expected_curves(table: pd.DataFrame, x: str = "sessions", y: str = "estimate
     return ax
 
 
-def probability_curves(table: pd.DataFrame, x: str = "sessions", hue: str | None = None, ax=None,
+def probability_curves(table: _pd.DataFrame, x: str = "sessions", hue: str | None = None, ax=None,
                        ylabel: str = "probability", title: str | None = None):
     """Probabilities (0-1) against x with CI error bars, one marker/line style per group."""
     ax = _axes(ax)
     for level, part, (marker, ls, color) in _groups(table, hue):
         part = part.sort_values(x)
-        err = np.vstack([part["estimate"] - part["ci_low"], part["ci_high"] - part["estimate"]])
+        err = _np.vstack([part["estimate"] - part["ci_low"], part["ci_high"] - part["estimate"]])
         ax.errorbar(part[x], part["estimate"], yerr=err, marker=marker, linestyle=ls, color=color, capsize=3,
                     label=None if level is None else str(level))
     ax.set_ylim(0, 1)
@@ -81,12 +84,12 @@ def probability_curves(table: pd.DataFrame, x: str = "sessions", hue: str | None
     return ax
 
 
-def coefficients(table: pd.DataFrame, ax=None, title: str | None = None):
+def coefficients(table: _pd.DataFrame, ax=None, title: str | None = None):
     """Forest plot of a tidy coefficient table (estimate with 95% CI per term)."""
     ax = _axes(ax)
     t = table.iloc[::-1]
-    ypos = np.arange(len(t))
-    ax.errorbar(t["estimate"], ypos, xerr=np.vstack([t["estimate"] - t["ci_low"], t["ci_high"] - t["estimate"]]),
+    ypos = _np.arange(len(t))
+    ax.errorbar(t["estimate"], ypos, xerr=_np.vstack([t["estimate"] - t["ci_low"], t["ci_high"] - t["estimate"]]),
                 fmt="o", color="black", ecolor="0.4", capsize=3)
     ax.axvline(0, color="0.5", linestyle="--", linewidth=1)
     ax.set_yticks(ypos, [str(i) for i in t.index])
@@ -96,7 +99,7 @@ def coefficients(table: pd.DataFrame, ax=None, title: str | None = None):
     return ax
 
 
-def survival_curves(curves: pd.DataFrame, ax=None, title: str | None = None):
+def survival_curves(curves: _pd.DataFrame, ax=None, title: str | None = None):
     """Share of patients NOT yet responding against session count (step curves), by group."""
     ax = _axes(ax)
     hue = "group" if curves["group"].nunique() > 1 else None
@@ -119,14 +122,14 @@ def survival_curves(curves: pd.DataFrame, ax=None, title: str | None = None):
     return ax
 
 
-def fold_scores(scores: pd.DataFrame, metric: str = "mae", ax=None, title: str | None = None):
+def fold_scores(scores: _pd.DataFrame, metric: str = "mae", ax=None, title: str | None = None):
     """Cross-validation score per fold for each model (points), with the mean (bar outline)."""
     ax = _axes(ax)
     models = list(dict.fromkeys(scores["model"]))
     for i, (m, marker) in enumerate(zip(models, itertools.cycle(MARKERS))):
         vals = scores.loc[scores["model"] == m, metric].to_numpy()
         ax.bar(i, vals.mean(), color="none", edgecolor="0.3", hatch=["", "//", "..", "xx"][i % 4])
-        ax.plot(np.full(len(vals), i), vals, marker=marker, linestyle="none", color="black")
+        ax.plot(_np.full(len(vals), i), vals, marker=marker, linestyle="none", color="black")
     ax.set_xticks(range(len(models)), models)
     ax.set_ylabel(metric.upper() if metric in ("mae", "r2") else metric)
     if title:
@@ -134,11 +137,11 @@ def fold_scores(scores: pd.DataFrame, metric: str = "mae", ax=None, title: str |
     return ax
 
 
-def partial_dependence(table: pd.DataFrame, feature: str, ax=None, title: str | None = None):
+def partial_dependence(table: _pd.DataFrame, feature: str, ax=None, title: str | None = None):
     """Partial dependence of the predictive model's prediction on one feature."""
     ax = _axes(ax)
     part = table.loc[table["feature"] == feature]
-    numeric = pd.api.types.is_numeric_dtype(part["value"])
+    numeric = _pd.api.types.is_numeric_dtype(part["value"])
     if numeric:
         ax.plot(part["value"], part["average"], marker="o", color="black")
     else:
@@ -151,9 +154,9 @@ def partial_dependence(table: pd.DataFrame, feature: str, ax=None, title: str | 
     return ax
 
 
-def naive_vs_model(naive: pd.DataFrame, model: pd.DataFrame, ax=None, title: str | None = None):
+def naive_vs_model(naive: _pd.DataFrame, model: _pd.DataFrame, ax=None, title: str | None = None):
     """Per-session means of the observed rows against the mixed model's population curve."""
     ax = _axes(ax)
-    table = pd.concat([naive.assign(source="naive per-session mean"), model.assign(source="mixed model")])
-    table["source"] = pd.Categorical(table["source"], categories=["naive per-session mean", "mixed model"])
+    table = _pd.concat([naive.assign(source="naive per-session mean"), model.assign(source="mixed model")])
+    table["source"] = _pd.Categorical(table["source"], categories=["naive per-session mean", "mixed model"])
     return expected_curves(table, hue="source", ax=ax, title=title)

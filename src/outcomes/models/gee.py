@@ -21,14 +21,29 @@ import pandas as pd
 
 from ._batched_gee import BatchedGEE, Family
 from ._design import Design, curve_rhs, panel_rows
-from ._tidy import interval, tidy_table
+from ._tidy import Coefficients, interval, tidy_table
 
 COV_STRUCTS = ("exchangeable", "ar1", "independence")
 FAMILIES = ("gaussian", "binomial", "poisson")
 
 
-class GEEModel:
-    """outcome ~ f(time) + covariates, clustered by group, robust standard errors."""
+class GEEModel(Coefficients):
+    """outcome ~ f(time) + covariates, clustered by group, robust standard errors.
+
+    Fitted attributes end in ``_``: ``fixed_`` (= ``summary``, the tidy table with robust SEs),
+    ``cov_fixed_``, ``converged_``, ``dependence_`` (the working correlation's parameter),
+    ``scale_``, ``n_obs_``, ``n_groups_``, ``rows_``.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> rows = models.fit_improvement(tables, "hydration", interactions=()).rows_
+    >>> g = models.GEEModel("improvement_pct", "sessions", "patient_id", ["age_c", "skin_type"],
+    ...                     time_transform="log1p").fit(rows)
+    >>> g.converged_, bool(g.summary.loc["np.log1p(sessions)", "estimate"] > 0)
+    (True, True)
+    """
 
     def __init__(
         self,
@@ -83,10 +98,8 @@ class GEEModel:
         self.dependence_ = fit["dependence"] if self.cov_struct != "independence" else 0.0
         self.scale_ = fit["scale"]
         self.n_obs_, self.n_groups_ = len(rows), int(rows[self.group].nunique())
+        self.rows_ = rows
         return self
-
-    fixed = property(lambda self: self.fixed_)
-    converged = property(lambda self: self.converged_)
 
     @property
     def result_(self):
@@ -98,7 +111,16 @@ class GEEModel:
 
     @property
     def summary(self) -> pd.DataFrame:
+        """The tidy coefficient table (``fixed_``), robust standard errors."""
         return self.fixed_
+
+    def _summary_title(self) -> str:
+        return f"GEEModel: {self.outcome} ~ {self.rhs} ({self.family}, {self.cov_struct})"
+
+    def _summary_lines(self) -> list[str]:
+        return [f"{self.n_obs_} rows, {self.n_groups_} groups ({self.group}); "
+                f"{'converged' if self.converged_ else 'NOT converged'}; working correlation {self.dependence_:.3f}, "
+                f"scale {self.scale_:.3g}; robust (sandwich) standard errors"]
 
     def predict(self, new: pd.DataFrame, ci: bool = True, level: float = 0.95) -> pd.DataFrame:
         """Population-averaged mean (on the response scale) with a robust CI."""
@@ -112,11 +134,11 @@ class GEEModel:
             out["ci_low"], out["ci_high"] = inverse(low), inverse(high)
         return out
 
-    def plot(self, ax=None):
-        from .. import plots
-
-        return plots.coefficients(self.fixed_.drop(index="Intercept", errors="ignore"), ax=ax,
-                                  title=f"{self.outcome}: GEE ({self.cov_struct}), robust 95% CI")
+    def plot(self, ax=None, **kwargs):
+        """Forest plot: by meaning (:meth:`effects`) under a spline or interactions, else the
+        coefficients (Intercept left out); ``kwargs`` go to :func:`outcomes.plots.coefficients`."""
+        kwargs.setdefault("title", f"{self.outcome}: GEE ({self.cov_struct}), robust 95% CI")
+        return self._forest(ax, **kwargs)
 
     def __repr__(self) -> str:
         state = "unfitted" if not hasattr(self, "fixed_") else f"n={self.n_obs_}, groups={self.n_groups_}"
@@ -151,7 +173,21 @@ def fit_gee(
     group: str,
     covariates: Sequence[str] = (),
     cov_struct: str = "exchangeable",
-    **kwargs,
+    family: str = "gaussian",
+    time_transform: str = "identity",
+    interactions: Sequence[str] = (),
+    spline_df: int = 3,
 ) -> GEEModel:
-    """Construct and fit a :class:`GEEModel`."""
-    return GEEModel(outcome, time, group, covariates, cov_struct, **kwargs).fit(data)
+    """Construct and fit a :class:`GEEModel` (see there for the arguments).
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> rows = models.fit_improvement(simulation.demo_tables(n_patients=120, seed=3), "hydration").rows_
+    >>> g = models.fit_gee(rows, "improvement_pct", "sessions", "patient_id", ["age_c"], cov_struct="independence",
+    ...                    time_transform="log1p")
+    >>> g.summary.columns.tolist()
+    ['estimate', 'std_error', 'ci_low', 'ci_high', 'p_value']
+    """
+    return GEEModel(outcome, time, group, covariates, cov_struct, family, time_transform, interactions,
+                    spline_df).fit(data)

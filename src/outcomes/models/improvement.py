@@ -13,15 +13,16 @@ themselves are left out, and every row left out is counted in ``dropped_``.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..contract import DEFAULT_VIEW, SKIN_TYPE_DTYPE
 from ._design import require_columns
-from ._tidy import interval
+from ._tidy import Coefficients, interval
 from .mixed import OPTIMIZERS, MixedModel
+
 
 AGE_CENTER = 45.0
 AGE_SCALE = 10.0
@@ -40,6 +41,12 @@ def age_band(age: pd.Series | np.ndarray | Sequence[float]) -> pd.Series:
 
     A Series keeps its index, so the result lines up with the frame it came from
     (``df.assign(age_band=age_band(df["age"]))``).
+
+    Examples
+    --------
+    >>> from outcomes import models
+    >>> models.age_band([30, 35, 54.9, 55]).tolist()
+    ['<35', '35-44', '45-54', '55+']
     """
     index = age.index if isinstance(age, pd.Series) else None
     values = pd.to_numeric(pd.Series(np.asarray(age, dtype=object), index=index), errors="raise").astype(float)
@@ -50,6 +57,43 @@ def age_band(age: pd.Series | np.ndarray | Sequence[float]) -> pd.Series:
 def centred_age(age) -> np.ndarray | pd.Series:
     """Age in decades above 45: the model's intercept is a 45-year-old."""
     return (age - AGE_CENTER) / AGE_SCALE
+
+
+def split_tables(data: pd.DataFrame | Mapping[str, pd.DataFrame], patients: pd.DataFrame | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """(outcomes, patients, sessions) from the dict `outcomes.load_processed` returns, or from an
+    outcomes table alone (then patients is the one given, and there are no sessions)."""
+    if isinstance(data, pd.DataFrame):
+        return data, patients, None
+    if isinstance(data, Mapping):
+        if "outcomes" not in data:
+            raise KeyError(f"the tables lack 'outcomes'; they hold {sorted(data)}")
+        return data["outcomes"], data.get("patients") if patients is None else patients, data.get("sessions")
+    raise TypeError(f"data must be the processed tables (a dict) or the outcomes table, not {type(data).__name__}")
+
+
+def attach_columns(rows: pd.DataFrame, columns: Sequence[str], patients: pd.DataFrame | None = None,
+                   sessions: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``rows`` with each of ``columns`` present: a column of ``rows`` itself, else the patient's
+    value from ``patients``, else the value of the session the measurement follows (session
+    number = ``rows["sessions"]``) from ``sessions`` (product, area, practitioner_id, ...)."""
+    out = rows.copy()
+    for col in columns:
+        if col in out:
+            continue
+        if patients is not None and col in patients:
+            out[col] = out["patient_id"].map(patients.drop_duplicates("patient_id").set_index("patient_id")[col])
+        elif sessions is not None and col in sessions and "session_number" in sessions:
+            done = sessions.dropna(subset=["session_number"]).drop_duplicates(["patient_id", "session_number"])
+            key = done.set_index(["patient_id", done["session_number"].astype(int)])[col]
+            out[col] = key.reindex(pd.MultiIndex.from_arrays([out["patient_id"], out["sessions"].astype(int)])).to_numpy()
+        else:
+            known = sorted(set(rows.columns) | set(() if patients is None else patients.columns)
+                           | set(() if sessions is None else sessions.columns))
+            raise KeyError(f"no column {col!r} in the outcomes, patients or sessions tables; columns: {known}"
+                           + ("" if sessions is not None else " (pass the processed tables, not only outcomes, "
+                                                              "for session-level columns)"))
+    return out
 
 
 def model_rows(
@@ -100,12 +144,60 @@ def model_rows(
     return rows, pd.DataFrame(counts)
 
 
-class ImprovementModel:
-    """Expected improvement after 1..N sessions by age band and skin type, and the plateau."""
+class ImprovementModel(Coefficients):
+    """Expected improvement after 1..N sessions by age band and skin type, and the plateau.
+
+    ``improvement_pct ~ f(sessions) + age_c + skin_type [+ covariates] + f(sessions):age_c +
+    f(sessions):skin_type`` with a random intercept and slope per patient (a :class:`MixedModel`,
+    kept as ``mixed_``). Fitted attributes end in ``_``: ``fixed_`` (= ``summary``), ``random_``,
+    ``converged_``, ``singular_``, ``singular_reason_``, ``llf_``, ``dropped_`` (rows left out,
+    by reason), ``rows_``, ``n_patients_``.
+
+    Parameters
+    ----------
+    metric : str
+        The metric to model (a value of the outcomes' ``metric`` column).
+    covariates : sequence of str
+        Further adjustment columns beyond age and skin type: any column of the outcomes
+        (``clinic_id``, ``concern``, ``sex``), of the patients table, or of the sessions table
+        (``product``, ``area``, ``practitioner_id``: the value at the session the measurement
+        follows; needs the processed tables in :meth:`fit`). Main effects; rows missing one are
+        left out and counted.
+    view : str or None
+        Photo view (default ``front``); None pools views.
+    patients : DataFrame or None
+        The patients table; with it the follow-up visits after each patient's course are left
+        out (taken from the tables when :meth:`fit` gets the processed tables).
+    time_transform : {"spline", "log1p", "identity"}
+        Shape of the session effect.
+    interactions : sequence of {"age", "skin_type"}
+        Covariates that may change the size of the session effect.
+    include_flagged : bool
+        Keep quality-flagged rows (``qc_ok == False``); default False, as the reports.
+    random_slope : bool
+        A patient-specific rate of improvement (else only a patient-specific level).
+    random_intercept : bool
+        A patient-specific level. Improvement is 0 at baseline by definition, so a patient's
+        level and rate often move together (a singular fit); ``random_intercept=False`` keeps
+        only the rate: each patient's curve is the average one scaled up or down.
+    reml, optimizers, spline_df
+        As for :class:`MixedModel`.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> m = models.ImprovementModel("hydration", interactions=()).fit(tables)
+    >>> m.converged_, m.summary.columns.tolist()
+    (True, ['estimate', 'std_error', 'ci_low', 'ci_high', 'p_value'])
+    >>> bool(m.wald_test("sessions")["p_value"] < 0.05)
+    True
+    """
 
     def __init__(
         self,
         metric: str,
+        covariates: Sequence[str] = (),
         view: str | None = DEFAULT_VIEW,
         patients: pd.DataFrame | None = None,
         time_transform: str = "spline",
@@ -115,24 +207,41 @@ class ImprovementModel:
         reml: bool = True,
         optimizers: Sequence[str] = OPTIMIZERS,
         spline_df: int = 3,
+        random_intercept: bool = True,
     ) -> None:
         bad = set(interactions) - {"age", "skin_type"}
         if bad:
             raise ValueError(f"interactions are with 'age' and/or 'skin_type', not {sorted(bad)}")
+        taken = set(covariates) & {"age", "age_c", "skin_type", "sessions", OUTCOME, "patient_id"}
+        if taken:
+            raise ValueError(f"covariates {sorted(taken)} are already in the model (or are its outcome, time or "
+                             "group); give other columns")
         self.metric = metric
+        self.covariates = tuple(covariates)
         self.view = view
         self.patients = patients
         self.time_transform = time_transform
         self.interactions = tuple(interactions)
         self.include_flagged = include_flagged
         self.random_slope = random_slope
+        self.random_intercept = random_intercept
         self.reml = reml
         self.optimizers = tuple(optimizers)
         self.spline_df = spline_df
 
-    def fit(self, outcomes: pd.DataFrame, start: np.ndarray | None = None) -> ImprovementModel:
-        """Fit to outcomes.parquet-shaped rows; ``start``: see :meth:`MixedModel.fit`."""
-        rows, dropped = model_rows(outcomes, self.metric, self.view, self.include_flagged, patients=self.patients)
+    def fit(self, data: pd.DataFrame | Mapping[str, pd.DataFrame], start: np.ndarray | None = None
+            ) -> ImprovementModel:
+        """Fit to the processed tables (the dict from ``outcomes.load_processed``: the follow-up
+        visits and session-level covariates come from its patients and sessions tables) or to an
+        outcomes table alone; ``start``: see :meth:`MixedModel.fit`."""
+        outcomes, patients, sessions = split_tables(data, self.patients)
+        rows, dropped = model_rows(outcomes, self.metric, self.view, self.include_flagged, patients=patients)
+        if self.covariates:
+            rows = attach_columns(rows, self.covariates, patients, sessions)
+            missing = rows[list(self.covariates)].isna().any(axis=1)
+            dropped = pd.concat([dropped, pd.DataFrame([{"reason": f"missing {', '.join(self.covariates)}",
+                                                         "rows": int(missing.sum())}])], ignore_index=True)
+            rows = rows.loc[~missing]
         # a skin type with its own curve (sessions x skin type) needs as many session counts as the
         # curve has parameters, else the design is singular
         need = ((self.spline_df + 1 if self.time_transform == "spline" else 2)
@@ -151,9 +260,15 @@ class ImprovementModel:
             raise ValueError(f"{self.metric}: need measurements after at least two different session counts")
         inter = tuple("age_c" if c == "age" else c for c in self.interactions)
         self.mixed_ = MixedModel(
-            OUTCOME, "sessions", "patient_id", ("age_c", "skin_type"), self.random_slope,
+            OUTCOME, "sessions", "patient_id", ("age_c", "skin_type", *self.covariates), self.random_slope,
             self.time_transform, self.reml, inter, self.optimizers, self.spline_df,
+            random_intercept=self.random_intercept,
         ).fit(rows, start=start)
+        m = self.mixed_
+        m._labels = {"age_c": "age +10 years"}
+        self.fixed_, self.cov_fixed_, self.random_, self.design_ = m.fixed_, m.cov_fixed_, m.random_, m.design_
+        self.converged_, self.singular_, self.singular_reason_, self.llf_ = (
+            m.converged_, m.singular_, m.singular_reason_, m.llf_)
         self.rows_ = rows
         self.max_sessions_ = int(rows["sessions"].max())
         self.skin_types_ = list(self.mixed_.rows_["skin_type"].cat.categories)
@@ -162,12 +277,41 @@ class ImprovementModel:
         self.n_patients_ = int(rows["patient_id"].nunique())
         return self
 
-    # -- short names, as for every model ---------------------------------------
-    fixed = property(lambda self: self.mixed_.fixed_)
-    random = property(lambda self: self.mixed_.random_)
-    converged = property(lambda self: self.mixed_.converged_)
-    llf = property(lambda self: self.mixed_.llf_)
-    summary = property(lambda self: self.mixed_.summary)
+    @property
+    def summary(self) -> pd.DataFrame:
+        """The tidy coefficient table (``fixed_``): estimate, std_error, ci_low, ci_high, p_value."""
+        return self.fixed_
+
+    def _summary_title(self) -> str:
+        return f"ImprovementModel: {self.metric} ({self.view or 'all views'}), {self.mixed_.formula}"
+
+    def _summary_lines(self) -> list[str]:
+        left_out = ", ".join(f"{r.reason}: {r.rows}" for r in self.dropped_.itertuples() if r.rows)
+        return [*self.mixed_._summary_lines()[:1], f"{self.n_patients_} patients; rows left out: {left_out or 'none'}"]
+
+    def _summary_extra(self) -> list[tuple[str, pd.DataFrame]]:
+        return self.mixed_._summary_extra()
+
+    def _shown_table(self) -> tuple[str, pd.DataFrame]:
+        return self.mixed_._shown_table()
+
+    def effects(self, times: Sequence[int] | None = None, level: float = 0.95) -> pd.DataFrame:
+        """The fixed part by meaning (see :meth:`MixedModel.effects`), at 1..N sessions by default:
+        ``sessions = k vs 1``, ``skin_type III vs II at sessions = k``, ``age +10 years at sessions = k``."""
+        return self.mixed_.effects(np.arange(1, self.max_sessions_ + 1) if times is None else times, level)
+
+    # -- the comparisons of Coefficients, in the model's own columns ------------------------------
+    def _variable_name(self, variable: str) -> str:
+        return "age_c" if variable == "age" else variable
+
+    def _model_rows(self) -> pd.DataFrame:
+        return self.mixed_.rows_
+
+    def _prepare_at(self, at: dict | None) -> dict:
+        at = dict(at or {})
+        if "age" in at:
+            at["age_c"] = float(centred_age(float(at.pop("age"))))
+        return at
 
     # -- predictions -------------------------------------------------------------
     def frame(self, sessions, age, skin_type) -> pd.DataFrame:
@@ -187,12 +331,14 @@ class ImprovementModel:
         new = new.assign(age_c=centred_age(new["age"].astype(float)))
         return self.mixed_.predict(new, ci=ci, level=level, prediction=prediction)
 
-    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False) -> pd.DataFrame:
-        """Difference in expected improvement between matching rows of a and b, with CI
-        (``average=True``: between the averages of a's and b's rows)."""
+    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False,
+                 labels: Sequence[str] | str | None = None) -> pd.DataFrame:
+        """Difference in expected improvement between matching rows of a and b, as a tidy table
+        (``average=True``: between the averages of a's and b's rows; ``labels``: the rows' names),
+        e.g. ``m.contrast(m.frame(3, 55, "III"), m.frame(3, 45, "III"), labels="age 55 vs 45")``."""
         a = a.assign(age_c=centred_age(a["age"].astype(float)))
         b = b.assign(age_c=centred_age(b["age"].astype(float)))
-        return self.mixed_.contrast(a, b, level, average=average)
+        return self.mixed_.contrast(a, b, level, average=average, labels=labels)
 
     def _grid(self, sessions=None, skin_types=None) -> pd.DataFrame:
         sessions = np.arange(1, self.max_sessions_ + 1) if sessions is None else np.atleast_1d(sessions)
@@ -222,7 +368,7 @@ class ImprovementModel:
         patients = self.mixed_.rows_.drop_duplicates("patient_id")
         every = pd.concat([patients.assign(sessions=int(n)) for n in sessions], ignore_index=True)
         x = self.mixed_.design_matrix(every).to_numpy().reshape(len(sessions), len(patients), -1).mean(axis=1)
-        est = x @ self.fixed["estimate"].to_numpy()
+        est = x @ self.fixed_["estimate"].to_numpy()
         se = np.sqrt(np.einsum("ij,jk,ik->i", x, self.mixed_.cov_fixed_.to_numpy(), x))
         low, high = interval(est, se, level)
         return pd.DataFrame({"sessions": np.asarray(sessions, dtype=int), "estimate": est, "std_error": se,
@@ -238,7 +384,7 @@ class ImprovementModel:
         """
         grid = self._grid()
         x = self.mixed_.design_matrix(grid).to_numpy()
-        beta = self.fixed["estimate"].to_numpy()
+        beta = self.fixed_["estimate"].to_numpy()
         rng = np.random.default_rng(seed)
         draws = rng.multivariate_normal(beta, self.mixed_.cov_fixed_.to_numpy(), size=n_draws, method="eigh")
         keys = ["age_band", "skin_type"]
@@ -260,21 +406,22 @@ class ImprovementModel:
         table["skin_type"] = table["skin_type"].astype(SKIN_TYPE_DTYPE)
         return table.sort_values(keys).reset_index(drop=True)
 
-    def plot(self, ax=None, skin_type: str | None = None):
-        """Expected improvement vs sessions by age band for one skin type (the most common)."""
+    def plot(self, ax=None, skin_type: str | None = None, **kwargs):
+        """Expected improvement vs sessions by age band for one skin type (the most common);
+        ``kwargs`` go to :func:`outcomes.plots.expected_curves`."""
         from .. import plots
 
         if skin_type is None:
             skin_type = self.mixed_.rows_["skin_type"].mode().iloc[0]
         table = self.expected(skin_types=[skin_type])
-        return plots.expected_curves(table, hue="age_band", ax=ax,
-                                     title=f"{self.metric}: expected improvement, skin type {skin_type}")
+        kwargs.setdefault("title", f"{self.metric}: expected improvement, skin type {skin_type}")
+        return plots.expected_curves(table, hue="age_band", ax=ax, **kwargs)
 
     def __repr__(self) -> str:
         if not hasattr(self, "mixed_"):
             return f"ImprovementModel({self.metric!r}; unfitted)"
         return (f"ImprovementModel({self.metric!r}; patients={self.n_patients_}, rows={self.mixed_.n_obs_}, "
-                f"converged={self.converged})")
+                f"converged={self.converged_}" + (f", SINGULAR: {self.singular_reason_}" if self.singular_ else "") + ")")
 
 
 def _first_small_gain(values: np.ndarray, sessions: np.ndarray, gain: float) -> float:
@@ -285,16 +432,76 @@ def _first_small_gain(values: np.ndarray, sessions: np.ndarray, gain: float) -> 
     return float(sessions[hits[0]]) if hits.size else np.inf
 
 
-def improvement_model(outcomes: pd.DataFrame, metric: str, **kwargs) -> ImprovementModel:
-    """Fit the domain model for one metric (see :class:`ImprovementModel` for options)."""
-    return ImprovementModel(metric, **kwargs).fit(outcomes)
+def fit_improvement(
+    data: pd.DataFrame | Mapping[str, pd.DataFrame],
+    metric: str,
+    *,
+    covariates: Sequence[str] = (),
+    view: str | None = DEFAULT_VIEW,
+    patients: pd.DataFrame | None = None,
+    time_transform: str = "spline",
+    interactions: Sequence[str] = ("age", "skin_type"),
+    include_flagged: bool = False,
+    random_slope: bool = True,
+    reml: bool = True,
+    optimizers: Sequence[str] = OPTIMIZERS,
+    spline_df: int = 3,
+    random_intercept: bool = True,
+    start: np.ndarray | None = None,
+) -> ImprovementModel:
+    """Fit the domain model for one metric: ``ImprovementModel(metric, ...).fit(data)``.
+
+    Parameters
+    ----------
+    data : dict of DataFrame or DataFrame
+        The processed tables (``outcomes.load_processed``), or the outcomes table alone. Given
+        the tables, the rows are the reports' rows: front view, quality-flagged photos and
+        baselines left out, and the follow-up visits after each course left out (from the
+        patients table). Given only the outcomes table, pass ``patients=`` for the same rows.
+    metric : str
+        The metric to model, e.g. ``"hydration"``.
+    covariates, view, patients, time_transform, interactions, include_flagged, random_slope, reml, optimizers, spline_df, random_intercept
+        See :class:`ImprovementModel`.
+    start : array or None
+        A warm start (``mixed_.theta_`` of a similar fit); see :meth:`MixedModel.fit`.
+
+    Returns
+    -------
+    ImprovementModel
+        Fitted.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> m = models.fit_improvement(tables, "hydration", covariates=["clinic_id"], interactions=())
+    >>> int(m.wald_test("clinic_id")["df"]) == m.rows_["clinic_id"].nunique() - 1
+    True
+    >>> m.compare_levels("clinic_id").columns.tolist()
+    ['estimate', 'std_error', 'ci_low', 'ci_high', 'p_value', 'p_unadjusted']
+    """
+    return ImprovementModel(metric, covariates=covariates, view=view, patients=patients,
+                            time_transform=time_transform, interactions=interactions,
+                            include_flagged=include_flagged, random_slope=random_slope, reml=reml,
+                            optimizers=optimizers, spline_df=spline_df,
+                            random_intercept=random_intercept).fit(data, start=start)
 
 
-def naive_means(outcomes: pd.DataFrame, metric: str, view: str | None = DEFAULT_VIEW,
+def naive_means(data: pd.DataFrame | Mapping[str, pd.DataFrame], metric: str, *, view: str | None = DEFAULT_VIEW,
                 include_flagged: bool = False, patients: pd.DataFrame | None = None,
                 level: float = 0.95) -> pd.DataFrame:
     """Per-session means of the observed rows: what a spreadsheet would show. Biased upward
-    when non-responders stop coming; kept for comparison, not for conclusions."""
+    when non-responders stop coming; kept for comparison, not for conclusions. ``data`` and
+    the rows as for :func:`fit_improvement`.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> naive = models.naive_means(simulation.demo_tables(n_patients=120, seed=3), "hydration")
+    >>> naive.columns.tolist()
+    ['sessions', 'estimate', 'n', 'std_error', 'ci_low', 'ci_high']
+    """
+    outcomes, patients, _ = split_tables(data, patients)
     rows, _ = model_rows(outcomes, metric, view, include_flagged, patients=patients)
     g = rows.groupby("sessions")[OUTCOME]
     out = g.agg(estimate="mean", sd="std", n="count").reset_index()

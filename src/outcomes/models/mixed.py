@@ -4,7 +4,10 @@
 group. A fit is only reported as good when an optimizer says it converged, the likelihood is
 finite and the standard errors exist. Several optimizers are tried and the best likelihood is
 kept, because on real data the default one sometimes stops early; when none converges the
-result says so (`converged == False`) and a `ConvergenceWarning` is raised.
+result says so (``converged_ == False``) and a `ConvergenceWarning` is raised. A fit at the edge
+of the parameter space (random effects perfectly correlated, or a variance at 0) is a maximum
+but not one the data pin down: it is flagged (``singular_``, ``singular_reason_``) and a
+:class:`SingularFitWarning` says so.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ._design import TIME_TRANSFORMS, Design, complete_rows, curve_rhs, panel_rows, require_columns, time_term
-from ._tidy import interval, tidy_table
+from ._tidy import Coefficients, interval, tidy_table
 
 if TYPE_CHECKING:
     from ._grouped_mixedlm import GroupedMixedLM
@@ -26,13 +29,50 @@ OPTIMIZERS = ("lbfgs", "bfgs", "cg", "powell")
 # and the smallest eigenvalue of the scaled negative Hessian of the variance parameters
 NEWTON_DECREMENT = 1e-6
 MIN_CURVATURE = 1e-6
+# a random effect whose variance, on the data's scale, is below this share of the residual
+# variance, or a correlation matrix of the random effects with an eigenvalue below it, is "at 0"
+BOUNDARY_TOL = 1e-6
 
 
-class MixedModel:
+class SingularFitWarning(UserWarning):
+    """A mixed model's maximum lies on the boundary: the data cannot support its random effects."""
+
+
+class MixedModel(Coefficients):
     """outcome ~ f(time) + covariates [+ f(time):interactions], (1 + slope | group).
 
-    Fitted attributes end in ``_``; ``fixed``, ``random``, ``converged`` and ``llf`` are the
-    short names the issue asks for.
+    Fitted attributes end in ``_``: ``fixed_`` (= ``summary``, the tidy coefficient table),
+    ``random_`` (SDs and correlation of the random effects), ``converged_``, ``singular_`` and
+    ``singular_reason_``, ``llf_``, ``n_obs_``, ``n_groups_``, ``attempts_``.
+
+    Parameters
+    ----------
+    outcome, time, group : str
+        Columns: the measured value, the time (e.g. sessions) and the patient.
+    covariates : sequence of str
+        Further fixed effects (categorical columns become treatment contrasts).
+    random_slope, random_intercept : bool
+        The patient's own slope on time and own level (at least one).
+    time_transform : {"identity", "log1p", "spline"}
+        Shape of the time effect.
+    reml : bool
+        REML (default) or maximum likelihood (to compare fixed parts by likelihood).
+    interactions : sequence of str
+        Covariates that change the size of the time effect.
+    optimizers, spline_df
+        Optimizers tried in turn; degrees of freedom of the spline.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> rows = models.fit_improvement(tables, "hydration", interactions=()).rows_
+    >>> m = models.MixedModel("improvement_pct", "sessions", "patient_id", ["age_c"], time_transform="log1p",
+    ...                       random_intercept=False).fit(rows)
+    >>> m.formula
+    'improvement_pct ~ np.log1p(sessions) + age_c + (0 + np.log1p(sessions) | patient_id)'
+    >>> m.converged_, m.singular_, m.random_.index.tolist()
+    (True, False, ['sd(np.log1p(sessions))', 'sd(Residual)'])
     """
 
     def __init__(
@@ -47,10 +87,15 @@ class MixedModel:
         interactions: Sequence[str] = (),
         optimizers: Sequence[str] = OPTIMIZERS,
         spline_df: int = 3,
+        *,
+        random_intercept: bool = True,
     ) -> None:
         curve_rhs(time, time_transform, covariates, interactions, spline_df)  # checks the formula's parts
         if not optimizers:
             raise ValueError("give at least one optimizer")
+        if not (random_intercept or random_slope):
+            raise ValueError("a mixed model needs a random intercept or a random slope (or both)")
+        self.random_intercept = random_intercept
         self.outcome = outcome
         self.time = time
         self.group = group
@@ -80,7 +125,7 @@ class MixedModel:
 
     @property
     def formula(self) -> str:
-        slope = f"1 + {self.slope_term}" if self.random_slope else "1"
+        slope = ("1 + " if self.random_intercept else "0 + ") + self.slope_term if self.random_slope else "1"
         return f"{self.outcome} ~ {self.rhs} + ({slope} | {self.group})"
 
     # -- fitting -------------------------------------------------------------
@@ -104,9 +149,11 @@ class MixedModel:
         self.design_ = Design(self.rhs)
         exog = self.design_.fit(rows)
         endog = rows[self.outcome].astype(float).to_numpy()
-        self.re_design_ = Design(self.slope_term if self.random_slope else "1")
+        self.re_design_ = Design(self.slope_term if self.random_intercept else f"0 + {self.slope_term}"
+                                 ) if self.random_slope else Design("1")
         exog_re = self.re_design_.fit(rows)
-        exog_re.columns = ["Intercept", self.slope_term][: exog_re.shape[1]]
+        exog_re.columns = (["Intercept"] if self.random_intercept else []) + (
+            [self.slope_term] if self.random_slope else [])
         model = GroupedMixedLM(endog, exog, groups=rows[self.group].to_numpy(), exog_re=exog_re)
         if start is not None and np.shape(start) != (model.k_re2,):
             raise ValueError(f"start must be a theta_ of {model.k_re2} numbers, got shape {np.shape(start)}")
@@ -132,6 +179,13 @@ class MixedModel:
                                     columns=exog_re.columns)
         self.residual_var_ = float(res.scale)
         self.n_params_ = len(res.params) + 1  # fixed + random-effect covariance + residual variance
+        self.singular_reason_ = boundary_reason(self.cov_re_.to_numpy(), self.residual_var_,
+                                                np.mean(exog_re.to_numpy() ** 2, axis=0), list(exog_re.columns))
+        self.singular_ = self.singular_reason_ is not None
+        if self.singular_ and self.converged_:
+            warnings.warn(f"Mixed model {self.formula}: singular fit, {self.singular_reason_}. The data cannot "
+                          "support these random effects; a simpler structure (e.g. random_slope=False) says the "
+                          "same with fewer assumptions.", SingularFitWarning, stacklevel=2)
         if not self.converged_:
             tried = ", ".join(f"{r.optimizer} ({r.message})" for r in self.attempts_.itertuples())
             warnings.warn(
@@ -143,28 +197,23 @@ class MixedModel:
             )
         return self
 
-    # -- short names -----------------------------------------------------------
-    @property
-    def fixed(self) -> pd.DataFrame:
-        return self.fixed_
-
-    @property
-    def random(self) -> pd.DataFrame:
-        return self.random_
-
-    @property
-    def converged(self) -> bool:
-        return self.converged_
-
-    @property
-    def llf(self) -> float:
-        return self.llf_
-
     @property
     def summary(self) -> pd.DataFrame:
-        """Fixed effects (tidy) followed by the variance components (estimate only)."""
-        rand = self.random_.rename(index=lambda s: f"random: {s}")
-        return pd.concat([self.fixed_, rand])
+        """The tidy coefficient table (``fixed_``): estimate, std_error, ci_low, ci_high, p_value."""
+        return self.fixed_
+
+    def _summary_title(self) -> str:
+        return f"MixedModel: {self.formula}"
+
+    def _summary_lines(self) -> list[str]:
+        state = "converged" if self.converged_ else "NOT converged"
+        if self.singular_:
+            state += f"; SINGULAR: {self.singular_reason_}"
+        return [f"{self.n_obs_} rows, {self.n_groups_} groups ({self.group}); {'REML' if self.reml else 'ML'} "
+                f"log-likelihood {self.llf_:.2f}; {state}"]
+
+    def _summary_extra(self) -> list[tuple[str, pd.DataFrame]]:
+        return [("random effects", self.random_)]
 
     @property
     def aic(self) -> float:
@@ -205,33 +254,42 @@ class MixedModel:
             out["pred_low"], out["pred_high"] = interval(est, np.sqrt(se**2 + between + self.residual_var_), level)
         return out
 
-    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False) -> pd.DataFrame:
-        """Difference in population mean between rows of ``a`` and ``b`` (pairwise), with CI.
+    def contrast(self, a: pd.DataFrame, b: pd.DataFrame, level: float = 0.95, average: bool = False,
+                 labels: Sequence[str] | str | None = None) -> pd.DataFrame:
+        """Difference in population mean between rows of ``a`` and ``b`` (pairwise), as a tidy
+        table (estimate, std_error, ci_low, ci_high, p_value of no difference).
 
         With ``average=True`` the rows of each side are averaged first (one row out): e.g.
-        "darker skin types, weighted as in the cohort, versus type III".
+        "darker skin types, weighted as in the cohort, versus type III". ``labels`` name the
+        rows (one per row; default: ``a``'s index, or "a vs b" when averaged).
         """
         xa, xb = self.design_matrix(a).to_numpy(), self.design_matrix(b).to_numpy()
         if average:
-            xd, index = (xa.mean(axis=0) - xb.mean(axis=0))[None, :], pd.RangeIndex(1)
+            xd, index = (xa.mean(axis=0) - xb.mean(axis=0))[None, :], ["a vs b"]
         else:
             if len(xa) != len(xb):
                 raise ValueError("a and b need the same number of rows (or average=True)")
-            xd, index = xa - xb, a.index
-        est = xd @ self.fixed_["estimate"].to_numpy()
-        se = np.sqrt(np.einsum("ij,jk,ik->i", xd, self.cov_fixed_.to_numpy(), xd))
-        low, high = interval(est, se, level)
-        return pd.DataFrame({"estimate": est, "std_error": se, "ci_low": low, "ci_high": high}, index=index)
+            xd, index = xa - xb, list(a.index)
+        if labels is not None:
+            index = [labels] if isinstance(labels, str) else list(labels)
+            if len(index) != len(xd):
+                raise ValueError(f"give one label per row of the contrast ({len(xd)}), got {len(index)}")
+        table = tidy_table(xd @ self.fixed_["estimate"].to_numpy(),
+                           np.sqrt(np.einsum("ij,jk,ik->i", xd, self.cov_fixed_.to_numpy(), xd)), terms=index,
+                           level=level)
+        return table.rename_axis("contrast")
 
-    def plot(self, ax=None):
-        from .. import plots
-
-        return plots.coefficients(self.fixed_.drop(index="Intercept", errors="ignore"), ax=ax,
-                                  title=f"{self.outcome}: fixed effects (95% CI)")
+    def plot(self, ax=None, **kwargs):
+        """Forest plot of the fixed part: by meaning (:meth:`effects`) under a spline or
+        interactions, else the coefficients (Intercept left out); ``kwargs`` go to
+        :func:`outcomes.plots.coefficients`."""
+        kwargs.setdefault("title", f"{self.outcome}: fixed effects (95% CI)")
+        return self._forest(ax, **kwargs)
 
     def __repr__(self) -> str:
         state = "unfitted" if not hasattr(self, "result_") else (
-            f"n={self.n_obs_}, groups={self.n_groups_}, llf={self.llf_:.2f}, converged={self.converged_}")
+            f"n={self.n_obs_}, groups={self.n_groups_}, llf={self.llf_:.2f}, converged={self.converged_}"
+            + (f", SINGULAR: {self.singular_reason_}" if self.singular_ else ""))
         return f"MixedModel({self.formula}; {state})"
 
 
@@ -355,6 +413,27 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
     return fits[done], attempts, thetas.get(done)
 
 
+def boundary_reason(cov_re: np.ndarray, residual_var: float, mean_square: np.ndarray,
+                    names: Sequence[str], tol: float = BOUNDARY_TOL) -> str | None:
+    """Why the random-effect covariance is on the boundary of its space, or None.
+
+    A variance counts as 0 when, times the mean square of its column of Z (its size on the
+    data's scale), it is below ``tol`` of the residual variance; effects count as perfectly
+    correlated when their correlation matrix has an eigenvalue below ``tol``.
+    """
+    var = np.diag(cov_re)
+    zero = [n for n, v, m in zip(names, var, mean_square) if v * m < tol * residual_var]
+    if zero:
+        return "variance at 0 for " + ", ".join(zero)
+    if len(var) > 1:
+        corr = cov_re / np.sqrt(np.outer(var, var))
+        if np.linalg.eigvalsh(corr).min() < tol:
+            pairs = [f"corr({names[i]}, {names[j]}) = {corr[i, j]:+.3f}"
+                     for i in range(len(names)) for j in range(i + 1, len(names))]
+            return "random effects perfectly correlated (" + ", ".join(pairs) + ")"
+    return None
+
+
 def _random_table(res, re_names: list[str]) -> pd.DataFrame:
     cov = np.asarray(res.cov_re, dtype=float)
     sd = np.sqrt(np.clip(np.diag(cov), 0, None))
@@ -380,10 +459,77 @@ def fit_mixed(
     random_slope: bool = True,
     time_transform: str = "identity",
     reml: bool = True,
-    **kwargs,
+    interactions: Sequence[str] = (),
+    optimizers: Sequence[str] = OPTIMIZERS,
+    spline_df: int = 3,
+    random_intercept: bool = True,
+    start: np.ndarray | None = None,
 ) -> MixedModel:
-    """Construct and fit a :class:`MixedModel` (see there for the arguments)."""
-    return MixedModel(outcome, time, group, covariates, random_slope, time_transform, reml, **kwargs).fit(data)
+    """Construct and fit a :class:`MixedModel` (see there for the arguments).
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> rows = models.fit_improvement(simulation.demo_tables(n_patients=120, seed=3), "hydration").rows_
+    >>> m = models.fit_mixed(rows, "improvement_pct", "sessions", "patient_id", ["skin_type"],
+    ...                      time_transform="log1p", random_intercept=False)
+    >>> m.summary.index[0], "np.log1p(sessions)" in m.summary.index
+    ('Intercept', True)
+    >>> bool(m.wald_test("skin_type")["df"] >= 1)
+    True
+    """
+    return MixedModel(outcome, time, group, covariates, random_slope, time_transform, reml, interactions,
+                      optimizers, spline_df, random_intercept=random_intercept).fit(data, start=start)
+
+
+def lr_test(small, big) -> pd.Series:
+    """Likelihood-ratio test of two nested mixed-model fits on the same rows.
+
+    ``small`` and ``big`` are fitted :class:`MixedModel` (or :class:`ImprovementModel`) objects,
+    ``small`` nested in ``big`` (the test checks the rows and the parameter counts, not the
+    nesting itself). REML likelihoods are comparable only between fits with the same fixed part,
+    so when the fixed parts differ and either fit is REML, both are refitted by maximum
+    likelihood first (``method`` says which was used). A test of a variance component (e.g. a
+    random slope) is on the boundary of its space; its chi-square p-value is conservative.
+
+    Returns ``chi2`` (2 × the log-likelihood gain), ``df``, ``p_value``, ``method`` and both
+    log-likelihoods.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> small = models.fit_improvement(tables, "hydration", interactions=(), random_intercept=False)
+    >>> big = models.fit_improvement(tables, "hydration", interactions=(), random_intercept=False,
+    ...                              covariates=["clinic_id"])
+    >>> test = models.lr_test(small, big)
+    >>> test["method"], int(test["df"]) == big.rows_["clinic_id"].nunique() - 1
+    ('ML (refitted)', True)
+    """
+    import copy
+
+    from scipy import stats
+
+    a, b = getattr(small, "mixed_", small), getattr(big, "mixed_", big)
+    if len(a.rows_) != len(b.rows_) or not a.rows_.index.sort_values().equals(b.rows_.index.sort_values()):
+        raise ValueError(f"the fits use different rows ({a.n_obs_} and {b.n_obs_}); a likelihood-ratio test needs the "
+                         "same rows")
+    df = b.n_params_ - a.n_params_
+    if df <= 0:
+        raise ValueError(f"big must have more parameters than small ({b.n_params_} vs {a.n_params_}); is it nested?")
+    if list(a.fixed_.index) != list(b.fixed_.index) and (a.reml or b.reml):
+        a, b = (copy.copy(m) for m in (a, b))
+        for m in (a, b):
+            m.reml = False
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SingularFitWarning)
+                m.fit(m.rows_)
+        method = "ML (refitted)"
+    else:
+        method = "REML" if a.reml else "ML"
+    stat = 2 * (b.llf_ - a.llf_)
+    return pd.Series({"chi2": stat, "df": df, "p_value": float(stats.chi2.sf(max(stat, 0.0), df)), "method": method,
+                      "llf_small": a.llf_, "llf_big": b.llf_}, name="lr_test")
 
 
 def compare_curves(
@@ -394,31 +540,42 @@ def compare_curves(
     covariates: Sequence[str] = (),
     transforms: Sequence[str] = TIME_TRANSFORMS,
     criterion: str = "aic",
-    **kwargs,
+    random_slope: bool = True,
+    interactions: Sequence[str] = (),
+    optimizers: Sequence[str] = OPTIMIZERS,
+    spline_df: int = 3,
 ) -> pd.DataFrame:
     """Pick the shape of the time effect (linear, log, spline) by an ML information criterion.
 
     Every shape is fitted by maximum likelihood (REML likelihoods of different fixed effects
     are not comparable) on exactly the same rows. Returns one row per shape, best first, with
-    llf, n_params, aic, bic, delta (to the best) and converged.
+    llf, n_params, aic, bic, delta (to the best), converged and singular.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> rows = models.fit_improvement(simulation.demo_tables(n_patients=120, seed=3), "hydration").rows_
+    >>> table = models.compare_curves(rows, "improvement_pct", "sessions", "patient_id", random_slope=False)
+    >>> sorted(table["time_transform"]), int(table["best"].sum())
+    (['identity', 'log1p', 'spline'], 1)
     """
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
     if criterion not in ("aic", "bic"):
         raise ValueError("criterion must be 'aic' or 'bic'")
-    kwargs.pop("reml", None)
-    kwargs.pop("time_transform", None)
     cols = [outcome, time, group, *covariates]
     require_columns(data, cols)
     rows = complete_rows(data, cols)
     out = []
     for transform in transforms:
-        m = MixedModel(outcome, time, group, covariates, time_transform=transform, reml=False, **kwargs)
+        m = MixedModel(outcome, time, group, covariates, random_slope, transform, False, interactions, optimizers,
+                       spline_df)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
+            warnings.simplefilter("ignore", SingularFitWarning)
             m.fit(rows)
         out.append({"time_transform": transform, "llf": m.llf_, "n_params": m.n_params_, "aic": m.aic,
-                    "bic": m.bic, "converged": m.converged_, "n_obs": m.n_obs_})
+                    "bic": m.bic, "converged": m.converged_, "singular": m.singular_, "n_obs": m.n_obs_})
     table = pd.DataFrame(out)
     if table["n_obs"].nunique() != 1:
         raise RuntimeError("the shapes were fitted on different rows; the comparison would be unfair")

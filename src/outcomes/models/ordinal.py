@@ -27,13 +27,27 @@ import pandas as pd
 
 from ..contract import GAIS_RESPONDER_MAX, SKIN_TYPE_DTYPE
 from ._design import Design, as_categories, complete_rows, require_columns
-from ._tidy import interval, tidy_table
+from ._tidy import Coefficients, interval, tidy_table
 
 LINKS = {"logit": "logit", "probit": "probit"}
 
 
-class OrdinalModel:
-    """Cumulative link model for an ordered grade."""
+class OrdinalModel(Coefficients):
+    """Cumulative link model for an ordered grade.
+
+    Fitted attributes end in ``_``: ``fixed_`` (the coefficients, tidy; positive = toward
+    higher grades), ``thresholds_`` (tidy), ``cov_fixed_``, ``converged_``, ``iterations_``,
+    ``llf_``, ``n_obs_``, ``rows_``. ``summary`` is both tables in one (thresholds last).
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> gais = models.gais_frame(tables["assessments"], tables["patients"])
+    >>> o = models.OrdinalModel(covariates=("sessions", "age_c", "skin_type"), group="patient_id").fit(gais)
+    >>> o.converged_, o.summary.index[-1]
+    (True, 'threshold 4|5')
+    """
 
     def __init__(self, outcome: str = "score", covariates: Sequence[str] = ("sessions", "age_c", "skin_type"),
                  link: str = "logit", group: str | None = None) -> None:
@@ -79,15 +93,12 @@ class OrdinalModel:
         names = [f"{a}|{b}" for a, b in zip(grades[:-1], grades[1:])]
         self.thresholds_ = tidy_table(params[k:], se[k:], terms=names)
         self._cov_all = cov
+        self.cov_fixed_ = pd.DataFrame(cov[:k, :k], index=exog.columns, columns=exog.columns)
         self._fit_inputs = (rows[self.outcome].to_numpy(), exog, groups)
         self.llf_ = fit["loglike"]
         self.n_obs_ = len(rows)
         self.rows_ = rows
         return self
-
-    fixed = property(lambda self: self.fixed_)
-    converged = property(lambda self: self.converged_)
-    llf = property(lambda self: self.llf_)
 
     @property
     def result_(self):
@@ -100,7 +111,17 @@ class OrdinalModel:
 
     @property
     def summary(self) -> pd.DataFrame:
+        """Coefficients then thresholds (``threshold 1|2``, ...), one tidy table."""
         return pd.concat([self.fixed_, self.thresholds_.rename(index=lambda s: f"threshold {s}")])
+
+    def _summary_title(self) -> str:
+        return f"OrdinalModel: {self.outcome} ~ {' + '.join(self.covariates)} (cumulative {self.link})"
+
+    def _summary_lines(self) -> list[str]:
+        return [f"{self.n_obs_} rows; log-likelihood {self.llf_:.2f}; "
+                f"{'converged' if self.converged_ else 'NOT converged'} in {self.iterations_} Newton steps; "
+                + ("cluster-robust SEs by " + self.group if self.group else "model-based SEs"),
+                "P(grade <= j) = F(threshold_j - x'b): a positive estimate means higher grades"]
 
     def _x(self, new: pd.DataFrame) -> np.ndarray:
         return self.design_.build(new).drop(columns="Intercept").to_numpy()
@@ -139,14 +160,16 @@ class OrdinalModel:
 
         return special.expit(z) if self.link == "logit" else special.ndtr(z)
 
-    def plot(self, ax=None, new: pd.DataFrame | None = None, x: str = "sessions", hue: str | None = None):
-        """P(improved or better) against ``x`` (default sessions) for the rows of ``new``."""
+    def plot(self, ax=None, new: pd.DataFrame | None = None, x: str = "sessions", hue: str | None = None, **kwargs):
+        """P(improved or better) against ``x`` (default sessions) for the rows of ``new``;
+        ``kwargs`` go to :func:`outcomes.plots.probability_curves`."""
         from .. import plots
 
         if new is None:
             new = _default_grid(self.rows_, x, hue)
         table = self.responder_probability(new)
-        return plots.probability_curves(table, x=x, hue=hue, ax=ax, ylabel="P(GAIS ≤ 3: improved or better)")
+        kwargs.setdefault("ylabel", "P(GAIS ≤ 3: improved or better)")
+        return plots.probability_curves(table, x=x, hue=hue, ax=ax, **kwargs)
 
     def __repr__(self) -> str:
         state = "unfitted" if not hasattr(self, "llf_") else f"n={self.n_obs_}, converged={self.converged_}"
@@ -330,6 +353,14 @@ def gais_frame(assessments: pd.DataFrame, patients: pd.DataFrame, rater: str | N
     """GAIS grades with the patient's age (and age_c), skin type and sex, ready for fit_ordinal.
 
     Rows with a missing grade, unknown skin type or age are left out here (as in every model).
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> gais = models.gais_frame(tables["assessments"], tables["patients"])
+    >>> {"score", "sessions", "age_c", "skin_type"} <= set(gais.columns), bool(gais["score"].between(1, 5).all())
+    (True, True)
     """
     require_columns(assessments, ["patient_id", "scale", "score", "sessions"], "assessments")
     require_columns(patients, ["patient_id", "age", "skin_type"], "patients")
@@ -349,5 +380,16 @@ def gais_frame(assessments: pd.DataFrame, patients: pd.DataFrame, rater: str | N
 def fit_ordinal(data: pd.DataFrame, outcome: str = "score",
                 covariates: Sequence[str] = ("sessions", "age_c", "skin_type"), link: str = "logit",
                 group: str | None = None) -> OrdinalModel:
-    """Construct and fit an :class:`OrdinalModel`."""
+    """Construct and fit an :class:`OrdinalModel` (see there).
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> o = models.fit_ordinal(models.gais_frame(tables["assessments"], tables["patients"]), group="patient_id")
+    >>> new = o.rows_.head(2)
+    >>> p = o.responder_probability(new)
+    >>> bool(((p["ci_low"] <= p["estimate"]) & (p["estimate"] <= p["ci_high"])).all())
+    True
+    """
     return OrdinalModel(outcome, covariates, link, group).fit(data)

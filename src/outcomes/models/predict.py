@@ -10,13 +10,15 @@ which of sessions, age and skin type the predictions lean on.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..contract import DEFAULT_VIEW, SKIN_TYPES
-from .improvement import OUTCOME, ImprovementModel, model_rows
+from ._tidy import Fitted
+from .improvement import OUTCOME, ImprovementModel, model_rows, split_tables
 
 if TYPE_CHECKING:
     from sklearn.ensemble import HistGradientBoostingRegressor
@@ -51,8 +53,21 @@ def linear_model():
     return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
 
 
-class PredictiveModel:
-    """Boosting vs ridge vs the mixed model's population curve, on patient-grouped folds."""
+class PredictiveModel(Fitted):
+    """Boosting vs ridge vs the mixed model's population curve, on patient-grouped folds.
+
+    Fitted attributes: ``scores_`` (MAE and R² per fold and model), ``importance_``,
+    ``partial_dependence_``, ``model_`` (boosting on all rows), ``folds_``, ``rows_``,
+    ``dropped_``. Its ``summary`` is the cross-validation table (it has no coefficients).
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> p = models.PredictiveModel("hydration", n_splits=2, n_repeats=1, compare_mixed=False).fit(tables)
+    >>> p.summary.columns.tolist()
+    ['mae', 'mae_sd', 'r2', 'r2_sd', 'folds']
+    """
 
     def __init__(self, metric: str, view: str | None = DEFAULT_VIEW, patients: pd.DataFrame | None = None,
                  n_splits: int = 5, include_flagged: bool = False, seed: int = 0, compare_mixed: bool = True,
@@ -61,19 +76,21 @@ class PredictiveModel:
         self.n_splits, self.include_flagged, self.seed = n_splits, include_flagged, seed
         self.compare_mixed, self.n_repeats = compare_mixed, n_repeats
 
-    def fit(self, outcomes: pd.DataFrame) -> PredictiveModel:
+    def fit(self, data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> PredictiveModel:
+        """Fit to the processed tables or the outcomes table (rows as for ``fit_improvement``)."""
         from threadpoolctl import threadpool_limits
 
+        outcomes, patients, _ = split_tables(data, self.patients)
         # small tables: one OpenMP thread is faster than threads fighting over a busy machine
         with threadpool_limits(limits=1, user_api="openmp"):
-            return self._fit(outcomes)
+            return self._fit(outcomes, patients)
 
-    def _fit(self, outcomes: pd.DataFrame) -> PredictiveModel:
+    def _fit(self, outcomes: pd.DataFrame, patients: pd.DataFrame | None) -> PredictiveModel:
         from sklearn.inspection import permutation_importance
         from sklearn.metrics import mean_absolute_error, r2_score
         from sklearn.model_selection import GroupKFold
 
-        rows, self.dropped_ = model_rows(outcomes, self.metric, self.view, self.include_flagged, patients=self.patients)
+        rows, self.dropped_ = model_rows(outcomes, self.metric, self.view, self.include_flagged, patients=patients)
         rows = rows.reset_index(drop=True)
         groups = rows["patient_id"].to_numpy()
         y = rows[OUTCOME].to_numpy(float)
@@ -142,6 +159,19 @@ class PredictiveModel:
         return pd.DataFrame({"mae": g["mae"].mean(), "mae_sd": g["mae"].std(ddof=1), "r2": g["r2"].mean(),
                              "r2_sd": g["r2"].std(ddof=1), "folds": g.size()})
 
+    def _summary_title(self) -> str:
+        return f"PredictiveModel: {self.metric}, {self.n_splits}-fold cross-validation grouped by patient"
+
+    def _summary_lines(self) -> list[str]:
+        return [f"{len(self.rows_)} rows, {self.rows_['patient_id'].nunique()} patients; MAE in points, mean and SD "
+                "over the folds (same folds, same rows for every model)"]
+
+    def _shown_table(self) -> tuple[str, pd.DataFrame]:
+        return ("prediction error on unseen patients", self.summary)
+
+    def _summary_extra(self) -> list[tuple[str, pd.DataFrame]]:
+        return [("permutation importance (increase of MAE)", self.importance_.set_index("feature"))]
+
     def predict(self, new: pd.DataFrame) -> pd.DataFrame:
         """Boosting prediction (fitted on all rows) for rows with sessions, age, skin_type."""
         new = new.assign(skin_type=pd.Categorical(new["skin_type"].astype(object), categories=list(SKIN_TYPES),
@@ -152,11 +182,12 @@ class PredictiveModel:
             pred = self.model_.predict(_boosting_features(new))
         return pd.DataFrame({"estimate": pred}, index=new.index)
 
-    def plot(self, ax=None, metric: str = "mae"):
+    def plot(self, ax=None, metric: str = "mae", **kwargs):
+        """Score per fold for each model; ``kwargs`` go to :func:`outcomes.plots.fold_scores`."""
         from .. import plots
 
-        return plots.fold_scores(self.scores_, metric=metric, ax=ax,
-                                 title=f"{self.metric}: {metric.upper()} per fold (grouped by patient)")
+        kwargs.setdefault("title", f"{self.metric}: {metric.upper()} per fold (grouped by patient)")
+        return plots.fold_scores(self.scores_, metric=metric, ax=ax, **kwargs)
 
     def __repr__(self) -> str:
         if not hasattr(self, "scores_"):
@@ -164,6 +195,18 @@ class PredictiveModel:
         return f"PredictiveModel({self.metric!r}; rows={len(self.rows_)}, folds={self.n_splits})"
 
 
-def predictive_model(outcomes: pd.DataFrame, metric: str, **kwargs) -> PredictiveModel:
-    """Fit a :class:`PredictiveModel` (see there)."""
-    return PredictiveModel(metric, **kwargs).fit(outcomes)
+def fit_predictive(data: pd.DataFrame | Mapping[str, pd.DataFrame], metric: str, *, view: str | None = DEFAULT_VIEW,
+                   patients: pd.DataFrame | None = None, n_splits: int = 5, include_flagged: bool = False,
+                   seed: int = 0, compare_mixed: bool = True, n_repeats: int = 5) -> PredictiveModel:
+    """Fit a :class:`PredictiveModel`: ``PredictiveModel(metric, ...).fit(data)``.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> p = models.fit_predictive(tables, "hydration", n_splits=2, n_repeats=1)
+    >>> p.summary.index.tolist()
+    ['boosting', 'ridge', 'mixed model']
+    """
+    return PredictiveModel(metric, view=view, patients=patients, n_splits=n_splits, include_flagged=include_flagged,
+                           seed=seed, compare_mixed=compare_mixed, n_repeats=n_repeats).fit(data)

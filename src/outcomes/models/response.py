@@ -5,11 +5,17 @@ is the event time. A patient who stops (or whose record ends) before reaching it
 censored at the last session count observed: we know only that response needs more than
 that. Survival curves over session count (statsmodels SurvfuncRight, Kaplan-Meier) by group,
 the median sessions to response with its CI, and a Cox model (PHReg, Efron ties) for age and
-skin type. Session counts are few and tied, so the Cox hazard ratios are a summary, not a
-precise rate.
+skin type (and any further covariates). Session counts are few and tied, so the Cox hazard
+ratios are a summary, not a precise rate.
+
+``summary`` (= ``fixed_``) is the Cox model's tidy table on the log scale (estimate = log hazard
+ratio, with std_error, ci_low, ci_high, p_value, as every model's), followed by the same on the
+hazard-ratio scale: ``hazard_ratio``, ``hr_ci_low``, ``hr_ci_high``. A hazard ratio above 1 means
+a faster response.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,8 +23,8 @@ import pandas as pd
 
 from ..contract import DEFAULT_VIEW, SKIN_TYPE_DTYPE
 from ._design import Design, as_categories
-from ._tidy import tidy_table
-from .improvement import AGE_BAND_DTYPE, OUTCOME, age_band, centred_age, model_rows
+from ._tidy import Coefficients, tidy_table
+from .improvement import AGE_BAND_DTYPE, OUTCOME, age_band, attach_columns, centred_age, model_rows, split_tables
 
 if TYPE_CHECKING:
     from statsmodels.duration.survfunc import SurvfuncRight
@@ -29,6 +35,15 @@ def first_response(rows: pd.DataFrame, threshold: float = 10.0) -> pd.DataFrame:
 
     Rows must hold patient_id, sessions and improvement_pct; baseline rows (sessions 0) are
     ignored. Patients without any post-baseline measurement are left out (nothing to say).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from outcomes import models
+    >>> rows = pd.DataFrame({"patient_id": ["a", "a", "a", "b", "b"], "sessions": [0, 1, 2, 0, 1],
+    ...                      "improvement_pct": [0.0, 4.0, 12.0, 0.0, 3.0]})
+    >>> models.first_response(rows, threshold=10).to_dict("records")
+    [{'patient_id': 'a', 'responded': True, 'sessions': 2}, {'patient_id': 'b', 'responded': False, 'sessions': 1}]
     """
     post = rows.loc[rows["sessions"] > 0, ["patient_id", "sessions", OUTCOME]].sort_values(["patient_id", "sessions"])
     hit = post[OUTCOME] >= threshold
@@ -40,30 +55,71 @@ def first_response(rows: pd.DataFrame, threshold: float = 10.0) -> pd.DataFrame:
     return out.drop(columns="last_seen").reset_index()
 
 
-class ResponseModel:
-    """Time (in sessions) to first reaching an improvement threshold, with censoring."""
+class ResponseModel(Coefficients):
+    """Time (in sessions) to first reaching an improvement threshold, with censoring.
 
-    def __init__(self, metric: str, threshold: float = 10.0, by: str | None = "skin_type",
-                 view: str | None = DEFAULT_VIEW, patients: pd.DataFrame | None = None,
-                 include_flagged: bool = False) -> None:
-        if by not in (None, "skin_type", "age_band"):
-            raise ValueError("by must be None, 'skin_type' or 'age_band'")
+    Fitted attributes: ``curves_`` (Kaplan-Meier by group), ``medians_`` (median sessions to
+    response per group; inf: not reached), ``fixed_`` (= ``summary``: the Cox model, log hazard
+    ratios and hazard ratios), ``cov_fixed_``, ``data_`` (one row per patient), ``dropped_``.
+
+    Parameters
+    ----------
+    metric : str
+        The metric whose improvement is followed.
+    threshold : float
+        Improvement (%) that counts as a response.
+    by : str or None
+        Column that splits the curves: ``age_band``, ``skin_type``, or any patient-level column
+        (``clinic_id``, ``concern``, ``sex``, a column of the patients table) or session-level one
+        (``product``, ``area``, ``practitioner_id``: the value at the patient's first session;
+        needs the processed tables in :meth:`fit`). None: one curve.
+    covariates : sequence of str
+        Further Cox covariates beyond age and skin type (the same kinds of column as ``by``).
+    view, patients, include_flagged
+        As for :class:`ImprovementModel`.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> tables = simulation.demo_tables(n_patients=120, seed=3)
+    >>> r = models.ResponseModel("hydration", by="clinic_id").fit(tables)
+    >>> r.medians_.columns.tolist()
+    ['group', 'patients', 'responded', 'median_sessions', 'ci_low', 'ci_high']
+    >>> r.summary.columns.tolist()[:5]
+    ['estimate', 'std_error', 'ci_low', 'ci_high', 'p_value']
+    """
+
+    def __init__(self, metric: str, threshold: float = 10.0, by: str | None = "skin_type", *,
+                 covariates: Sequence[str] = (), view: str | None = DEFAULT_VIEW,
+                 patients: pd.DataFrame | None = None, include_flagged: bool = False) -> None:
         self.metric, self.threshold, self.by, self.view = metric, threshold, by, view
+        self.covariates = tuple(covariates)
         self.patients, self.include_flagged = patients, include_flagged
 
-    def fit(self, outcomes: pd.DataFrame) -> ResponseModel:
+    def fit(self, data: pd.DataFrame | Mapping[str, pd.DataFrame]) -> ResponseModel:
+        """Fit to the processed tables or the outcomes table (rows as for ``fit_improvement``)."""
+        outcomes, patients, sessions = split_tables(data, self.patients)
         rows, self.dropped_ = model_rows(outcomes, self.metric, self.view, self.include_flagged,
-                                         keep_baseline=True, patients=self.patients)
+                                         keep_baseline=True, patients=patients)
         per_patient = first_response(rows, self.threshold)
         info = rows.drop_duplicates("patient_id").set_index("patient_id")[["age", "skin_type"]]
         data = per_patient.join(info, on="patient_id")
         data["age_band"] = age_band(data["age"]).to_numpy()
         data["age_c"] = centred_age(data["age"].astype(float))
         data["skin_type"] = data["skin_type"].astype(SKIN_TYPE_DTYPE)
+        extra = [c for c in dict.fromkeys([*([self.by] if self.by else []), *self.covariates]) if c not in data]
+        if extra:  # patient-level: the first row's value; session-level: the first session's
+            first = rows.sort_values("sessions", kind="stable").drop_duplicates("patient_id").set_index("patient_id")
+            probe = pd.DataFrame({"patient_id": data["patient_id"], "sessions": 1})
+            for col in extra:
+                if col in first:
+                    data[col] = data["patient_id"].map(first[col]).to_numpy()
+                else:
+                    data[col] = attach_columns(probe, [col], patients, sessions)[col].to_numpy()
         self.data_ = data
         self.curves_ = self._curves(data)
         self.medians_ = self._medians(data)
-        self.hazard_ratios_ = self._cox(data)
+        self.fixed_, self.cov_fixed_ = self._cox(data)
         return self
 
     def _groups(self, data: pd.DataFrame):
@@ -98,29 +154,42 @@ class ResponseModel:
                         "median_sessions": first("survival"), "ci_low": first("ci_low"), "ci_high": first("ci_high")})
         return pd.DataFrame(out)
 
-    def _cox(self, data: pd.DataFrame) -> pd.DataFrame:
-        d = as_categories(data, ["skin_type"])
-        terms = [t for t, varies in (("age_c", d["age_c"].nunique() > 1), ("skin_type", d["skin_type"].nunique() > 1))
-                 if varies]
-        if not terms or not d["responded"].any():
-            return tidy_table([], [], terms=[])  # nothing varies (or nobody responded): nothing to compare
-        design = Design(" + ".join(terms))
-        x = design.fit(d).drop(columns="Intercept")
+    def _cox(self, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        candidates = ["age_c", "skin_type", *self.covariates]
+        d = as_categories(data.loc[data[candidates].notna().all(axis=1)], candidates[1:])
+        terms = [t for t in candidates if d[t].nunique() > 1]
+        if not terms or not d["responded"].any():  # nothing varies (or nobody responded): nothing to compare
+            return tidy_table([], [], terms=[]), pd.DataFrame()
+        self.design_ = Design(" + ".join(terms))
+        x = self.design_.fit(d).drop(columns="Intercept")
         from statsmodels.duration.hazard_regression import PHReg
 
         model = PHReg(d["sessions"].to_numpy(float), x.to_numpy(), status=d["responded"].to_numpy(int), ties="efron")
         res = model.fit()
         table = tidy_table(res.params, res.bse, terms=list(x.columns))
-        table.insert(1, "hazard_ratio", np.exp(table["estimate"]))
+        table["hazard_ratio"] = np.exp(table["estimate"])
         table["hr_ci_low"], table["hr_ci_high"] = np.exp(table["ci_low"]), np.exp(table["ci_high"])
-        return table
-
-    fixed = property(lambda self: self.hazard_ratios_)
+        cov = pd.DataFrame(np.asarray(res.cov_params()), index=x.columns, columns=x.columns)
+        return table, cov
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Median sessions to response per group (inf: median not reached)."""
-        return self.medians_
+        """The Cox model: log hazard ratios (estimate ... p_value) and hazard ratios."""
+        return self.fixed_
+
+    def _summary_title(self) -> str:
+        return f"ResponseModel: sessions until {self.metric} improves by >= {self.threshold:g}%"
+
+    def _summary_lines(self) -> list[str]:
+        return [f"{len(self.data_)} patients, {int(self.data_['responded'].sum())} responded; Cox model (Efron ties), "
+                "estimate = log hazard ratio (hazard_ratio > 1: faster response)"]
+
+    def _summary_extra(self) -> list[tuple[str, pd.DataFrame]]:
+        return [(f"median sessions to response by {self.by or 'nothing'} (inf: not reached)",
+                 self.medians_.set_index("group"))]
+
+    def _model_rows(self) -> pd.DataFrame:
+        return as_categories(self.data_, [c for c in ("skin_type", *self.covariates) if c in self.data_])
 
     def predict(self, new: pd.DataFrame) -> pd.DataFrame:
         """Kaplan-Meier share not yet responding after each session count in ``new['sessions']``
@@ -133,11 +202,12 @@ class ResponseModel:
             out.append({"survival": c["survival"], "ci_low": c["ci_low"], "ci_high": c["ci_high"]})
         return pd.DataFrame(out, index=new.index)
 
-    def plot(self, ax=None):
+    def plot(self, ax=None, **kwargs):
+        """Kaplan-Meier curves by group; ``kwargs`` go to :func:`outcomes.plots.survival_curves`."""
         from .. import plots
 
-        return plots.survival_curves(self.curves_, ax=ax,
-                                     title=f"{self.metric}: sessions until improvement ≥ {self.threshold:g}%")
+        kwargs.setdefault("title", f"{self.metric}: sessions until improvement ≥ {self.threshold:g}%")
+        return plots.survival_curves(self.curves_, ax=ax, **kwargs)
 
     def __repr__(self) -> str:
         if not hasattr(self, "data_"):
@@ -163,10 +233,20 @@ def _pointwise_ci(sf: SurvfuncRight, level: float = 0.95) -> tuple[np.ndarray, n
     return low, high
 
 
-def sessions_to_response(outcomes: pd.DataFrame, metric: str, threshold: float = 10.0,
-                         by: str | None = "skin_type", **kwargs) -> ResponseModel:
-    """Fit a :class:`ResponseModel` (see there)."""
-    return ResponseModel(metric, threshold, by, **kwargs).fit(outcomes)
+def fit_response(data: pd.DataFrame | Mapping[str, pd.DataFrame], metric: str, threshold: float = 10.0,
+                 by: str | None = "skin_type", *, covariates: Sequence[str] = (), view: str | None = DEFAULT_VIEW,
+                 patients: pd.DataFrame | None = None, include_flagged: bool = False) -> ResponseModel:
+    """Fit a :class:`ResponseModel` (see there): ``ResponseModel(metric, ...).fit(data)``.
+
+    Examples
+    --------
+    >>> from outcomes import models, simulation
+    >>> r = models.fit_response(simulation.demo_tables(n_patients=120, seed=3), "hydration", by="sex")
+    >>> int(r.medians_["patients"].sum()) == len(r.data_)
+    True
+    """
+    return ResponseModel(metric, threshold, by, covariates=covariates, view=view, patients=patients,
+                         include_flagged=include_flagged).fit(data)
 
 
-__all__ = ["AGE_BAND_DTYPE", "ResponseModel", "first_response", "sessions_to_response"]
+__all__ = ["AGE_BAND_DTYPE", "ResponseModel", "first_response", "fit_response"]

@@ -6,6 +6,7 @@ clean one) and truth.json. Same seed, same bytes. See docs/simulator.md for ever
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import sys
@@ -25,7 +26,7 @@ from outcomes.simulation.cohort import build_cohort
 from outcomes.simulation.mess import DELIMITERS, make_messy, messiness_record
 from outcomes.simulation.parameters import DropoutParams, base_truth, expected_improvement
 
-__all__ = ["DropoutParams", "SimulatedCohort", "simulate", "write_demo_if_empty", "expected_improvement",
+__all__ = ["DropoutParams", "SimulatedCohort", "demo_tables", "simulate", "write_demo_if_empty", "expected_improvement",
            "refuse_unless_empty", "visible_entries"]
 
 
@@ -155,3 +156,29 @@ def write_demo_if_empty(raw_dir: str | Path = config.RAW_DIR, n_patients: int = 
           f"!!  These are NOT real patients. Put your clinic's exports there to analyse real data.\n{bar}",
           file=sys.stderr)
     return raw
+
+
+@functools.lru_cache(maxsize=4)
+def _demo_tables(n_patients: int, seed: int, tidy: bool) -> dict[str, pd.DataFrame]:
+    import tempfile
+
+    from outcomes.cleaning import clean
+
+    with tempfile.TemporaryDirectory(prefix="outcomes-demo-") as tmp:
+        simulate(n_patients, seed, Path(tmp) / "raw", tidy=tidy)
+        return clean(Path(tmp) / "raw", as_of="2100-01-01").tables
+
+
+def demo_tables(n_patients: int = 150, seed: int = config.DEFAULT_SEED, tidy: bool = False) -> dict[str, pd.DataFrame]:
+    """Processed tables of a small simulated cohort, in memory: what ``load_processed`` returns
+    for a folder made by ``simulate`` and ``clean``. For examples and quick experiments (the
+    tables are made once per argument set in a process; each call returns copies).
+
+    Examples
+    --------
+    >>> from outcomes import simulation
+    >>> tables = simulation.demo_tables(n_patients=60, seed=1)
+    >>> {"patients", "sessions", "outcomes"} <= set(tables), tables["patients"]["patient_id"].nunique()
+    (True, 60)
+    """
+    return {name: table.copy() for name, table in _demo_tables(int(n_patients), int(seed), bool(tidy)).items()}

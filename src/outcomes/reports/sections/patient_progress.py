@@ -126,6 +126,7 @@ class PatientProgress(Report):
         self.band = str(models.age_band(pd.Series([self.me["age"]])).iloc[0])
         self.skin = None if pd.isna(self.me["skin_type"]) else str(self.me["skin_type"])
         self.start = pd.Timestamp(self.me["first_session"])
+        self.structures: dict[str, tuple[str, list[str]]] = {}  # metric: (model used, why not a richer one)
         self.measured = out.loc[(out["patient_id"] == self.patient_id) & out["metric"].isin(self.metrics)
                                 & (out["view"] == contract.DEFAULT_VIEW) & (out["sessions"] > 0)
                                 & out["improvement_pct"].notna()]
@@ -140,10 +141,9 @@ class PatientProgress(Report):
     def _model(self, metric: str) -> models.ImprovementModel | None:
         out, spec = self.tables["outcomes"], {"include_flagged": not self.exclude_flagged,
                                               "patients": self.tables["patients"]}
-        model, _, _ = fitting.first_converged([
-            ("full", lambda: models.improvement_model(out, metric, **spec)),
-            ("simpler", lambda: models.improvement_model(out, metric, interactions=(), **spec)),
-        ])
+        model, label, problems = fitting.first_converged(fitting.improvement_attempts(out, metric, **spec))
+        if model is not None and problems:
+            self.structures[metric] = (label, problems)
         return model
 
     @section
@@ -213,6 +213,10 @@ class PatientProgress(Report):
             sec.add_note(f"{', '.join(too_few).capitalize()}: the cohort model saw "
                          f"fewer than {self.min_cell} patients of this age band and skin type, so "
                          "no expected course is shown for it (it would describe a few recognisable people).")
+        for metric, (label, problems) in self.structures.items():
+            sec.add_note(f"{markdown_text(metric.replace('_', ' ').capitalize())}: the richest cohort model could not "
+                         "be fitted reliably (" + "; ".join(map(markdown_text, problems)) + "); the expected course "
+                         f"uses a simpler one ({markdown_text(label)}).")
         if not summary:
             return
         sec.add_table(pd.DataFrame(summary), "Latest measurement against the expected course for this age band and "

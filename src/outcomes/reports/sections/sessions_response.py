@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pandas as pd
 
 from outcomes import config, contract, models, plots, privacy
@@ -93,14 +94,7 @@ class SessionsResponse(Report):
     @functools.cached_property
     def _fit(self) -> tuple[models.ImprovementModel | None, str, list[str]]:
         out, metric, spec = self.outcomes, self.metric, self._spec()
-        return fitting.first_converged([
-            ("age and skin type may change the shape of the curve",
-             lambda: models.improvement_model(out, metric, **spec)),
-            ("one curve shape, shifted by age and skin type",
-             lambda: models.improvement_model(out, metric, interactions=(), **spec)),
-            ("one curve shape, without a patient-specific rate",
-             lambda: models.improvement_model(out, metric, interactions=(), random_slope=False, **spec)),
-        ])
+        return fitting.first_converged(fitting.improvement_attempts(out, metric, **spec))
 
     @property
     def model(self) -> models.ImprovementModel | None:
@@ -171,8 +165,12 @@ class SessionsResponse(Report):
                          "curves are shown. " + " ".join(map(markdown_text, problems)), "warning")
             return
         if problems:
-            sec.add_note(f"The richest model did not converge on this selection; the report uses the simpler one "
+            sec.add_note("The richest model could not be fitted reliably on this selection ("
+                         + "; ".join(map(markdown_text, problems)) + f"); the report uses a simpler one "
                          f"({markdown_text(chosen)}).")
+        if model.singular_:
+            sec.add_note(f"Even this model is on the boundary ({markdown_text(model.singular_reason_)}): the data "
+                         "cannot tell patients' own rates of improvement apart; treat its curves with care.", "warning")
         ax = model.plot(skin_type=self.common_skin)
         sec.add_figure(ax.figure, f"Expected improvement in {self.label} (%) after each session for skin type "
                        f"{markdown_text(self.common_skin)} (the most common), one line per age band, with 95% confidence "
@@ -241,11 +239,13 @@ class SessionsResponse(Report):
         sec.add_finding(f"A {OLDER_AGE}-year-old is expected to gain {abs(age_diff['estimate']):.1f} points {word} than "
                         f"a {REFERENCE_AGE}-year-old after {n_at} sessions (95% CI {age_diff['ci_low']:.1f} to "
                         f"{age_diff['ci_high']:.1f})" + ("." if clear else "; the data cannot rule out no difference."))
-        random = model.random["estimate"]
-        spread = float(random.get("sd(Intercept)", float("nan")))
-        sec.add_text(f"Patients differ a lot: beyond age and skin type, a patient's own level typically sits about "
-                     f"{spread:.1f} points above or below the average curve, and single measurements vary by about "
-                     f"{float(random['sd(Residual)']):.1f} points from visit to visit (photo and instrument noise).")
+        random = model.random_["estimate"]
+        z = model.mixed_.re_design_.build(reference).to_numpy()[0]  # the patient's own effects at n_at sessions
+        spread = float(np.sqrt(z @ model.mixed_.cov_re_.to_numpy() @ z))
+        sec.add_text(f"Patients differ a lot: beyond age and skin type, a patient's own improvement after {n_at} "
+                     f"sessions typically sits about {spread:.1f} points above or below the average curve, and single "
+                     f"measurements vary by about {float(random['sd(Residual)']):.1f} points from visit to visit "
+                     "(photo and instrument noise).")
 
     @section
     def plateau(self, sec: Section) -> None:
@@ -278,16 +278,16 @@ class SessionsResponse(Report):
         if self.model is None:
             return
         threshold, m = self.response_threshold, self.min_cell
-        response = models.sessions_to_response(self.outcomes, self.metric, threshold=threshold, by="skin_type",
-                                               **self._spec())
-        big = response.summary.loc[response.summary["patients"] >= m, "group"]
+        response = models.fit_response(self.outcomes, self.metric, threshold=threshold, by="skin_type",
+                                       **self._spec())
+        big = response.medians_.loc[response.medians_["patients"] >= m, "group"]
         curves = response.curves_.loc[response.curves_["group"].isin(big)]
         if not curves.empty:  # a curve of fewer than min_cell patients shows each one's response
             ax = plots.survival_curves(curves, title=f"{self.metric}: sessions until improvement ≥ {threshold:g}%")
             sec.add_figure(ax.figure, f"Share of patients not yet showing a {threshold:g}% improvement in "
                            f"{self.label}, by number of sessions and skin type (skin types with fewer than {m} "
                            "patients left out).")
-        medians = response.summary.copy()
+        medians = response.medians_.copy()
         for col in ("median_sessions", "ci_low", "ci_high"):
             medians[col] = medians[col].map(sessions_text)
         medians = privacy.suppress_rates(medians, "patients", "responded",
@@ -344,8 +344,8 @@ class SessionsResponse(Report):
             return
         out, metric, folds, spec = self.outcomes, self.metric, self.cv_folds, self._spec()
         predictive, _, problems = fitting.first_converged([
-            ("compared with the mixed model", lambda: models.predictive_model(out, metric, n_splits=folds, **spec)),
-            ("without the mixed model", lambda: models.predictive_model(out, metric, n_splits=folds,
+            ("compared with the mixed model", lambda: models.fit_predictive(out, metric, n_splits=folds, **spec)),
+            ("without the mixed model", lambda: models.fit_predictive(out, metric, n_splits=folds,
                                                                         compare_mixed=False, **spec)),
         ])
         if predictive is None:
