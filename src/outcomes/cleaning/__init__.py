@@ -38,7 +38,6 @@ from outcomes.cleaning import schemas
 from outcomes.cleaning import sessions as sessions_mod
 from outcomes.cleaning import timeline
 from outcomes.cleaning.columns import PatientIds, as_arrow
-from outcomes.cleaning.memory import reuse_memory
 from outcomes.cleaning.registry import find_registry_file, load_registry
 from outcomes.io import (OutputError, ProcessedWriter, RawDataError, RawTable, find_raw_file, frame_from_arrow,
                          load_processed, read_raw_table)
@@ -92,8 +91,7 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     today); an event dated after it, or before 1990, is rejected as a typo.
     """
     until = np.datetime64(date.today() if as_of is None else as_of, "D")
-    with reuse_memory():
-        return _read_and_clean(Path(raw_dir), out_dir, monthfirst, until)
+    return _read_and_clean(Path(raw_dir), out_dir, monthfirst, until)
 
 
 def _read_and_clean(raw_dir: Path, out_dir: str | Path | None, monthfirst: bool, until: np.datetime64) -> CleanResult:
