@@ -331,3 +331,10 @@ def test_stream_refuses_a_null_in_a_required_column(tmp_path):
     stream.close()
     with pytest.raises(pa.ArrowInvalid, match="non-nullable"):
         stream.wait()
+
+
+def test_the_csv_reader_reads_every_missing_text_as_missing(tmp_path):
+    raw = write_raw(tmp_path / "raw", sessions=[{**s, "status": text} for s, text in
+                                                 zip(SESSIONS, ["NULL", "nUlL", "-"])])
+    frame = read_raw_table(raw / "sessions.csv", "sessions").frame
+    assert frame["status"].isna().tolist() == [True, True, False]

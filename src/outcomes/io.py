@@ -33,8 +33,6 @@ import pyarrow.parquet as pq
 
 from outcomes import contract, escaping
 
-# Text that means "no value" in a cell (besides the empty string).
-NULL_TOKENS = ("", "NA", "N/A", "n/a", "na", "NaN", "nan", "null", "NULL", "None", "none", "#N/A")
 FIRST_DATA_ROW = 2  # source_row of the first data row: the header is row 1, as in a spreadsheet
 
 
@@ -279,7 +277,7 @@ def _read_csv(path: Path, data, table: str | None) -> tuple[pd.DataFrame, list[s
             convert_options=pacsv.ConvertOptions(
                 include_columns=wanted,
                 column_types={names[i]: pa.large_string() if c in DENSE_COLUMNS else _TEXT for i, c in positions.items()},
-                null_values=list(NULL_TOKENS), strings_can_be_null=True,
+                null_values=contract.missing_text_spellings(), strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
         )

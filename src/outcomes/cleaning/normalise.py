@@ -30,7 +30,7 @@ class Normalised(NamedTuple):
 
 
 # --- helpers ------------------------------------------------------------------
-_NULLS = {"", "na", "n/a", "nan", "null", "none", "#n/a", "-", "--"}
+_NULLS = frozenset(t.lower() for t in contract.missing_text_spellings())
 
 
 def text(raw: Any) -> str | None:
@@ -445,17 +445,16 @@ class Texts(NamedTuple):
 
 
 def texts(series: pd.Series) -> Texts:
-    """Trimmed text, blank -> NA, normalised once per distinct cell."""
+    """Trimmed text, blank or a missing-value text -> NA, normalised once per distinct cell."""
     codes, uniques = _text_uniques(series)
-    trimmed = pc.utf8_trim_whitespace(uniques)
-    trimmed = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.large_string()), trimmed)
+    trimmed = _trimmed_or_null(uniques)
     encoded = pc.dictionary_encode(trimmed)  # trimming can make two cells equal
     remap = np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32), np.int32(-1))
     return Texts(remap[codes], encoded.dictionary)
 
 
 def dense_texts(series: pd.Series) -> pa.Array:
-    """Trimmed text, blank -> null, as one arrow array: for columns with about one distinct value
+    """Trimmed text, blank or a missing-value text -> null, as one arrow array: for columns with about one distinct value
     per row (photo ids), where looking up each distinct value would not pay."""
     array = getattr(series.array, "__arrow_array__", None)
     if array is None or isinstance(series.dtype, pd.CategoricalDtype) or not pd.api.types.is_string_dtype(series.dtype):
@@ -463,10 +462,19 @@ def dense_texts(series: pd.Series) -> pa.Array:
     values = array()
     if isinstance(values, pa.ChunkedArray):  # (combining a single chunk would copy it)
         values = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
-    if not _may_need_trimming(values):
+    if not _may_need_trimming(values) and not pc.any(pc.less_equal(pc.utf8_length(values), _LONGEST_NULL)).as_py():
         return values
+    return _trimmed_or_null(values)
+
+
+_LONGEST_NULL = max(map(len, _NULLS))
+
+
+def _trimmed_or_null(values: pa.Array) -> pa.Array:
+    """Trimmed texts; null where blank or a missing-value text (contract.MISSING_TEXTS)."""
     trimmed = pc.utf8_trim_whitespace(values)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
+    missing = pc.is_in(pc.utf8_lower(trimmed), value_set=pa.array(sorted(_NULLS), trimmed.type))
+    return pc.if_else(missing, pa.scalar(None, trimmed.type), trimmed)
 
 
 def _may_need_trimming(values: pa.Array) -> bool:
