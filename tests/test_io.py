@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import outcomes
 from outcomes import contract
 from outcomes.cli import app
-from outcomes.io import (ParquetStream, RawDataError, _unified_codes, load_processed, normalise_header,
+from outcomes.io import (ParquetStream, RawDataError, _categorical, load_processed, normalise_header,
                          read_raw_table)
 from raw_factory import PATIENTS, PHOTO_METRICS, SESSIONS, write_raw
 
@@ -305,11 +305,10 @@ def test_block_dictionaries_become_one_code_per_row(blocks, extra, cut):
     blocks = [block + [f"v{i}" for i in range(extra)] if k == 0 else block for k, block in enumerate(blocks)]
     chunked = pa.chunked_array([pa.array(["cut"] * cut + b, type=pa.large_string()).dictionary_encode().slice(cut)
                                 for b in blocks])
-    codes, dictionary = _unified_codes(chunked)
-    texts = dictionary.to_pylist()
-    assert [texts[c] if c >= 0 else None for c in codes] == [v for b in blocks for v in b]
-    assert len(set(texts)) == len(texts)
-    assert codes.dtype == (np.int8 if len(texts) < 128 else np.int16)
+    column = _categorical(chunked)
+    assert [None if pd.isna(v) else v for v in column] == [v for b in blocks for v in b]
+    assert column.categories.is_unique
+    assert column.codes.dtype == (np.int8 if len(column.categories) < 128 else np.int16)
 
 
 def test_stream_declares_required_and_float_columns_non_nullable(tmp_path):

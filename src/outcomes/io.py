@@ -292,51 +292,26 @@ def _read_csv(path: Path, data, table: str | None) -> tuple[pd.DataFrame, list[s
 
 def _raw_frame(table: pa.Table) -> pd.DataFrame:
     """pandas view of the cells read: dictionaries become categoricals (codes + the distinct
-    texts, nothing copied per row), plain text the `str` dtype. Columns of a big table are
-    converted two at a time (numpy and arrow release the GIL for the per-row work)."""
+    texts, nothing copied per row), plain text the `str` dtype."""
     def column_of(column: pa.ChunkedArray):
         if pa.types.is_dictionary(column.type):
-            codes, dictionary = _unified_codes(column)
-            categories = pd.Index(pd.array(dictionary.cast(pa.large_string()), dtype="str"))
-            return pd.Categorical.from_codes(codes, categories=categories, validate=False)
+            return _categorical(column)
         # one buffer, not one per block: later steps use it as it is (no second copy)
         return pd.array(column.cast(pa.large_string()).combine_chunks() if column.num_chunks
                         else pa.array([], pa.large_string()), dtype="str")
 
-    if table.num_rows < 1 << 20:
-        return pd.DataFrame(dict(enumerate(map(column_of, table.columns))), copy=False)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="raw-columns") as pool:
-        return pd.DataFrame(dict(enumerate(pool.map(column_of, table.columns))), copy=False)
+    return pd.DataFrame(dict(enumerate(map(column_of, table.columns))), copy=False)
 
 
-def _unified_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """One dictionary for a column read in blocks (each block has its own), and every row's code
-    into it (-1 = null) in the narrowest integer type: one pass over the rows, written in place."""
-    chunks = [c for c in column.chunks if len(c)]
-    if not chunks:
-        return np.zeros(0, np.int8), pa.array([], pa.large_string())
-    encoded = pc.dictionary_encode(pa.concat_arrays([c.dictionary for c in chunks]))
-    dictionary = encoded.dictionary
-    width = np.int8 if len(dictionary) < 1 << 7 else np.int16 if len(dictionary) < 1 << 15 else np.int32
-    to_unified = encoded.indices.to_numpy(zero_copy_only=False).astype(width)
-    codes = np.empty(sum(len(c) for c in chunks), dtype=width)
-    start = first = 0
-    for chunk in chunks:
-        out = codes[start:start + len(chunk)]
-        if len(chunk.dictionary):
-            indices = chunk.indices
-            local = np.frombuffer(indices.buffers()[1], dtype=indices.type.to_pandas_dtype(),
-                                  count=len(chunk), offset=indices.offset * indices.type.bit_width // 8)
-            np.take(to_unified[first:first + len(chunk.dictionary)], local, out=out, mode="clip")  # nulls: below
-            if chunk.null_count:  # straight from the validity bits (no arrow mask, no index)
-                bits = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
-                valid = np.unpackbits(bits, count=chunk.offset + len(chunk), bitorder="little")[chunk.offset:]
-                np.copyto(out, -1, where=~valid.view(bool))
-        else:  # a block of blank cells only
-            out[:] = -1
-        start += len(chunk)
-        first += len(chunk.dictionary)
-    return codes, dictionary
+def _categorical(column: pa.ChunkedArray) -> pd.Categorical:
+    """A dictionary column read in blocks (each block has its own dictionary) as one categorical:
+    arrow unifies the dictionaries, pandas keeps the codes in the narrowest integer type."""
+    column = column.unify_dictionaries()
+    if not column.num_chunks:
+        return pd.Categorical.from_codes([], categories=pd.Index([], dtype="str"))
+    codes = pa.chunked_array([c.indices for c in column.chunks]).fill_null(-1).to_numpy()
+    categories = pd.Index(pd.array(column.chunk(0).dictionary.cast(pa.large_string()), dtype="str"))
+    return pd.Categorical.from_codes(codes, categories=categories, validate=False)
 
 
 def _read_parquet(path: Path, data) -> pd.DataFrame:

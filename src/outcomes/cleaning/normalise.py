@@ -385,7 +385,7 @@ def normalise_column(series: pd.Series, func: Callable[..., Normalised], categor
     if categories is not None:
         position = {c: i for i, c in enumerate(categories)}
         per_unique = np.array([-1 if r.value is None else position.get(r.value, -1) for r in results],
-                              dtype=_narrowest(len(categories)))
+                              dtype=narrowest_int(len(categories)))
         return Column(pd.Categorical.from_codes(per_unique[codes], categories=categories, validate=False), reasons)
     values = np.empty(len(results), dtype=object)
     values[:] = [r.value for r in results]
@@ -517,12 +517,13 @@ def _reasons(codes: np.ndarray, per_unique: list[str]) -> pd.Categorical:
     order = np.argsort(found)
     rank = np.empty(len(order), dtype=np.intp)
     rank[order] = np.arange(len(order))
-    inverse = rank[inverse].astype(_narrowest(len(found)))
+    inverse = rank[inverse].astype(narrowest_int(len(found)))
     return pd.Categorical.from_codes(inverse[codes], categories=list(found[order]), validate=False)
 
 
-def _narrowest(n: int) -> type:
-    """The smallest signed integer type holding codes 0..n-1 and -1."""
+def narrowest_int(n: int) -> type:
+    """The smallest signed integer type holding codes 0..n-1 and -1 (the one rule for codes into
+    n distinct values; pandas categoricals apply the same one to their codes)."""
     return np.int8 if n < 1 << 7 else np.int16 if n < 1 << 15 else np.int32 if n < 1 << 31 else np.int64
 
 

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from outcomes import contract
 from outcomes.cleaning import qc
 from outcomes.cleaning.columns import as_arrow
+from outcomes.cleaning.normalise import narrowest_int
 
 DAY_OFFSET = 40_000  # shifts day numbers (days since 1970) of 1900..2100 into 0..2^17
 DAY_SPAN = 1 << 17
@@ -282,8 +283,7 @@ def dictionary(codes: np.ndarray, values: pa.Array | list, ordered: bool = False
     codes = np.asarray(codes)
     if not isinstance(values, pa.Array):
         values = pa.array([str(v) for v in values], type=pa.large_string())
-    width = np.int8 if len(values) < 1 << 7 else np.int16 if len(values) < 1 << 15 else np.int32
-    indices = pa.array(codes.astype(width, copy=False), mask=None if complete else codes < 0)
+    indices = pa.array(codes.astype(narrowest_int(len(values)), copy=False), mask=None if complete else codes < 0)
     return pa.DictionaryArray.from_arrays(indices, values, ordered=ordered)
 
 
