@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import outcomes
 from outcomes import contract
 from outcomes.cli import app
-from outcomes.io import (ParquetStream, RawDataError, _categorical, load_processed, normalise_header,
+from outcomes.io import (ParquetStream, RawDataError, _categorical, load_manifest, load_processed, normalise_header,
                          read_raw_table)
 from raw_factory import PATIENTS, PHOTO_METRICS, SESSIONS, write_raw
 
@@ -337,3 +337,18 @@ def test_the_csv_reader_reads_every_missing_text_as_missing(tmp_path):
                                                  zip(SESSIONS, ["NULL", "nUlL", "-"])])
     frame = read_raw_table(raw / "sessions.csv", "sessions").frame
     assert frame["status"].isna().tolist() == [True, True, False]
+
+
+def test_one_loader_for_cleaning_and_reports(tmp_path, processed):
+    # the reports load through outcomes.io: the same tables, manifest and error on an empty folder
+    from outcomes.reports import cohort, pdf
+
+    assert load_manifest(tmp_path) is None
+    assert load_manifest(processed)["written_by"] == "outcomes clean"
+    assert pdf.load_manifest is load_manifest
+    with pytest.raises(FileNotFoundError) as from_reports:
+        cohort.load(tmp_path)
+    with pytest.raises(FileNotFoundError) as from_io:
+        load_processed(tmp_path)
+    assert str(from_reports.value) == str(from_io.value)
+    assert set(cohort.load(processed)) == set(load_processed(processed))

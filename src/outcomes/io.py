@@ -758,18 +758,17 @@ _NULLABLE = {"session_number": "Int64", "makeup": "boolean"}  # columns of panda
 
 
 def load_processed(processed_dir: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
-    """The processed tables as a dict of DataFrames with their contract dtypes.
+    """The processed tables (None or "": the project's data/processed) as a dict of DataFrames
+    with their contract dtypes; FileNotFoundError saying what to do when there are none.
 
     Keys: patients, sessions, measurements, outcomes, rejected, and assessments /
     adverse_events / data_quality when present. `skin_type` is an ordered categorical
     I < ... < VI (NaN = unknown); text columns are pandas `str`.
     """
-    from outcomes import config
-
-    folder = Path(processed_dir) if processed_dir is not None else config.PROCESSED_DIR
+    folder = _processed_folder(processed_dir)
     if not (folder / "outcomes.parquet").is_file():
         raise FileNotFoundError(
-            f"{folder} holds no processed data (no outcomes.parquet); run `outcomes clean` first"
+            f"{folder} holds no processed data (no outcomes.parquet); run `outcomes clean` (or `make data`) first"
         )
     tables: dict[str, pd.DataFrame] = {}
     for path in sorted(folder.glob("*.parquet")):
@@ -781,9 +780,17 @@ def load_processed(processed_dir: str | os.PathLike | None = None) -> dict[str, 
     return tables
 
 
-def load_manifest(processed_dir: str | os.PathLike) -> dict[str, Any]:
-    """The manifest.json of a processed folder."""
-    return json.loads((Path(processed_dir) / "manifest.json").read_text(encoding="utf-8"))
+def load_manifest(processed_dir: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The manifest.json of a processed folder (None or "": the project's data/processed), or
+    None when there is none."""
+    path = _processed_folder(processed_dir) / "manifest.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _processed_folder(processed_dir: str | os.PathLike | None) -> Path:
+    from outcomes import config
+
+    return Path(processed_dir) if processed_dir else config.PROCESSED_DIR
 
 
 def frame_from_arrow(table: pa.Table) -> pd.DataFrame:

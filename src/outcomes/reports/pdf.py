@@ -19,7 +19,6 @@ embedded PNG/JPEG images (:func:`allowed_resource`): no local file, no network r
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import mimetypes
 import os
@@ -35,6 +34,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from outcomes import config
+from outcomes.io import load_manifest
 from outcomes.reports.runs import replacing
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -131,15 +131,6 @@ def _fetcher_class() -> type:
             return URLFetcherResponse(url, body, {"Content-Type": media_type})
 
     return ReportFetcher
-
-
-def load_manifest(processed_dir: str | os.PathLike | None) -> dict[str, Any] | None:
-    """The processed folder's manifest.json, or None when there is none."""
-    folder = Path(processed_dir) if processed_dir else config.PROCESSED_DIR
-    path = folder / "manifest.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _exporter():
