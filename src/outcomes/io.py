@@ -18,8 +18,9 @@ import re
 import shutil
 import tempfile
 import zipfile
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -60,29 +61,19 @@ class RawTable:
     name: str
     path: Path
     frame: pd.DataFrame  # canonical column names; string cells (CSV/xlsx) or typed (parquet)
-    data: Any = field(repr=False)  # the file's bytes (memory-mapped), kept for hashing
     delimiter: str | None = None  # CSV only
     decimal_comma: bool = False  # numbers may use ',' as decimal mark (';'-delimited CSV)
     ignored_columns: list[str] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # raw header -> canonical name
-    _digest: Future | None = field(default=None, repr=False)
 
     @property
     def rows(self) -> int:
         return len(self.frame)
 
-    def start_hashing(self) -> None:
-        """Start computing the file's sha256 in a background thread (hashlib releases the GIL):
-        started when a core is free, it costs the cleaning no time."""
-        if self._digest is None:
-            data = self.data
-            self._digest = _HASHING.submit(lambda: hashlib.sha256(data).hexdigest())
-
-    @property
+    @cached_property
     def sha256(self) -> str:
-        """The file's sha256 (waits for the background hashing)."""
-        self.start_hashing()
-        return self._digest.result()
+        """The file's sha256 (for the manifest)."""
+        return file_sha256(self.path)
 
     @property
     def source_rows(self) -> np.ndarray:
@@ -164,7 +155,6 @@ def _map_positions(table: str, headers: list[str], file: str | Path) -> tuple[di
 _TEXT = pa.dictionary(pa.int32(), pa.large_string())
 DENSE_COLUMNS = frozenset({"photo_id"})
 _BOM = b"\xef\xbb\xbf"
-_HASHING = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
 
 
 def read_raw_table(path: str | os.PathLike, table: str) -> RawTable:
@@ -173,7 +163,7 @@ def read_raw_table(path: str | os.PathLike, table: str) -> RawTable:
     data = _read_bytes(path)
     frame, headers, positions, ignored, delimiter = _parse(path, data, table)
     return RawTable(
-        name=table, path=path, frame=frame, data=data, delimiter=delimiter,
+        name=table, path=path, frame=frame, delimiter=delimiter,
         decimal_comma=delimiter == ";", ignored_columns=ignored,
         renamed={headers[p]: c for p, c in positions.items() if headers[p] != c},
     )
@@ -202,9 +192,14 @@ def read_raw_frame(path: str | os.PathLike) -> tuple[pd.DataFrame, str]:
     """Read any supported raw file without header mapping (for side files such as metrics.csv)."""
     path = Path(path)
     data = _read_bytes(path)
-    digest = hashlib.sha256(data).hexdigest()
     frame = _parse(path, data, None)[0]
-    return frame.rename(columns=normalise_header), digest
+    return frame.rename(columns=normalise_header), file_sha256(path)
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, as hex."""
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _read_bytes(path: Path):

@@ -136,8 +136,6 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
     adv = adverse_mod.parse(raws["adverse_events"], monthfirst, until) if "adverse_events" in raws else None
     mea = photos.result()
     lap("parse")
-    for raw in raws.values():  # on the core the next, single-threaded steps leave free
-        raw.start_hashing()
 
     # 2. ages from birth dates need each patient's first session (or first photo)
     patients_mod.finish(pat, _age_reference_dates(pat, ses, mea))
