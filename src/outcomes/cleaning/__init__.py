@@ -39,8 +39,9 @@ from outcomes.cleaning import sessions as sessions_mod
 from outcomes.cleaning import timeline
 from outcomes.cleaning.columns import PatientIds, as_arrow
 from outcomes.cleaning.registry import find_registry_file, load_registry
-from outcomes.io import (OutputError, ProcessedWriter, RawDataError, RawTable, find_raw_file, frame_from_arrow,
-                         load_processed, read_raw_table)
+from outcomes.loader import frame_from_arrow, load_processed
+from outcomes.processed_folder import OutputError, ProcessedWriter
+from outcomes.raw_files import RawDataError, RawTable, find_raw_file, read_raw_table
 
 __all__ = ["clean", "CleanResult", "cli_clean", "RawDataError", "OutputError"]
 

@@ -22,7 +22,7 @@ from outcomes.cleaning import normalise as nz
 from outcomes.cleaning import qc, timeline
 from outcomes.cleaning.columns import PatientIds, new_ledger, reject_reasons
 from outcomes.cleaning.rejections import Ledger
-from outcomes.io import RawTable
+from outcomes.raw_files import RawTable
 
 COLUMNS = ("patient_id", "photo_id", "taken_at", "metric", "view", "value", "device",
            "color_delta_e", "head_yaw_deg", "makeup", "blur", "sessions")

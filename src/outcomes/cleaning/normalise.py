@@ -522,8 +522,8 @@ def _reasons(codes: np.ndarray, per_unique: list[str]) -> pd.Categorical:
 
 
 def narrowest_int(n: int) -> type:
-    """The smallest signed integer type holding codes 0..n-1 and -1 (the one rule for codes into
-    n distinct values; pandas categoricals apply the same one to their codes)."""
+    """The smallest signed integer type holding codes 0..n-1 and -1 (the one rule for codes into n
+    distinct values; pandas categoricals narrow their own codes)."""
     return np.int8 if n < 1 << 7 else np.int16 if n < 1 << 15 else np.int32 if n < 1 << 31 else np.int64
 
 

@@ -21,7 +21,7 @@ PATIENT_TABLES = ("patients", "sessions", "measurements", "outcomes", "assessmen
 
 def load(processed_dir: str | os.PathLike = "") -> dict[str, pd.DataFrame]:
     """The processed tables ("" means the project's data/processed), with a clear error if absent."""
-    from outcomes.io import load_processed
+    from outcomes.loader import load_processed
 
     return load_processed(processed_dir)
 

@@ -34,7 +34,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from outcomes import config
-from outcomes.io import load_manifest
+from outcomes.loader import load_manifest
 from outcomes.reports.runs import replacing
 
 TEMPLATES = Path(__file__).with_name("templates")
