@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -91,8 +90,8 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 class ParquetStream:
-    """One parquet file written batch by batch in a background thread (parquet encoding releases
-    the GIL); at most `ahead` batches wait, so memory stays bounded.
+    """One parquet file written batch by batch (one row group each), so a big table is never in
+    memory whole.
 
     Columns named in `required` are declared non-nullable, as are floating-point columns (a
     missing number is NaN, never an arrow null): parquet then stores no definition levels for
@@ -100,21 +99,13 @@ class ParquetStream:
     write with an error; it is never written silently.
     """
 
-    def __init__(self, path: Path, ahead: int = 2, required: frozenset[str] = frozenset()):
+    def __init__(self, path: Path, required: frozenset[str] = frozenset()):
         self.path = path
-        self.ahead = ahead
         self.required = required
         self._schema: pa.Schema | None = None
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"write-{path.stem}")
-        self._pending: list = []
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._pending.append(self._thread.submit(self._write, batch))
-        while len(self._pending) > self.ahead:
-            self._pending.pop(0).result()
-
-    def _write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:
             self._schema = pa.schema([f.with_nullable(f.name not in self.required and not pa.types.is_floating(f.type))
                                       for f in batch.schema])
@@ -122,16 +113,10 @@ class ParquetStream:
         self._writer.write_batch(pa.RecordBatch.from_arrays(batch.columns, schema=self._schema))
 
     def close(self) -> None:
-        """Finish the file once the batches before are written (`wait` waits for that)."""
-        self._pending.append(self._thread.submit(lambda: self._writer.close() if self._writer else None))
-
-    def wait(self) -> None:
-        try:
-            for job in self._pending:
-                job.result()
-        finally:
-            self._pending.clear()
-            self._thread.shutdown(wait=True, cancel_futures=True)
+        """Finish the file."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 class ProcessedWriter:
@@ -149,10 +134,9 @@ class ProcessedWriter:
     work starts, and nothing is touched. A symlink at `--out` that is not clean's own is
     followed: the output goes where it points, and the link stays as it is.
 
-    `write` starts writing one table in the background (parquet encoding releases the GIL, so
-    it overlaps the rest of the work), `write_csv` writes a CSV; `commit` waits for the parquet
-    files, writes the manifest and switches; `abort` (or any exception inside `with`) removes
-    the new version, leaving the earlier output untouched.
+    `write` writes one table, `stream` gives a table written batch by batch, `write_csv` writes
+    a CSV; `commit` writes the manifest and switches; `abort` (or any exception inside `with`)
+    removes the new version, leaving the earlier output untouched.
     """
 
     def __init__(self, out_dir: str | os.PathLike):
@@ -183,13 +167,11 @@ class ProcessedWriter:
         except BaseException:
             self.abort()
             raise
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="write-parquet")
-        self._jobs: list = []
         self._streams: list[ParquetStream] = []
 
     def write(self, name: str, table: pa.Table | pd.DataFrame) -> None:
-        """Start writing <name>.parquet into the temporary folder."""
-        self._jobs.append(self._pool.submit(_write_parquet, table, self.tmp / f"{name}.parquet"))
+        """Write <name>.parquet into the temporary folder."""
+        _write_parquet(table, self.tmp / f"{name}.parquet")
 
     def stream(self, name: str, required: frozenset[str] = frozenset()) -> ParquetStream:
         """<name>.parquet in the temporary folder, to be written batch by batch (then closed)."""
@@ -197,18 +179,15 @@ class ProcessedWriter:
         return self._streams[-1]
 
     def write_csv(self, name: str, frame: pd.DataFrame) -> None:
-        """Write <name>.csv into the temporary folder (now, in the calling thread), its text
-        cells made safe for a spreadsheet (:func:`spreadsheet_safe`)."""
+        """Write <name>.csv into the temporary folder, its text cells made safe for a spreadsheet (:func:`spreadsheet_safe`)."""
         spreadsheet_safe(frame).to_csv(self.tmp / f"{name}.csv", index=False, lineterminator="\n")
 
     def commit(self, manifest: dict[str, Any]) -> Path:
-        """Finish the parquet files, write manifest.json, and switch `out` to the new version."""
+        """Write manifest.json and switch `out` to the new version."""
         out = self.out
         try:
-            for job in self._jobs:
-                job.result()
             for stream in self._streams:
-                stream.wait()
+                stream.close()
             manifest["written_by"] = WRITTEN_BY
             (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
             _step("written")
@@ -231,17 +210,16 @@ class ProcessedWriter:
         except BaseException:
             self.abort()
             raise
-        self._pool.shutdown()
         self._unlock()
         return out
 
     def abort(self) -> None:
-        """Stop the writers and remove this run's new version (unless it is already the output)."""
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)  # no writer may still be busy in the folder
+        """Remove this run's new version (unless it is already the output)."""
         for stream in getattr(self, "_streams", []):
-            stream._thread.shutdown(wait=True, cancel_futures=True)
+            try:
+                stream.close()
+            except Exception:  # noqa: BLE001 - a half-written file is removed with its folder below
+                pass
         if not self._swapped:
             self._discard()
         self._unlock()
