@@ -373,10 +373,11 @@ class Column(NamedTuple):
 
 
 def normalise_column(series: pd.Series, func: Callable[..., Normalised], categories: list | None = None,
-                     **kwargs: Any) -> Column:
+                     dtype: type | None = None, **kwargs: Any) -> Column:
     """Apply a per-value normaliser to a column, calling it once per distinct value.
 
-    With `categories`, values come back as a pandas Categorical (fast for big tables).
+    With `categories`, values come back as a pandas Categorical, with `dtype` (float) as a numpy
+    array (NaN when unknown): both fast for big tables.
     """
     codes, uniques = factorize(series)
     uniques = uniques.to_pylist() if isinstance(uniques, pa.Array) else uniques
@@ -387,6 +388,8 @@ def normalise_column(series: pd.Series, func: Callable[..., Normalised], categor
         per_unique = np.array([-1 if r.value is None else position.get(r.value, -1) for r in results],
                               dtype=narrowest_int(len(categories)))
         return Column(pd.Categorical.from_codes(per_unique[codes], categories=categories, validate=False), reasons)
+    if dtype is float:
+        return Column(np.array([np.nan if r.value is None else r.value for r in results], dtype=float)[codes], reasons)
     values = np.empty(len(results), dtype=object)
     values[:] = [r.value for r in results]
     return Column(values[codes], reasons)
@@ -528,29 +531,14 @@ def narrowest_int(n: int) -> type:
 
 
 def numbers(series: pd.Series, decimal_comma: bool = False) -> Column:
-    """Float column with reasons (`missing`, `not_a_number`), parsing each distinct text once."""
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return normalise_column(series.astype(object), number, decimal_comma=decimal_comma)
-    if pd.api.types.is_numeric_dtype(series.dtype):
+    """Float column with reasons (`missing`, `not_a_number`): `number` once per distinct text
+    (typed numbers, from parquet or Excel, are taken as they are)."""
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=float, na_value=np.nan)
         reasons = np.where(np.isnan(values), 1, np.where(np.isfinite(values), 0, 2))
         return Column(values, pd.Categorical.from_codes(reasons, categories=[OK, "missing", "not_a_number"]))
-    codes, uniques = _text_uniques(series)
-    strings = pc.utf8_trim_whitespace(uniques)
-    blank = np.isin(pc.utf8_lower(strings).to_numpy(zero_copy_only=False), list(_NULLS))
-    if decimal_comma:
-        strings = pc.replace_substring(strings, ",", ".")
-    try:
-        parsed = pc.cast(strings, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        valid = pc.match_substring_regex(strings, r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-        parsed = pc.cast(pc.if_else(valid, strings, pa.scalar(None, pa.large_string())), pa.float64())
-    per_unique = parsed.to_numpy(zero_copy_only=False).astype(float)
-    bad = ~np.isfinite(per_unique)  # text that is no number, or nan/inf
-    per_unique = np.append(np.where(bad, np.nan, per_unique), np.nan)
-    reason_codes = np.append(np.where(blank, 1, np.where(bad, 2, 0)), 1).astype(np.int8)
-    return Column(per_unique[codes], pd.Categorical.from_codes(reason_codes[codes], categories=[OK, "missing", "not_a_number"],
-                                                               validate=False))
+    return normalise_column(series.astype(object) if pd.api.types.is_bool_dtype(series.dtype) else series, number,
+                            dtype=float, decimal_comma=decimal_comma)
 
 
 _FAST_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
