@@ -33,9 +33,6 @@ from outcomes.cleaning.normalise import narrowest_int
 
 DAY_OFFSET = 40_000  # shifts day numbers (days since 1970) of 1900..2100 into 0..2^17
 DAY_SPAN = 1 << 17
-MINUTE_BITS = 27  # minutes since 1900-01-01, up to 2100 (dates outside are rejected), fit in 27 bits
-MINUTES_BEFORE_1970 = 70 * 525_960
-PREFERENCE_BITS = 3 + MINUTE_BITS  # eligible baseline (1 bit), quality (2 bits), minute
 NS_PER_MINUTE = 60 * 10**9
 NS_PER_DAY = 86_400 * 10**9
 
@@ -145,56 +142,25 @@ class CellOrder:
 
 
 def cell_order(m: Linked, first_session: np.ndarray, n_metrics: int) -> CellOrder:
-    """Sort the measurements by cell and preference: one stable sort of one int64 key built in
-    place (a few arrays of the table's length, not dozens of temporaries)."""
-    n_views = len(contract.VIEWS)
+    """Sort the usable measurements by cell, then preference (eligible baseline, quality, time),
+    then file order (a stable sort)."""
     first = np.asarray(first_session, dtype="datetime64[ns]")
     first_day = np.where(np.isnat(first), np.iinfo(np.int64).max // 2, day_numbers(first))  # none: never eligible
     first_day = np.append(first_day, 0)  # rows not usable may point one past the patients
-    cell = m.patient.astype(np.int64)  # (also the index of the next look-up: converted once)
-    scratch = first_day[cell]
-    scratch -= m.day
-    eligible = scratch <= contract.BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION
-    eligible &= m.sessions == 0
+    patient = m.patient.astype(np.int64)
+    eligible = (first_day[patient] - m.day <= contract.BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION) & (m.sessions == 0)
     span = int(np.max(m.sessions, where=m.usable, initial=0)) + 1
-    cell *= n_metrics
-    cell += m.metric
-    cell *= n_views
-    cell += m.view
-    cell *= span
-    cell += m.sessions
-    usable = int(m.usable.sum())
-    quality = _QUALITY_BITS[m.own]  # 3 - problems (at most 3), shifted into the key's place
-    np.floor_divide(m.taken.view(np.int64), NS_PER_MINUTE, out=scratch)
-    scratch += MINUTES_BEFORE_1970  # 0..2^27: dates are 1900..2100
-    if int(np.max(cell, where=m.usable, initial=0)).bit_length() + PREFERENCE_BITS <= 62:
-        key = cell
-        key <<= PREFERENCE_BITS
-        np.add(key, 1 << (MINUTE_BITS + 2), out=key, where=eligible)
-        key += quality
-        del quality
-        key += scratch
-        del scratch
-        key[~m.usable] = np.iinfo(np.int64).max  # rejected rows sort last, and are cut off
-        order = np.argsort(key, kind="stable")[:usable]  # stable: equal keys stay in file order
-        cell = key[order]
-        del key
-        tied = np.zeros(len(order), dtype=bool)
-        np.equal(cell[1:], cell[:-1], out=tied[1:])
-        cell >>= PREFERENCE_BITS
-    else:  # a huge registry: two keys (still stable)
-        preference = eligible.astype(np.int64) << (MINUTE_BITS + 2) | quality | scratch
-        cell[~m.usable] = np.iinfo(np.int64).max
-        order = np.lexsort((preference, cell))[:usable]
-        cell, preference = cell[order], preference[order]
-        tied = np.r_[False, (cell[1:] == cell[:-1]) & (preference[1:] == preference[:-1])] if usable else np.zeros(0, bool)
+    cell = ((patient * n_metrics + m.metric) * len(contract.VIEWS) + m.view) * span + m.sessions
+    cell[~m.usable] = np.iinfo(np.int64).max  # rejected rows sort last, and are cut off
+    quality = 3 - np.minimum(qc.quality_rank(m.own), 3)  # 3 = no problem ... 0 = three or more
+    minute = m.taken.view(np.int64) // NS_PER_MINUTE
+    order = np.lexsort((minute, quality, eligible, cell))[:int(m.usable.sum())]  # stable: ties keep file order
+    cell = cell[order]
+    tied = np.zeros(len(order), dtype=bool)  # same cell and preference as the row before
+    tied[1:] = cell[1:] == cell[:-1]
+    for key in (eligible[order], quality[order], minute[order]):
+        tied[1:] &= key[1:] == key[:-1]
     return CellOrder(order=order, cell=cell, span=span, eligible=eligible, tied=tied)
-
-
-# by a photo's own quality bits: its rank in the preference (3 = no problem ... 0 = three or
-# more), already shifted to its place in the sort key
-_QUALITY_BITS = ((3 - np.minimum(qc.quality_rank(np.arange(1 << len(qc.FLAGS), dtype=np.uint16)), 3)).astype(np.int64)
-                 << MINUTE_BITS)
 
 
 def exact_duplicates(cells: CellOrder, columns: dict[str, np.ndarray | Callable]) -> np.ndarray:
