@@ -102,7 +102,6 @@ def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric])
     index = pa.array(metric.astype(np.int16) + 1)
     low, high = (pc.take(pa.array([np.nan] + [getattr(m, side) for m in registry.values()]), index).to_numpy()
                  for side in ("low", "high"))
-    del index
     with np.errstate(invalid="ignore"):  # comparisons with NaN (no value, or no bounds) are false: not out of range
         outside = value < low
         outside |= value > high

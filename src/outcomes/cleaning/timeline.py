@@ -114,14 +114,12 @@ def sessions_before(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarra
     starts = np.flatnonzero(starts)
     lengths = np.diff(starts, append=len(wanted))
     first = wanted[starts]
-    del wanted
     end = np.searchsorted(keys, first, side="left")
     if len(keys):
         last = keys[np.maximum(end - 1, 0)]
         np.remainder(last, DAY_SPAN, out=last)  # a key is patient * DAY_SPAN + day + DAY_OFFSET
         last -= DAY_OFFSET
         last_day = last.astype(np.int32)
-        del last
     else:
         last_day = np.zeros(len(end), dtype=np.int32)
     end -= _first_key_index(keys, first // DAY_SPAN)
@@ -218,7 +216,6 @@ def choose(m: Linked, cells: CellOrder, duplicate: np.ndarray) -> Chosen:
         last[ends] = True
     rows = cells.order[last]
     block = cell[last]
-    del last
     block //= cells.span  # patient x metric x view
     is_base = m.sessions[rows] == 0
     is_base &= cells.eligible[rows]
@@ -228,7 +225,6 @@ def choose(m: Linked, cells: CellOrder, duplicate: np.ndarray) -> Chosen:
         starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
         lengths = np.diff(starts, append=len(rows))
         base = np.repeat(np.where(is_base[starts], rows[starts], -1), lengths)
-        del starts, lengths
     # a view without its own baseline falls back to the front baseline (flagged)
     front = contract.VIEWS.index(contract.DEFAULT_VIEW)
     view = m.view[rows]
@@ -311,7 +307,6 @@ def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback
     improvement *= 100.0
     lower_is_better = np.array([mt.sign < 0 for mt in registry.values()])[metric]
     np.negative(improvement, out=improvement, where=lower_is_better)  # positive is better
-    del lower_is_better
     zero_base = base_value == 0
     improvement[zero_base] = np.nan
     improvement += 0.0  # no -0.0
@@ -327,7 +322,6 @@ def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback
     flawed &= has_base
     flawed &= base != rows
     qc.add(flags, "baseline_qc", flawed)
-    del flawed
     yaw = qc.yaw_differs(m.yaw[rows], m.yaw[base])
     yaw &= has_base
     qc.add(flags, "yaw_vs_baseline", yaw)
