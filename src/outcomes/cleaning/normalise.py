@@ -457,20 +457,15 @@ def texts(series: pd.Series) -> Texts:
 
 
 def dense_texts(series: pd.Series) -> pa.Array:
-    """Trimmed text, blank or a missing-value text -> null, as one arrow array: for columns with about one distinct value
-    per row (photo ids), where looking up each distinct value would not pay."""
+    """Trimmed text, blank or a missing-value text -> null, as one arrow array: for columns with
+    about one distinct value per row (photo ids), where looking up each distinct value would not pay."""
     array = getattr(series.array, "__arrow_array__", None)
     if array is None or isinstance(series.dtype, pd.CategoricalDtype) or not pd.api.types.is_string_dtype(series.dtype):
         return texts(series).dictionary().cast(pa.large_string())
     values = array()
     if isinstance(values, pa.ChunkedArray):  # (combining a single chunk would copy it)
         values = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
-    if not _may_need_trimming(values) and not pc.any(pc.less_equal(pc.utf8_length(values), _LONGEST_NULL)).as_py():
-        return values
     return _trimmed_or_null(values)
-
-
-_LONGEST_NULL = max(map(len, _NULLS))
 
 
 def _trimmed_or_null(values: pa.Array) -> pa.Array:
@@ -478,29 +473,6 @@ def _trimmed_or_null(values: pa.Array) -> pa.Array:
     trimmed = pc.utf8_trim_whitespace(values)
     missing = pc.is_in(pc.utf8_lower(trimmed), value_set=pa.array(sorted(_NULLS), trimmed.type))
     return pc.if_else(missing, pa.scalar(None, trimmed.type), trimmed)
-
-
-def _may_need_trimming(values: pa.Array) -> bool:
-    """Whether any text is empty or starts or ends with a byte that could be whitespace (ASCII
-    space or control, or any non-ASCII byte): a look at two bytes per value instead of a trim."""
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or not len(values):
-        return True
-    _, offsets, data = values.buffers()
-    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    offsets = np.frombuffer(offsets, dtype=width)[values.offset: values.offset + len(values) + 1]
-    starts, ends = offsets[:-1], offsets[1:]
-    if values.null_count:  # only the values that are there
-        valid = values.is_valid().to_numpy(zero_copy_only=False)
-        starts, ends = starts[valid], ends[valid]
-    if (ends <= starts).any():
-        return True
-    if data is None:
-        return False
-    data = np.frombuffer(data, dtype=np.uint8)
-    for edge in (data[starts], data[ends - 1]):
-        if ((edge <= 0x20) | (edge >= 0x80)).any():
-            return True
-    return False
 
 
 def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:
