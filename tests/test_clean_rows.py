@@ -211,7 +211,7 @@ def test_cli_monthfirst(tmp_path):
     tables = outcomes.load_processed(tmp_path / "out")
     assert tables["sessions"]["session_date"].tolist() == [pd.Timestamp("2025-01-10"), pd.Timestamp("2025-02-10")]
     assert tables["measurements"]["sessions"].tolist() == [0, 2]
-    assert outcomes.io.load_manifest(tmp_path / "out")["settings"]["monthfirst"] is True
+    assert outcomes.loader.load_manifest(tmp_path / "out")["settings"]["monthfirst"] is True
 
 
 def test_user_metric_registry(tmp_path):
@@ -225,7 +225,7 @@ def test_user_metric_registry(tmp_path):
     assert result.rejected["reason"].tolist() == ["out_of_range"]
     assert result.manifest["inputs"][-1]["file"] == "metrics.csv"
     (raw / "metrics.csv").write_text("metric,better\nglow,sideways\n")
-    with pytest.raises(outcomes.io.RawDataError, match="better"):
+    with pytest.raises(outcomes.raw_files.RawDataError, match="better"):
         outcomes.clean(raw)
 
 

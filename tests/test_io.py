@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 import outcomes
 from outcomes import contract
 from outcomes.cli import app
-from outcomes.io import (ParquetStream, RawDataError, _unified_codes, load_processed, normalise_header,
-                         read_raw_table)
+from outcomes.loader import load_manifest, load_processed
+from outcomes.processed_folder import ParquetStream
+from outcomes.raw_files import RawDataError, _categorical, normalise_header, read_raw_table
 from raw_factory import PATIENTS, PHOTO_METRICS, SESSIONS, write_raw
 
 runner = CliRunner()
@@ -210,7 +211,7 @@ def test_raw_table_keeps_text_cells_and_source_rows(tmp_path):
     assert table.frame["volume_ml"].tolist() == ["2", "2", "3"]
     assert table.frame["patient_id"].dtype == "category"  # each distinct cell is normalised once
     assert table.source_rows.tolist() == [2, 3, 4]
-    assert len(table.sha256) == 64
+    assert table.sha256 == hashlib.sha256((raw / "sessions.csv").read_bytes()).hexdigest()
 
 
 # --- writing and loading ------------------------------------------------------------------------
@@ -305,11 +306,10 @@ def test_block_dictionaries_become_one_code_per_row(blocks, extra, cut):
     blocks = [block + [f"v{i}" for i in range(extra)] if k == 0 else block for k, block in enumerate(blocks)]
     chunked = pa.chunked_array([pa.array(["cut"] * cut + b, type=pa.large_string()).dictionary_encode().slice(cut)
                                 for b in blocks])
-    codes, dictionary = _unified_codes(chunked)
-    texts = dictionary.to_pylist()
-    assert [texts[c] if c >= 0 else None for c in codes] == [v for b in blocks for v in b]
-    assert len(set(texts)) == len(texts)
-    assert codes.dtype == (np.int8 if len(texts) < 128 else np.int16)
+    column = _categorical(chunked)
+    assert [None if pd.isna(v) else v for v in column] == [v for b in blocks for v in b]
+    assert column.categories.is_unique
+    assert column.codes.dtype == (np.int8 if len(column.categories) < 127 else np.int16)  # pandas narrows them
 
 
 def test_stream_declares_required_and_float_columns_non_nullable(tmp_path):
@@ -318,7 +318,6 @@ def test_stream_declares_required_and_float_columns_non_nullable(tmp_path):
         stream.write(pa.record_batch({"n": pa.array([start, start + 1]), "x": pa.array([np.nan, 1.5]),
                                       "s": pa.array([None, "a"], type=pa.large_string())}))
     stream.close()
-    stream.wait()
     table = pq.read_table(tmp_path / "t.parquet")
     assert {f.name: f.nullable for f in table.schema} == {"n": False, "x": False, "s": True}
     assert table.column("n").to_pylist() == [0, 1, 2, 3]
@@ -327,7 +326,27 @@ def test_stream_declares_required_and_float_columns_non_nullable(tmp_path):
 
 def test_stream_refuses_a_null_in_a_required_column(tmp_path):
     stream = ParquetStream(tmp_path / "t.parquet", required=frozenset({"n"}))
-    stream.write(pa.record_batch({"n": pa.array([1, None])}))
-    stream.close()
     with pytest.raises(pa.ArrowInvalid, match="non-nullable"):
-        stream.wait()
+        stream.write(pa.record_batch({"n": pa.array([1, None])}))
+
+
+def test_the_csv_reader_reads_every_missing_text_as_missing(tmp_path):
+    raw = write_raw(tmp_path / "raw", sessions=[{**s, "status": text} for s, text in
+                                                 zip(SESSIONS, ["NULL", "nUlL", "-"])])
+    frame = read_raw_table(raw / "sessions.csv", "sessions").frame
+    assert frame["status"].isna().tolist() == [True, True, False]
+
+
+def test_one_loader_for_cleaning_and_reports(tmp_path, processed):
+    # the reports load through outcomes.loader: the same tables, manifest and error on an empty folder
+    from outcomes.reports import cohort, pdf
+
+    assert load_manifest(tmp_path) is None
+    assert load_manifest(processed)["written_by"] == "outcomes clean"
+    assert pdf.load_manifest is load_manifest
+    with pytest.raises(FileNotFoundError) as from_reports:
+        cohort.load(tmp_path)
+    with pytest.raises(FileNotFoundError) as from_io:
+        load_processed(tmp_path)
+    assert str(from_reports.value) == str(from_io.value)
+    assert set(cohort.load(processed)) == set(load_processed(processed))

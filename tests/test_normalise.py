@@ -203,3 +203,21 @@ def test_vectorised_dates_agree_with_the_scalar_normaliser(cells, monthfirst):
             assert np.isnat(value) and reason
         else:
             assert pd.Timestamp(value) == expected.value and reason == ""
+
+
+# --- the missing-value texts: one rule (contract.MISSING_TEXTS) for every reader and normaliser ----------
+@pytest.mark.parametrize("cell", ["", "  ", "NA", " n/a ", "nan", "NULL", "Null", "none", "#N/A", "#n/a"])
+def test_missing_texts_in_any_case_and_padding_are_missing_everywhere(cell):
+    assert nz.number(cell) == (None, "missing") and nz.sex(cell) == ("unknown", "missing")
+    assert nz.parse_date(cell).reason == "missing"
+    assert nz.texts(pd.Series([cell, "x"], dtype="str")).strings().isna().tolist() == [True, False]
+    assert nz.dense_texts(pd.Series([cell, "photo-1"], dtype="str")).to_pylist() == [None, "photo-1"]
+
+
+@pytest.mark.parametrize("cell", ["-", "--"])
+def test_a_dash_is_a_value_not_a_missing_cell(cell):
+    # docs/data-contract.md lists the missing-value texts; "-" is not among them
+    assert nz.number(cell) == (None, "not_a_number")
+    assert nz.session_status(cell) == (None, "unknown_status")
+    assert nz.numbers(pd.Series([cell], dtype="str")).reasons.tolist() == ["not_a_number"]
+    assert nz.texts(pd.Series([cell], dtype="str")).strings().tolist() == [cell]

@@ -14,9 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 import outcomes
-from outcomes import io
+from outcomes import processed_folder
 from outcomes.cli import app
-from outcomes.io import OutputError, ProcessedWriter, load_manifest, load_processed
+from outcomes.loader import load_manifest, load_processed
+from outcomes.processed_folder import OutputError, ProcessedWriter
 from folder_state import fingerprint, unchanged
 from raw_factory import PHOTO_METRICS, write_raw
 
@@ -60,7 +61,7 @@ def leftovers(out: Path) -> list[str]:
 def legacy_folder(raw: Path, out: Path) -> Path:
     """A plain processed folder as versions before the switch wrote it (no marker, no written_by)."""
     outcomes.clean(raw, out.parent / "seed" / "p")
-    shutil.copytree((out.parent / "seed" / "p").resolve(), out, ignore=shutil.ignore_patterns(io.MARKER))
+    shutil.copytree((out.parent / "seed" / "p").resolve(), out, ignore=shutil.ignore_patterns(processed_folder.MARKER))
     shutil.rmtree(out.parent / "seed")
     manifest = load_manifest(out)
     del manifest["written_by"]
@@ -126,7 +127,7 @@ def test_manifest_says_who_wrote_the_folder(tmp_path, raws):
     assert load_manifest(out)["written_by"] == result.manifest["written_by"] == "outcomes clean"
     assert out.is_symlink() and out.resolve().parent == out.parent  # a link to a version folder beside it
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        {io.MARKER, "manifest.json", "rejected.csv", "data_quality.csv"}
+        {processed_folder.MARKER, "manifest.json", "rejected.csv", "data_quality.csv"}
         | {f"{t}.parquet" for t in ("patients", "sessions", "measurements", "outcomes")})
 
 
@@ -179,7 +180,7 @@ def kill_at(monkeypatch, step: str) -> list[str]:
         if name == step:
             raise Killed(step)
 
-    monkeypatch.setattr(io, "_step", point)
+    monkeypatch.setattr(processed_folder, "_step", point)
     monkeypatch.setattr(ProcessedWriter, "_discard", lambda self: None)
     return seen
 
@@ -228,9 +229,9 @@ def test_a_kill_after_any_file_system_call_of_the_switch_leaves_a_complete_outpu
 
         with pytest.MonkeyPatch.context() as patch:
             for name in ("rename", "replace", "symlink"):
-                patch.setattr(io.os, name, dying(getattr(io.os, name)))
-            if hasattr(io, "_exchange"):
-                patch.setattr(io, "_exchange", dying(io._exchange))
+                patch.setattr(processed_folder.os, name, dying(getattr(processed_folder.os, name)))
+            if hasattr(processed_folder, "_exchange"):
+                patch.setattr(processed_folder, "_exchange", dying(processed_folder._exchange))
             patch.setattr(ProcessedWriter, "abort", lambda self: None)  # a kill runs no clean-up
             try:
                 outcomes.clean(raws["new"], out)
@@ -250,7 +251,7 @@ def test_where_renames_cannot_swap_a_folder_the_first_switch_takes_two(tmp_path,
     the link takes its place; after a kill between the two the next run puts the old one back first."""
     (tmp_path / "data").mkdir()
     out = legacy_folder(raws["old"], tmp_path / "data" / "processed")
-    monkeypatch.setattr(io, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(processed_folder, "_exchange", lambda a, b: False)
     with monkeypatch.context() as patch:
         kill_at(patch, "aside")
         with pytest.raises(Killed):
@@ -296,8 +297,8 @@ def test_a_real_sigkill_during_the_switch(tmp_path, raws, step):
     out = tmp_path / "data" / "processed"
     outcomes.clean(raws["old"], out)
     old, new = complete_output(out), complete_output(raws_output(raws["new"], tmp_path))
-    script = ("import os, signal, sys\nfrom outcomes import io\nimport outcomes\n"
-              "io._step = lambda name: os.kill(os.getpid(), signal.SIGKILL) if name == sys.argv[3] else None\n"
+    script = ("import os, signal, sys\nfrom outcomes import processed_folder\nimport outcomes\n"
+              "processed_folder._step = lambda name: os.kill(os.getpid(), signal.SIGKILL) if name == sys.argv[3] else None\n"
               "outcomes.clean(sys.argv[1], sys.argv[2])\n")
     proc = subprocess.run([sys.executable, "-c", script, str(raws["new"]), str(out), step], capture_output=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr

@@ -414,3 +414,15 @@ def test_kill_9_of_the_run_ends_its_worker_and_kernel_next_run_removes_its_work_
     assert not work.exists() and list(killed.glob("hold-*.log"))  # its log stays; only the work folder goes
     assert [r.state for r in runs.list_runs(out)] == ["interrupted", "finished"]
     assert (out / "latest").resolve() != killed.resolve()
+
+
+def test_the_atomic_write_replaces_whole_files_or_leaves_the_old_one(tmp_path):
+    path = tmp_path / "index.html"
+    path.write_text("old")
+    with pytest.raises(RuntimeError), runs.replacing(path, 0o640) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed while writing")
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["index.html"]
+    runs.write_text(path, "new", 0o640)
+    assert path.read_text() == "new" and path.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]

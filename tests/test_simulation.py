@@ -13,7 +13,7 @@ from outcomes import contract
 from outcomes.cli import app
 from outcomes.simulation import DropoutParams, expected_improvement, simulate, write_demo_if_empty
 from outcomes.simulation import mess as M
-from outcomes.io import OutputError
+from outcomes.processed_folder import OutputError
 from outcomes.simulation import parameters as P
 from folder_state import fingerprint, unchanged
 

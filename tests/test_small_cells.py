@@ -44,7 +44,7 @@ def test_rejected_and_data_quality_csv_cells_cannot_run_as_formulas(tmp_path):
 def test_spreadsheet_safe_escapes_text_columns_only():
     frame = pd.DataFrame({"text": ["=1+1", "-2", "ok", None, "\tx"], "n": [-1, 2, 3, 4, 5],
                           "cat": pd.Categorical(["@a", "b", "b", "b", "b"])})
-    safe = outcomes.io.spreadsheet_safe(frame)
+    safe = outcomes.processed_folder.spreadsheet_safe(frame)
     assert safe["text"].tolist()[:3] == ["'=1+1", "-2", "ok"] and pd.isna(safe["text"][3])
     assert safe["text"][4] == "'\tx" and safe["cat"][0] == "'@a"
     assert safe["n"].tolist() == [-1, 2, 3, 4, 5]

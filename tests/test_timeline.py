@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import outcomes
-from outcomes.cleaning import timeline
+from outcomes.cleaning import qc, timeline
 from raw_factory import write_raw
 
 ONE = [{"patient_id": "P1", "age": 45, "sex": "F", "skin_type": "III"}]
@@ -248,22 +248,30 @@ def test_choose_takes_each_cells_last_row_that_is_no_duplicate_and_its_blocks_ba
         assert base == own
 
 
-def test_cell_order_of_a_huge_registry_two_keys_sorts_the_same(monkeypatch):
-    # a registry too big for one int64 key (patients x metrics x views x sessions >= 2**32) is
-    # sorted by two keys: it must give the same order, cells and ties as the one-key sort
+def test_cell_order_sorts_by_cell_then_preference_then_file_order():
+    # the order the contract states (section 4), checked against a plain Python sort
     rng = np.random.default_rng(5)
     n, patients = 3000, 40
-    taken = (np.datetime64("2025-01-01") + rng.integers(0, 30, n).astype("timedelta64[D]")).astype("datetime64[ns]")
+    taken = (np.datetime64("2025-01-01") + rng.integers(0, 30 * 1440, n).astype("timedelta64[m]")).astype("datetime64[ns]")
     linked = timeline.Linked(
         usable=rng.random(n) > 0.1, patient=rng.integers(0, patients, n).astype(np.int32),
         metric=rng.integers(0, 4, n).astype(np.int8), view=rng.integers(0, 3, n).astype(np.int8), taken=taken,
         value=np.zeros(n), yaw=np.zeros(n), own=rng.choice(np.array([0, 8, 16, 24, 56], np.uint16), n),
         day=timeline.day_numbers(taken).astype(np.int32), sessions=rng.integers(0, 4, n).astype(np.int32),
         last_day=np.zeros(n, np.int32))
+    taken[rng.random(n) < 0.5] = np.datetime64("2025-01-02T10:00", "ns")  # many equal preferences: ties
+    linked.taken[:] = taken
+    linked.day[:] = timeline.day_numbers(taken)
     first_session = np.datetime64("2025-03-01") + rng.integers(-5, 60, patients).astype("timedelta64[D]")
-    one_key = timeline.cell_order(linked, first_session, 4)
-    monkeypatch.setattr(timeline, "PREFERENCE_BITS", 63)  # as if the cells needed more than 62 - 30 bits
-    two_keys = timeline.cell_order(linked, first_session, 4)
-    assert one_key.tied.any()
-    for field in ("order", "cell", "eligible", "tied"):
-        assert np.array_equal(getattr(one_key, field), getattr(two_keys, field)), field
+    got = timeline.cell_order(linked, first_session, 4)
+
+    first_day = timeline.day_numbers(first_session.astype("datetime64[ns]"))
+    def preference(i):
+        eligible = linked.sessions[i] == 0 and first_day[linked.patient[i]] - linked.day[i] <= 90
+        return (eligible, 3 - min(int(qc.quality_rank(linked.own[i:i + 1])[0]), 3), int(taken[i].astype(np.int64) // 60e9))
+    def cell(i):
+        return (linked.patient[i], linked.metric[i], linked.view[i], linked.sessions[i])
+    expected = sorted(np.flatnonzero(linked.usable), key=lambda i: (cell(i), preference(i), i))
+    assert got.order.tolist() == expected
+    same = [cell(a) == cell(b) and preference(a) == preference(b) for a, b in zip(expected[:-1], expected[1:])]
+    assert got.tied.tolist() == [False] + same and any(same)

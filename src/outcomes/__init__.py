@@ -31,7 +31,7 @@ _LAZY = {
     # name: (module, attribute or None for the module itself)
     "clean": ("outcomes.cleaning", "clean"),
     "CleanResult": ("outcomes.cleaning", "CleanResult"),
-    "load_processed": ("outcomes.io", "load_processed"),
+    "load_processed": ("outcomes.loader", "load_processed"),
     "simulate": ("outcomes.simulation", "simulate"),
     "simulation": ("outcomes.simulation", None),
     "contract": ("outcomes.contract", None),

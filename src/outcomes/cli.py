@@ -30,7 +30,7 @@ def simulate(
     """Write a synthetic cohort in the raw-data contract, with its true effects in truth.json.
 
     OUT must be empty or absent (hidden files aside); otherwise nothing is written (exit 2)."""
-    from outcomes.io import OutputError
+    from outcomes.processed_folder import OutputError
     from outcomes.simulation import refuse_unless_empty, simulate as run
 
     try:
@@ -58,7 +58,7 @@ def demo(
     refused with exit 2 and left as it is; no file is ever replaced. With --if-empty (what
     `make report` uses) such a folder is left alone with exit 0, so the real data is cleaned.
     """
-    from outcomes.io import OutputError
+    from outcomes.processed_folder import OutputError
     from outcomes.simulation import visible_entries, write_demo_if_empty
 
     names = visible_entries(raw) if if_empty and raw.is_dir() else []

@@ -6,6 +6,7 @@ so the contract is stated once. docs/data-contract.md is its human-readable form
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import product
 
 import pandas as pd
 
@@ -16,6 +17,17 @@ REQUIRED_TABLES = ("patients", "sessions", "photo_metrics")
 OPTIONAL_TABLES = ("assessments", "adverse_events")
 TABLES = REQUIRED_TABLES + OPTIONAL_TABLES
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".xlsx")  # searched in this order
+# A cell is missing when it is empty or, trimmed, one of these texts in any letter case ("-" is
+# not: it is a value, and unknown where a value is expected).
+MISSING_TEXTS = ("NA", "N/A", "NaN", "null", "None", "#N/A")
+
+
+def missing_text_spellings() -> list[str]:
+    """"" and every letter-case spelling of MISSING_TEXTS (for readers that match exactly)."""
+    spellings = {""}
+    for token in MISSING_TEXTS:
+        spellings |= {"".join(chars) for chars in product(*({c.lower(), c.upper()} for c in token))}
+    return sorted(spellings)
 
 
 @dataclass(frozen=True)

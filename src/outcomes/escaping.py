@@ -54,7 +54,7 @@ def markdown_text(value: object) -> str:
 
 # OWASP "CSV Injection": a cell starting with one of these is read as a formula by spreadsheets.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-FORMULA_START = _FORMULA_START  # public: outcomes.io picks the cells to look at column by column
+FORMULA_START = _FORMULA_START  # public: outcomes.processed_folder.spreadsheet_safe picks the cells to look at column by column
 _NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?%?")
 
 

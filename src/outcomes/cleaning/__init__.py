@@ -11,12 +11,12 @@ import hashlib
 import logging
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 try:
     import resource
@@ -38,10 +38,10 @@ from outcomes.cleaning import schemas
 from outcomes.cleaning import sessions as sessions_mod
 from outcomes.cleaning import timeline
 from outcomes.cleaning.columns import PatientIds, as_arrow
-from outcomes.cleaning.memory import reuse_memory
 from outcomes.cleaning.registry import find_registry_file, load_registry
-from outcomes.io import (OutputError, ProcessedWriter, RawDataError, RawTable, find_raw_file, frame_from_arrow,
-                         load_processed, read_raw_table)
+from outcomes.loader import frame_from_arrow, load_processed
+from outcomes.processed_folder import OutputError, ProcessedWriter
+from outcomes.raw_files import RawDataError, RawTable, find_raw_file, read_raw_table
 
 __all__ = ["clean", "CleanResult", "cli_clean", "RawDataError", "OutputError"]
 
@@ -90,89 +90,161 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     RawDataError (with `.file` and `.column`) when a required file or column is missing or
     a file cannot be read; nothing is written then. `as_of`: the day of the export (default:
     today); an event dated after it, or before 1990, is rejected as a typo.
+
+    The steps, in the contract's order: read the raw tables, parse each (every cell normalised),
+    check each against the patients kept, tidy, link measurements to sessions and baselines,
+    compute outcomes, write.
     """
-    until = np.datetime64(date.today() if as_of is None else as_of, "D")
-    with reuse_memory():
-        return _read_and_clean(Path(raw_dir), out_dir, monthfirst, until)
+    raw_dir, until, lap = Path(raw_dir), np.datetime64(date.today() if as_of is None else as_of, "D"), _stopwatch()
+    check_folders(raw_dir, out_dir)
+    raws, file_notes = read_tables(raw_dir)
+    registry_path = find_registry_file(raw_dir)
+    registry, registry_sha, registry_rows = load_registry(registry_path)
+    lap("read")
+    with ProcessedWriter(out_dir) if out_dir is not None else nullcontext() as writer:  # checks --out first
+        tables = parse_tables(raws, registry, monthfirst, until)
+        lap("parse")
+        ids = patient_ids(tables)
+        lap("ages")
+        tidy = check_and_tidy(tables, ids, registry)
+        lap("check, tidy")
+        linked, cells, duplicate = meas_mod.link(tables.photos, tidy.keys, tidy.patients, registry)
+        lap("link")
+        out = Output(writer, schemas.processed_schemas(list(registry)))
+        out.table("patients", tidy.patients)
+        out.table("sessions", tidy.sessions)
+        for name, frame in tidy.optional.items():
+            out.table(name, frame)
+        out.batches("measurements", meas_mod.batches(tables.photos, linked, tidy.patients, registry),
+                    int(tables.photos.ledger.ok.sum()))
+        lap("measurements")
+        chosen = timeline.choose(linked, cells, duplicate)
+        out.batches("outcomes", meas_mod.outcome_batches(tables.photos, linked, chosen, tidy.patients, registry),
+                    len(chosen.rows))
+        lap("outcomes")
+        rejected, summary, notes = bookkeeping(tables, file_notes, writer)
+        lap("bookkeeping")
+        inputs = [{"table": name, "file": raw.path.name, "sha256": raw.sha256, "rows": raw.rows,
+                   **({"delimiter": raw.delimiter} if raw.delimiter else {})} for name, raw in raws.items()]
+        manifest = _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
+                             _no_baseline(linked, chosen), out.rows(), monthfirst, until, registry)
+        result = CleanResult(rejected=rejected, summary=summary, manifest=manifest, notes=notes,
+                             in_memory=out.in_memory() if writer is None else None)
+        if writer is not None:
+            result.out_dir = writer.commit(manifest)
+            lap("write")
+    return result
 
 
-def _read_and_clean(raw_dir: Path, out_dir: str | Path | None, monthfirst: bool, until: np.datetime64) -> CleanResult:
-    lap = _stopwatch()
+def check_folders(raw_dir: Path, out_dir: str | Path | None) -> None:
+    """The raw folder exists, and `out_dir` is not inside it (raw data is never written to)."""
     if not raw_dir.is_dir():
         raise RawDataError(f"raw-data folder {raw_dir} does not exist", file=raw_dir)
     if out_dir is not None and raw_dir.resolve() in (Path(out_dir).resolve(), *Path(out_dir).resolve().parents):
         raise OutputError(f"--out {out_dir} is inside the raw-data folder {raw_dir}, which is never written to")
-    raws, file_notes = _read_all(raw_dir)
-    registry_path = find_registry_file(raw_dir)
-    registry = load_registry(registry_path)
-    lap("read")
-    if out_dir is None:
-        return _clean(raw_dir, raws, file_notes, registry_path, registry, monthfirst, until, None, lap)
-    with ProcessedWriter(out_dir) as writer:  # checks --out before the work; removes its temp folder on failure
-        return _clean(raw_dir, raws, file_notes, registry_path, registry, monthfirst, until, writer, lap)
 
 
-def _clean(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], registry_path: Path | None,
-           loaded_registry: tuple, monthfirst: bool, until: np.datetime64, writer: ProcessedWriter | None,
-           lap) -> CleanResult:
-    # helper threads take independent work beside the main thread (numpy, arrow and parquet
-    # release the GIL for their per-row work, so both cores are kept busy)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="clean-side") as side:
-        return _clean_steps(raw_dir, raws, file_notes, registry_path, loaded_registry, monthfirst, until, writer,
-                            lap, side)
+@dataclass
+class Tables:
+    """Every raw table parsed (each cell normalised, no row dropped yet)."""
+
+    patients: Any
+    sessions: Any
+    photos: meas_mod.Photos
+    assessments: Any | None
+    adverse_events: Any | None
+
+    def with_modules(self) -> dict[str, tuple[Any, Any]]:
+        """Table name -> (parsed table, its cleaning module), for the tables present."""
+        pairs = {"patients": (self.patients, patients_mod), "sessions": (self.sessions, sessions_mod),
+                 "photo_metrics": (self.photos, meas_mod), "assessments": (self.assessments, assess_mod),
+                 "adverse_events": (self.adverse_events, adverse_mod)}
+        return {name: pair for name, pair in pairs.items() if pair[0] is not None}
 
 
-def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict], registry_path: Path | None,
-                 loaded_registry: tuple, monthfirst: bool, until: np.datetime64, writer: ProcessedWriter | None,
-                 lap, side: ThreadPoolExecutor) -> CleanResult:
-    """`until`: the export's day (events after it are typos)."""
-    registry, registry_sha, registry_rows = loaded_registry
+def parse_tables(raws: dict[str, RawTable], registry: dict[str, contract.Metric], monthfirst: bool,
+                 until: np.datetime64) -> Tables:
+    """Normalise every cell of every table; reject rows on their own fields where no link is needed
+    (patients). `until`: the export's day (events after it are typos)."""
+    patients = patients_mod.parse(raws["patients"], monthfirst)
+    patients_mod.check(patients)
+    return Tables(
+        patients=patients,
+        sessions=sessions_mod.parse(raws["sessions"], monthfirst, until),
+        photos=meas_mod.parse(raws["photo_metrics"], registry, monthfirst, until),
+        assessments=assess_mod.parse(raws["assessments"], monthfirst, until) if "assessments" in raws else None,
+        adverse_events=adverse_mod.parse(raws["adverse_events"], monthfirst, until) if "adverse_events" in raws else None,
+    )
 
-    # 1. every cell normalised; rows rejected on their own fields only where no link is needed yet.
-    # photo metrics (numpy and arrow, mostly without the GIL) are parsed beside the small tables (pandas)
-    photos = side.submit(meas_mod.parse, raws["photo_metrics"], registry, monthfirst, until)
-    pat = patients_mod.parse(raws["patients"], monthfirst)
-    patients_mod.check(pat)
-    ses = sessions_mod.parse(raws["sessions"], monthfirst, until)
-    ass = assess_mod.parse(raws["assessments"], monthfirst, until) if "assessments" in raws else None
-    adv = adverse_mod.parse(raws["adverse_events"], monthfirst, until) if "adverse_events" in raws else None
-    mea = photos.result()
-    lap("parse")
-    for raw in raws.values():  # on the core the next, single-threaded steps leave free
-        raw.start_hashing()
 
-    # 2. ages from birth dates need each patient's first session (or first photo)
-    patients_mod.finish(pat, _age_reference_dates(pat, ses, mea))
-    alive = pat.values["patient_id"][pat.ledger.ok]
-    kept_ids = alive.sort_values(kind="stable")
+def patient_ids(tables: Tables) -> PatientIds:
+    """Ages from birth dates (they need each patient's first session, or first photo), then the
+    ids known and kept."""
+    pat = tables.patients
+    patients_mod.finish(pat, _age_reference_dates(pat, tables.sessions, tables.photos))
+    kept = pat.values["patient_id"][pat.ledger.ok].sort_values(kind="stable")
     known = pat.values["patient_id"].dropna().unique()
-    ids = PatientIds(known=pa.array(np.asarray(known, dtype=object), type=pa.large_string()),
-                     kept=pa.array(kept_ids.to_numpy(dtype=object), type=pa.large_string()))
-    lap("ages")
+    return PatientIds(known=pa.array(np.asarray(known, dtype=object), type=pa.large_string()),
+                      kept=pa.array(kept.to_numpy(dtype=object), type=pa.large_string()))
 
-    # 3. link rows to kept patients, reject the rest; 4. tidy sessions and patients, and the
-    # completed-session keys (beside the photo metrics' checks)
-    def sessions_and_patients() -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
-        sessions_mod.check(ses, ids)
-        sessions_t = sessions_mod.tidy(ses)
-        patients_t = patients_mod.tidy(pat, sessions_t)
-        assert patients_t["patient_id"].tolist() == kept_ids.tolist()
-        return sessions_t, patients_t, timeline.completed_keys(sessions_t, patients_t["patient_id"])
 
-    tidied = side.submit(sessions_and_patients)
-    meas_mod.check(mea, ids, registry)
-    sessions_t, patients_t, keys = tidied.result()
-    lap("check, tidy")
-    # each processed table is checked (schemas.TableCheck) and written batch by batch in the
-    # background as it is made; the folder is swapped in only when everything succeeded
-    in_memory: dict[str, pa.Table] = {}
-    outputs: dict[str, int] = {}
-    checks = schemas.processed_schemas(list(registry))
+@dataclass
+class Tidy:
+    """The tidy small tables and the completed sessions' keys (timeline.completed_keys)."""
 
-    def emit(name: str, batches, rows: int) -> None:
-        check = schemas.TableCheck(checks[name], rows)
-        required = frozenset(column for column, spec in checks[name].columns.items() if not spec.nullable)
-        stream = writer.stream(name, required) if writer is not None else None
+    patients: pd.DataFrame
+    sessions: pd.DataFrame
+    keys: np.ndarray
+    optional: dict[str, pd.DataFrame]  # assessments, adverse_events when present
+
+
+def check_and_tidy(tables: Tables, ids: PatientIds, registry: dict[str, contract.Metric]) -> Tidy:
+    """Link rows to kept patients and reject the rest; tidy sessions, patients, assessments and
+    adverse events (these two get their session counts here)."""
+    sessions_mod.check(tables.sessions, ids)
+    meas_mod.check(tables.photos, ids, registry)
+    sessions = sessions_mod.tidy(tables.sessions)
+    patients = patients_mod.tidy(tables.patients, sessions)
+    assert patients["patient_id"].tolist() == ids.kept.to_pylist()  # row i is patient code i
+    keys = timeline.completed_keys(sessions, patients["patient_id"])
+    optional = {}
+    if tables.assessments is not None:
+        ass = tables.assessments
+        optional["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, assess_mod.check(ass, ids),
+                                                                    ass.values["assessed_at"], False))
+    if tables.adverse_events is not None:
+        adv = tables.adverse_events
+        optional["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_mod.check(adv, ids),
+                                                                        adv.values["event_date"], True))
+    return Tidy(patients=patients, sessions=sessions, keys=keys, optional=optional)
+
+
+class Output:
+    """Each processed table checked against its schema (schemas.TableCheck) and handed to the
+    writer, or kept in memory when nothing is written. Big tables come batch by batch, so they
+    are never in memory whole when written."""
+
+    def __init__(self, writer: ProcessedWriter | None, checks: dict[str, Any]):
+        self.writer, self.checks = writer, checks
+        self.kept: dict[str, pa.Table] = {}
+        self.counts: dict[str, int] = {}
+
+    def table(self, name: str, frame: pd.DataFrame) -> None:
+        table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
+        check = schemas.TableCheck(self.checks[name], table.num_rows)
+        for batch in table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]:
+            check.add(batch)
+        check.finish()
+        if self.writer is not None:
+            self.writer.write(name, table)
+        else:
+            self.kept[name] = table
+        self.counts[name] = table.num_rows
+
+    def batches(self, name: str, batches: Iterable[pa.RecordBatch], rows: int) -> None:
+        check = schemas.TableCheck(self.checks[name], rows)
+        required = frozenset(column for column, spec in self.checks[name].columns.items() if not spec.nullable)
+        stream = self.writer.stream(name, required) if self.writer is not None else None
         parts = []
         for batch in batches:
             check.add(batch)
@@ -180,75 +252,25 @@ def _clean_steps(raw_dir: Path, raws: dict[str, RawTable], file_notes: list[dict
                 stream.write(batch)
             else:
                 parts.append(batch)
+        check.finish()
         if stream is not None:
             stream.close()
         else:
-            in_memory[name] = pa.Table.from_batches(parts)
-        check.finish()
-        outputs[name] = check.seen
+            self.kept[name] = pa.Table.from_batches(parts)
+        self.counts[name] = check.seen
 
-    def small_tables() -> dict[str, pa.Table]:
-        """The tables other than measurements and outcomes: tidied, checked, handed to the writer."""
-        small = {"patients": patients_t, "sessions": sessions_t}
-        if ass is not None:
-            codes = assess_mod.check(ass, ids)
-            small["assessments"] = assess_mod.tidy(ass, _sessions_at(keys, codes, ass.values["assessed_at"], False))
-        if adv is not None:
-            codes = adverse_mod.check(adv, ids)
-            small["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, codes, adv.values["event_date"], True))
-        tables = {}
-        for name, frame in small.items():
-            tables[name] = _arrow(frame)
-            _check_table(checks[name], tables[name])
-            if writer is not None:
-                writer.write(name, tables[name])
-        return tables
+    def rows(self) -> dict[str, int]:
+        return {name: self.counts[name] for name in TABLES if name in self.counts}
 
-    small = side.submit(small_tables)  # checked and made beside the linking of the photo metrics
-    linked, cells, duplicate = meas_mod.link(mea, keys, patients_t, registry)
-    small_made = small.result()
-    lap("link")
-    # every row's fate is known now: the two big tables are made (and written) side by side,
-    # and the bookkeeping is done (and its CSVs written) beside them
-    measured = side.submit(emit, "measurements", meas_mod.batches(mea, linked, patients_t, registry),
-                           int(mea.ledger.ok.sum()))
-    parsed = {"patients": (pat, patients_mod), "sessions": (ses, sessions_mod), "photo_metrics": (mea, meas_mod),
-              "assessments": (ass, assess_mod), "adverse_events": (adv, adverse_mod)}
-    books = side.submit(_bookkeeping, {name: p for name, p in parsed.items() if p[0] is not None}, file_notes, writer)
-    chosen = timeline.choose(linked, cells, duplicate)
-    del cells, duplicate
-    emit("outcomes", meas_mod.outcome_batches(mea, linked, chosen, patients_t, registry), len(chosen.rows))
-    lap("outcomes")
-    no_baseline = _no_baseline(linked, chosen)
-    del linked, chosen
-    measured.result()
-    lap("measurements")
-    for name, table in small_made.items():
-        outputs[name] = table.num_rows
-        if writer is None:
-            in_memory[name] = table
-    lap("small tables")
-    rejected, summary, notes = books.result()
-    lap("bookkeeping")
-
-    outputs = {name: outputs[name] for name in TABLES if name in outputs}
-    inputs = [{"table": name, "file": raw.path.name, "sha256": raw.sha256, "rows": raw.rows,
-               **({"delimiter": raw.delimiter} if raw.delimiter else {})} for name, raw in raws.items()]
-    manifest = _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
-                         no_baseline, outputs, monthfirst, until, registry)
-    result = CleanResult(rejected=rejected, summary=summary, manifest=manifest, notes=notes,
-                         in_memory={name: in_memory[name] for name in TABLES if name in in_memory} if writer is None else None)
-    if writer is not None:
-        result.out_dir = writer.commit(manifest)
-        lap("write")
-    return result
+    def in_memory(self) -> dict[str, pa.Table]:
+        return {name: self.kept[name] for name in TABLES if name in self.kept}
 
 
-def _bookkeeping(parsed: dict[str, tuple[Any, Any]], file_notes: list[dict],
-                 writer: ProcessedWriter | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def bookkeeping(tables: Tables, file_notes: list[dict],
+                writer: ProcessedWriter | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The rejected rows, the per-table summary and the data-quality notes (written as CSVs
-    when there is a writer), from the tables' ledgers once every row's fate is known.
-    `parsed`: table name -> (parsed table, its cleaning module)."""
+    when there is a writer), from the tables' ledgers once every row's fate is known."""
+    parsed = tables.with_modules()
     for table, module in parsed.values():
         module.note(table)
     ledgers = {name: table.ledger for name, (table, _) in parsed.items()}
@@ -263,17 +285,6 @@ def _bookkeeping(parsed: dict[str, tuple[Any, Any]], file_notes: list[dict],
         writer.write_csv("rejected", rejected)
         writer.write_csv("data_quality", notes)
     return rejected, summary, notes
-
-
-def _arrow(frame: pd.DataFrame) -> pa.Table:
-    return pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-
-
-def _check_table(schema, table: pa.Table) -> None:
-    check = schemas.TableCheck(schema, table.num_rows)
-    for batch in table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]:
-        check.add(batch)
-    check.finish()
 
 
 def _no_baseline(linked: timeline.Linked, chosen: timeline.Chosen) -> dict[str, int]:
@@ -307,7 +318,9 @@ def _stopwatch():
     return lap
 
 
-def _read_all(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
+def read_tables(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
+    """Find and read every raw table (RawDataError for the first problem) and the notes on
+    ignored files and columns."""
     found: dict[str, tuple[Path, list[Path]]] = {}
     missing = []
     for table in contract.TABLES:
@@ -320,14 +333,10 @@ def _read_all(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
         table = missing[0]
         forms = ", ".join(table + s for s in contract.SUFFIXES)
         raise RawDataError(f"required file {table} ({forms}) not found in {raw_dir}", file=raw_dir / f"{table}.csv")
-    # a missing file is reported (above) before any is read. The small files are read two at a
-    # time (each is one block, read by one thread), then the biggest alone (arrow reads it on
-    # every core): a problem in a small file is reported (the first in table order) before the
-    # big one is read
+    # a missing file is reported (above) before any is read, and a problem in a small file (the
+    # first in table order) before the biggest is read
     biggest = max(found, key=lambda table: found[table][0].stat().st_size)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="read") as pool:
-        small = {table: pool.submit(read_raw_table, path, table) for table, (path, _) in found.items() if table != biggest}
-    raws: dict[str, RawTable] = {table: read.result() for table, read in small.items()}
+    raws = {table: read_raw_table(path, table) for table, (path, _) in found.items() if table != biggest}
     raws[biggest] = read_raw_table(found[biggest][0], biggest)
     notes: list[dict] = []
     for table, (path, ignored) in found.items():

@@ -9,7 +9,7 @@ import pandas as pd
 
 from outcomes.cleaning import normalise as nz
 from outcomes.cleaning.columns import Parsed, PatientIds, duplicated, new_ledger, text_column
-from outcomes.io import RawTable
+from outcomes.raw_files import RawTable
 
 COLUMNS = ("patient_id", "event_date", "event", "severity", "sessions")
 

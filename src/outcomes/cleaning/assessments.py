@@ -11,7 +11,7 @@ import pandas as pd
 from outcomes import contract
 from outcomes.cleaning import normalise as nz
 from outcomes.cleaning.columns import Parsed, PatientIds, duplicated, new_ledger, text_column
-from outcomes.io import RawTable
+from outcomes.raw_files import RawTable
 
 COLUMNS = ("patient_id", "assessed_at", "scale", "rater", "score", "sessions")
 

@@ -86,5 +86,5 @@ def reject_reasons(ledger: Ledger, reasons: pd.Categorical, column: str, prefix:
             ledger.reject(codes == code, column, prefix + name)
 
 
-def new_ledger(raw: "RawTable") -> Ledger:  # noqa: F821 - forward ref to outcomes.io.RawTable
+def new_ledger(raw: "RawTable") -> Ledger:  # noqa: F821 - forward ref to outcomes.raw_files.RawTable
     return Ledger(table=raw.name, source_file=raw.path.name, raw=raw.frame, source_rows=raw.source_rows)

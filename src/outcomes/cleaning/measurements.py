@@ -8,7 +8,6 @@ kept per row.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -22,7 +21,7 @@ from outcomes.cleaning import normalise as nz
 from outcomes.cleaning import qc, timeline
 from outcomes.cleaning.columns import PatientIds, new_ledger, reject_reasons
 from outcomes.cleaning.rejections import Ledger
-from outcomes.io import RawTable
+from outcomes.raw_files import RawTable
 
 COLUMNS = ("patient_id", "photo_id", "taken_at", "metric", "view", "value", "device",
            "color_delta_e", "head_yaw_deg", "makeup", "blur", "sessions")
@@ -59,7 +58,7 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
     f, n = raw.frame, raw.rows
     names, views = list(registry), list(contract.VIEWS)
     missing = nz.Column(np.full(n, np.nan), _absent(n))
-    jobs = {  # one column each, two at a time (numpy and arrow release the GIL for the per-row work)
+    jobs = {  # one column each
         "metric": lambda: nz.normalise_column(f["metric"], nz.metric_name, categories=names, registry=registry),
         "view": lambda: nz.normalise_column(f["view"], nz.view, categories=views) if "view" in f else nz.Column(
             pd.Categorical.from_codes(np.full(n, views.index(contract.DEFAULT_VIEW), np.int8), categories=views),
@@ -73,8 +72,7 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
         "photo_id": lambda: nz.dense_texts(f["photo_id"]),
         "device": lambda: nz.texts(f["device"] if "device" in f else pd.Series(pd.NA, index=f.index, dtype="str")),
     }
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        done = dict(zip(jobs, pool.map(lambda job: job(), jobs.values())))
+    done = {column: job() for column, job in jobs.items()}
     return Photos(
         ledger=new_ledger(raw),
         reasons={c: done[c].reasons for c in ("taken_at", "metric", "value", "view", "makeup", *QC_NUMBERS)},
@@ -104,7 +102,6 @@ def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric])
     index = pa.array(metric.astype(np.int16) + 1)
     low, high = (pc.take(pa.array([np.nan] + [getattr(m, side) for m in registry.values()]), index).to_numpy()
                  for side in ("low", "high"))
-    del index
     with np.errstate(invalid="ignore"):  # comparisons with NaN (no value, or no bounds) are false: not out of range
         outside = value < low
         outside |= value > high

@@ -30,7 +30,7 @@ class Normalised(NamedTuple):
 
 
 # --- helpers ------------------------------------------------------------------
-_NULLS = {"", "na", "n/a", "nan", "null", "none", "#n/a", "-", "--"}
+_NULLS = frozenset(t.lower() for t in contract.missing_text_spellings())
 
 
 def text(raw: Any) -> str | None:
@@ -373,10 +373,11 @@ class Column(NamedTuple):
 
 
 def normalise_column(series: pd.Series, func: Callable[..., Normalised], categories: list | None = None,
-                     **kwargs: Any) -> Column:
+                     dtype: type | None = None, **kwargs: Any) -> Column:
     """Apply a per-value normaliser to a column, calling it once per distinct value.
 
-    With `categories`, values come back as a pandas Categorical (fast for big tables).
+    With `categories`, values come back as a pandas Categorical, with `dtype` (float) as a numpy
+    array (NaN when unknown): both fast for big tables.
     """
     codes, uniques = factorize(series)
     uniques = uniques.to_pylist() if isinstance(uniques, pa.Array) else uniques
@@ -385,8 +386,10 @@ def normalise_column(series: pd.Series, func: Callable[..., Normalised], categor
     if categories is not None:
         position = {c: i for i, c in enumerate(categories)}
         per_unique = np.array([-1 if r.value is None else position.get(r.value, -1) for r in results],
-                              dtype=_narrowest(len(categories)))
+                              dtype=narrowest_int(len(categories)))
         return Column(pd.Categorical.from_codes(per_unique[codes], categories=categories, validate=False), reasons)
+    if dtype is float:
+        return Column(np.array([np.nan if r.value is None else r.value for r in results], dtype=float)[codes], reasons)
     values = np.empty(len(results), dtype=object)
     values[:] = [r.value for r in results]
     return Column(values[codes], reasons)
@@ -445,51 +448,31 @@ class Texts(NamedTuple):
 
 
 def texts(series: pd.Series) -> Texts:
-    """Trimmed text, blank -> NA, normalised once per distinct cell."""
+    """Trimmed text, blank or a missing-value text -> NA, normalised once per distinct cell."""
     codes, uniques = _text_uniques(series)
-    trimmed = pc.utf8_trim_whitespace(uniques)
-    trimmed = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.large_string()), trimmed)
+    trimmed = _trimmed_or_null(uniques)
     encoded = pc.dictionary_encode(trimmed)  # trimming can make two cells equal
     remap = np.append(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32), np.int32(-1))
     return Texts(remap[codes], encoded.dictionary)
 
 
 def dense_texts(series: pd.Series) -> pa.Array:
-    """Trimmed text, blank -> null, as one arrow array: for columns with about one distinct value
-    per row (photo ids), where looking up each distinct value would not pay."""
+    """Trimmed text, blank or a missing-value text -> null, as one arrow array: for columns with
+    about one distinct value per row (photo ids), where looking up each distinct value would not pay."""
     array = getattr(series.array, "__arrow_array__", None)
     if array is None or isinstance(series.dtype, pd.CategoricalDtype) or not pd.api.types.is_string_dtype(series.dtype):
         return texts(series).dictionary().cast(pa.large_string())
     values = array()
     if isinstance(values, pa.ChunkedArray):  # (combining a single chunk would copy it)
         values = values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
-    if not _may_need_trimming(values):
-        return values
+    return _trimmed_or_null(values)
+
+
+def _trimmed_or_null(values: pa.Array) -> pa.Array:
+    """Trimmed texts; null where blank or a missing-value text (contract.MISSING_TEXTS)."""
     trimmed = pc.utf8_trim_whitespace(values)
-    return pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, trimmed.type), trimmed)
-
-
-def _may_need_trimming(values: pa.Array) -> bool:
-    """Whether any text is empty or starts or ends with a byte that could be whitespace (ASCII
-    space or control, or any non-ASCII byte): a look at two bytes per value instead of a trim."""
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or not len(values):
-        return True
-    _, offsets, data = values.buffers()
-    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
-    offsets = np.frombuffer(offsets, dtype=width)[values.offset: values.offset + len(values) + 1]
-    starts, ends = offsets[:-1], offsets[1:]
-    if values.null_count:  # only the values that are there
-        valid = values.is_valid().to_numpy(zero_copy_only=False)
-        starts, ends = starts[valid], ends[valid]
-    if (ends <= starts).any():
-        return True
-    if data is None:
-        return False
-    data = np.frombuffer(data, dtype=np.uint8)
-    for edge in (data[starts], data[ends - 1]):
-        if ((edge <= 0x20) | (edge >= 0x80)).any():
-            return True
-    return False
+    missing = pc.is_in(pc.utf8_lower(trimmed), value_set=pa.array(sorted(_NULLS), trimmed.type))
+    return pc.if_else(missing, pa.scalar(None, trimmed.type), trimmed)
 
 
 def has_reason(reasons: pd.Categorical, *wanted: str) -> np.ndarray:
@@ -509,41 +492,29 @@ def _reasons(codes: np.ndarray, per_unique: list[str]) -> pd.Categorical:
     order = np.argsort(found)
     rank = np.empty(len(order), dtype=np.intp)
     rank[order] = np.arange(len(order))
-    inverse = rank[inverse].astype(_narrowest(len(found)))
+    inverse = rank[inverse].astype(narrowest_int(len(found)))
     return pd.Categorical.from_codes(inverse[codes], categories=list(found[order]), validate=False)
 
 
-def _narrowest(n: int) -> type:
-    """The smallest signed integer type holding codes 0..n-1 and -1."""
+def narrowest_int(n: int) -> type:
+    """The smallest signed integer type holding codes 0..n-1 and -1 (the one rule for codes into n
+    distinct values; pandas categoricals narrow their own codes)."""
     return np.int8 if n < 1 << 7 else np.int16 if n < 1 << 15 else np.int32 if n < 1 << 31 else np.int64
 
 
 def numbers(series: pd.Series, decimal_comma: bool = False) -> Column:
-    """Float column with reasons (`missing`, `not_a_number`), parsing each distinct text once."""
-    if pd.api.types.is_bool_dtype(series.dtype):
-        return normalise_column(series.astype(object), number, decimal_comma=decimal_comma)
-    if pd.api.types.is_numeric_dtype(series.dtype):
+    """Float column with reasons (`missing`, `not_a_number`): `number` once per distinct text
+    (typed numbers, from parquet or Excel, are taken as they are)."""
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
         values = series.to_numpy(dtype=float, na_value=np.nan)
         reasons = np.where(np.isnan(values), 1, np.where(np.isfinite(values), 0, 2))
         return Column(values, pd.Categorical.from_codes(reasons, categories=[OK, "missing", "not_a_number"]))
-    codes, uniques = _text_uniques(series)
-    strings = pc.utf8_trim_whitespace(uniques)
-    blank = np.isin(pc.utf8_lower(strings).to_numpy(zero_copy_only=False), list(_NULLS))
-    if decimal_comma:
-        strings = pc.replace_substring(strings, ",", ".")
-    try:
-        parsed = pc.cast(strings, pa.float64())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        valid = pc.match_substring_regex(strings, r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-        parsed = pc.cast(pc.if_else(valid, strings, pa.scalar(None, pa.large_string())), pa.float64())
-    per_unique = parsed.to_numpy(zero_copy_only=False).astype(float)
-    bad = ~np.isfinite(per_unique)  # text that is no number, or nan/inf
-    per_unique = np.append(np.where(bad, np.nan, per_unique), np.nan)
-    reason_codes = np.append(np.where(blank, 1, np.where(bad, 2, 0)), 1).astype(np.int8)
-    return Column(per_unique[codes], pd.Categorical.from_codes(reason_codes[codes], categories=[OK, "missing", "not_a_number"],
-                                                               validate=False))
+    return normalise_column(series.astype(object) if pd.api.types.is_bool_dtype(series.dtype) else series, number,
+                            dtype=float, decimal_comma=decimal_comma)
 
 
+# ISO texts are parsed by arrow first, the rest by parse_date: on the benchmark registry's 140,936
+# distinct taken_at texts 0.06 s, against 0.74 s for parse_date on each (a seventh of a whole clean)
 _FAST_DATE_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
 
 

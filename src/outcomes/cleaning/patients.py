@@ -12,7 +12,7 @@ import pandas as pd
 from outcomes import contract
 from outcomes.cleaning import normalise as nz
 from outcomes.cleaning.columns import Parsed, duplicated, new_ledger, text_column
-from outcomes.io import RawTable
+from outcomes.raw_files import RawTable
 
 COLUMNS = ("patient_id", "age", "sex", "skin_type", "concern", "clinic_id", "first_session", "n_sessions")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from outcomes import contract
 from outcomes.cleaning import normalise as nz
-from outcomes.io import RawDataError, read_raw_frame
+from outcomes.raw_files import RawDataError, read_raw_frame
 
 REGISTRY_STEM = "metrics"
 

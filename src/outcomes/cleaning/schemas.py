@@ -161,7 +161,7 @@ class TableCheck:
         self.seen += batch.num_rows
 
     def finish(self) -> None:
-        from outcomes.io import frame_from_arrow
+        from outcomes.loader import frame_from_arrow
 
         for name, parts in self.unique.items():
             values = pyarrow.chunked_array(parts) if parts else None

@@ -14,7 +14,7 @@ import pandas as pd
 from outcomes import contract
 from outcomes.cleaning import normalise as nz
 from outcomes.cleaning.columns import Parsed, PatientIds, new_ledger, text_column
-from outcomes.io import RawTable
+from outcomes.raw_files import RawTable
 
 UNKNOWN_STATUS = "unknown"  # a status spelling that could not be read: kept, never counted as completed
 COLUMNS = ("patient_id", "session_date", "status", "product", "area", "volume_ml", "practitioner_id", "session_number")

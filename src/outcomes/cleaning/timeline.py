@@ -29,12 +29,10 @@ import pyarrow.compute as pc
 from outcomes import contract
 from outcomes.cleaning import qc
 from outcomes.cleaning.columns import as_arrow
+from outcomes.cleaning.normalise import narrowest_int
 
 DAY_OFFSET = 40_000  # shifts day numbers (days since 1970) of 1900..2100 into 0..2^17
 DAY_SPAN = 1 << 17
-MINUTE_BITS = 27  # minutes since 1900-01-01, up to 2100 (dates outside are rejected), fit in 27 bits
-MINUTES_BEFORE_1970 = 70 * 525_960
-PREFERENCE_BITS = 3 + MINUTE_BITS  # eligible baseline (1 bit), quality (2 bits), minute
 NS_PER_MINUTE = 60 * 10**9
 NS_PER_DAY = 86_400 * 10**9
 
@@ -116,14 +114,12 @@ def sessions_before(keys: np.ndarray, patient_codes: np.ndarray, days: np.ndarra
     starts = np.flatnonzero(starts)
     lengths = np.diff(starts, append=len(wanted))
     first = wanted[starts]
-    del wanted
     end = np.searchsorted(keys, first, side="left")
     if len(keys):
         last = keys[np.maximum(end - 1, 0)]
         np.remainder(last, DAY_SPAN, out=last)  # a key is patient * DAY_SPAN + day + DAY_OFFSET
         last -= DAY_OFFSET
         last_day = last.astype(np.int32)
-        del last
     else:
         last_day = np.zeros(len(end), dtype=np.int32)
     end -= _first_key_index(keys, first // DAY_SPAN)
@@ -144,56 +140,25 @@ class CellOrder:
 
 
 def cell_order(m: Linked, first_session: np.ndarray, n_metrics: int) -> CellOrder:
-    """Sort the measurements by cell and preference: one stable sort of one int64 key built in
-    place (a few arrays of the table's length, not dozens of temporaries)."""
-    n_views = len(contract.VIEWS)
+    """Sort the usable measurements by cell, then preference (eligible baseline, quality, time),
+    then file order (a stable sort)."""
     first = np.asarray(first_session, dtype="datetime64[ns]")
     first_day = np.where(np.isnat(first), np.iinfo(np.int64).max // 2, day_numbers(first))  # none: never eligible
     first_day = np.append(first_day, 0)  # rows not usable may point one past the patients
-    cell = m.patient.astype(np.int64)  # (also the index of the next look-up: converted once)
-    scratch = first_day[cell]
-    scratch -= m.day
-    eligible = scratch <= contract.BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION
-    eligible &= m.sessions == 0
+    patient = m.patient.astype(np.int64)
+    eligible = (first_day[patient] - m.day <= contract.BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION) & (m.sessions == 0)
     span = int(np.max(m.sessions, where=m.usable, initial=0)) + 1
-    cell *= n_metrics
-    cell += m.metric
-    cell *= n_views
-    cell += m.view
-    cell *= span
-    cell += m.sessions
-    usable = int(m.usable.sum())
-    quality = _QUALITY_BITS[m.own]  # 3 - problems (at most 3), shifted into the key's place
-    np.floor_divide(m.taken.view(np.int64), NS_PER_MINUTE, out=scratch)
-    scratch += MINUTES_BEFORE_1970  # 0..2^27: dates are 1900..2100
-    if int(np.max(cell, where=m.usable, initial=0)).bit_length() + PREFERENCE_BITS <= 62:
-        key = cell
-        key <<= PREFERENCE_BITS
-        np.add(key, 1 << (MINUTE_BITS + 2), out=key, where=eligible)
-        key += quality
-        del quality
-        key += scratch
-        del scratch
-        key[~m.usable] = np.iinfo(np.int64).max  # rejected rows sort last, and are cut off
-        order = np.argsort(key, kind="stable")[:usable]  # stable: equal keys stay in file order
-        cell = key[order]
-        del key
-        tied = np.zeros(len(order), dtype=bool)
-        np.equal(cell[1:], cell[:-1], out=tied[1:])
-        cell >>= PREFERENCE_BITS
-    else:  # a huge registry: two keys (still stable)
-        preference = eligible.astype(np.int64) << (MINUTE_BITS + 2) | quality | scratch
-        cell[~m.usable] = np.iinfo(np.int64).max
-        order = np.lexsort((preference, cell))[:usable]
-        cell, preference = cell[order], preference[order]
-        tied = np.r_[False, (cell[1:] == cell[:-1]) & (preference[1:] == preference[:-1])] if usable else np.zeros(0, bool)
+    cell = ((patient * n_metrics + m.metric) * len(contract.VIEWS) + m.view) * span + m.sessions
+    cell[~m.usable] = np.iinfo(np.int64).max  # rejected rows sort last, and are cut off
+    quality = 3 - np.minimum(qc.quality_rank(m.own), 3)  # 3 = no problem ... 0 = three or more
+    minute = m.taken.view(np.int64) // NS_PER_MINUTE
+    order = np.lexsort((minute, quality, eligible, cell))[:int(m.usable.sum())]  # stable: ties keep file order
+    cell = cell[order]
+    tied = np.zeros(len(order), dtype=bool)  # same cell and preference as the row before
+    tied[1:] = cell[1:] == cell[:-1]
+    for key in (eligible[order], quality[order], minute[order]):
+        tied[1:] &= key[1:] == key[:-1]
     return CellOrder(order=order, cell=cell, span=span, eligible=eligible, tied=tied)
-
-
-# by a photo's own quality bits: its rank in the preference (3 = no problem ... 0 = three or
-# more), already shifted to its place in the sort key
-_QUALITY_BITS = ((3 - np.minimum(qc.quality_rank(np.arange(1 << len(qc.FLAGS), dtype=np.uint16)), 3)).astype(np.int64)
-                 << MINUTE_BITS)
 
 
 def exact_duplicates(cells: CellOrder, columns: dict[str, np.ndarray | Callable]) -> np.ndarray:
@@ -251,7 +216,6 @@ def choose(m: Linked, cells: CellOrder, duplicate: np.ndarray) -> Chosen:
         last[ends] = True
     rows = cells.order[last]
     block = cell[last]
-    del last
     block //= cells.span  # patient x metric x view
     is_base = m.sessions[rows] == 0
     is_base &= cells.eligible[rows]
@@ -261,7 +225,6 @@ def choose(m: Linked, cells: CellOrder, duplicate: np.ndarray) -> Chosen:
         starts = np.flatnonzero(np.r_[True, block[1:] != block[:-1]])
         lengths = np.diff(starts, append=len(rows))
         base = np.repeat(np.where(is_base[starts], rows[starts], -1), lengths)
-        del starts, lengths
     # a view without its own baseline falls back to the front baseline (flagged)
     front = contract.VIEWS.index(contract.DEFAULT_VIEW)
     view = m.view[rows]
@@ -282,8 +245,7 @@ def dictionary(codes: np.ndarray, values: pa.Array | list, ordered: bool = False
     codes = np.asarray(codes)
     if not isinstance(values, pa.Array):
         values = pa.array([str(v) for v in values], type=pa.large_string())
-    width = np.int8 if len(values) < 1 << 7 else np.int16 if len(values) < 1 << 15 else np.int32
-    indices = pa.array(codes.astype(width, copy=False), mask=None if complete else codes < 0)
+    indices = pa.array(codes.astype(narrowest_int(len(values)), copy=False), mask=None if complete else codes < 0)
     return pa.DictionaryArray.from_arrays(indices, values, ordered=ordered)
 
 
@@ -345,7 +307,6 @@ def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback
     improvement *= 100.0
     lower_is_better = np.array([mt.sign < 0 for mt in registry.values()])[metric]
     np.negative(improvement, out=improvement, where=lower_is_better)  # positive is better
-    del lower_is_better
     zero_base = base_value == 0
     improvement[zero_base] = np.nan
     improvement += 0.0  # no -0.0
@@ -361,7 +322,6 @@ def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback
     flawed &= has_base
     flawed &= base != rows
     qc.add(flags, "baseline_qc", flawed)
-    del flawed
     yaw = qc.yaw_differs(m.yaw[rows], m.yaw[base])
     yaw &= has_base
     qc.add(flags, "yaw_vs_baseline", yaw)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
@@ -22,14 +21,9 @@ PATIENT_TABLES = ("patients", "sessions", "measurements", "outcomes", "assessmen
 
 def load(processed_dir: str | os.PathLike = "") -> dict[str, pd.DataFrame]:
     """The processed tables ("" means the project's data/processed), with a clear error if absent."""
-    from outcomes.io import load_processed
+    from outcomes.loader import load_processed
 
-    folder = Path(processed_dir) if processed_dir else config.PROCESSED_DIR
-    if not (folder / "outcomes.parquet").is_file():
-        raise FileNotFoundError(
-            f"no processed data in {folder} (outcomes.parquet missing): run `outcomes clean` or `make data` first"
-        )
-    return load_processed(folder)
+    return load_processed(processed_dir)
 
 
 def _date(value: str, name: str) -> pd.Timestamp | None:

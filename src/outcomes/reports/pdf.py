@@ -19,12 +19,10 @@ embedded PNG/JPEG images (:func:`allowed_resource`): no local file, no network r
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import mimetypes
 import os
 import re
-import tempfile
 import urllib.request
 import warnings
 from datetime import datetime
@@ -36,6 +34,8 @@ import nbformat
 from nbformat import NotebookNode
 
 from outcomes import config
+from outcomes.loader import load_manifest
+from outcomes.reports.runs import replacing
 
 TEMPLATES = Path(__file__).with_name("templates")
 COVER_TAG, FINDINGS_TAG = "cover", "findings"
@@ -131,15 +131,6 @@ def _fetcher_class() -> type:
             return URLFetcherResponse(url, body, {"Content-Type": media_type})
 
     return ReportFetcher
-
-
-def load_manifest(processed_dir: str | os.PathLike | None) -> dict[str, Any] | None:
-    """The processed folder's manifest.json, or None when there is none."""
-    folder = Path(processed_dir) if processed_dir else config.PROCESSED_DIR
-    path = folder / "manifest.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def _exporter():
@@ -250,20 +241,12 @@ def html_to_pdf(html: str, pdf_path: str | os.PathLike) -> Path:
     """
     pdf_path = Path(pdf_path)
     pdf_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{pdf_path.stem}.", suffix=".pdf.tmp", dir=pdf_path.parent)
-    os.close(fd)
-    try:
-        with warnings.catch_warnings():  # WeasyPrint nags about an optional system library
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import weasyprint
+    with replacing(pdf_path, file_mode()) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # WeasyPrint nags about an optional system library
+        import weasyprint
 
-            fetcher = _fetcher_class()()
-            weasyprint.HTML(string=html, base_url=str(TEMPLATES), url_fetcher=fetcher).write_pdf(tmp)
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, pdf_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        fetcher = _fetcher_class()()
+        weasyprint.HTML(string=html, base_url=str(TEMPLATES), url_fetcher=fetcher).write_pdf(tmp)
     return pdf_path
 
 

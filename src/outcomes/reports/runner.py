@@ -432,7 +432,7 @@ def run_reports(
     import multiprocessing
     from multiprocessing.connection import wait
 
-    from outcomes.reports.pdf import load_manifest
+    from outcomes.loader import load_manifest
 
     processed = _check_processed(processed)
     specs = [_with_processed(s, processed) for s in specs]

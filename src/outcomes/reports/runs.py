@@ -21,10 +21,11 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from outcomes.escaping import html_text
 
@@ -75,21 +76,33 @@ def _new_folder(day_dir: Path, stem: str) -> Path:
     raise AssertionError("unreachable")
 
 
+@contextmanager
+def replacing(path: Path, mode: int | None = None) -> Iterator[Path]:
+    """A temporary file beside `path` to write into; when the block succeeds it takes `path`'s
+    place in one rename (`os.replace`: a reader sees the old or the new file, never half of one),
+    with permissions `mode` if given; when it fails, it is removed. The one atomic file write."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
 def write_json(path: Path, record: dict[str, Any]) -> None:
     """`record` as JSON at `path`, atomically (a reader sees the old or the new file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(record, fh, default=str)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        tmp.write_text(json.dumps(record, default=str), encoding="utf-8")
 
 
 def write_text(path: Path, text: str, mode: int) -> None:
     """`text` at `path` with permissions `mode`, atomically."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    with replacing(path, mode) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def owner_alive(run_dir: Path) -> bool:

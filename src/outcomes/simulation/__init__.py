@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 
 from outcomes import config
 from outcomes.contract import SKIN_TYPES, TABLES
-from outcomes.io import OutputError
+from outcomes.processed_folder import OutputError
 from outcomes.simulation.cohort import build_cohort
 from outcomes.simulation.mess import DELIMITERS, make_messy, messiness_record
 from outcomes.simulation.parameters import DropoutParams, base_truth, expected_improvement

@@ -103,7 +103,7 @@ class DataQuality(Report):
     def load(cls, processed_dir: str = "", **parameters: Any) -> DataQuality:
         """The report on a processed folder ("" means data/processed): its tables and manifest."""
         from outcomes.reports import cohort
-        from outcomes.reports.pdf import load_manifest
+        from outcomes.loader import load_manifest
 
         return cls(cohort.load(processed_dir), load_manifest(processed_dir), **parameters)
 
