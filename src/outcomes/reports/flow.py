@@ -182,6 +182,14 @@ def suppress_flow(flow: pd.DataFrame, min_cell: int = config.MIN_CELL) -> pd.Dat
     return out
 
 
+def display_flow(flow: pd.DataFrame, min_cell: int = config.MIN_CELL) -> pd.DataFrame:
+    """The flow as a reader sees it, suppressed (:func:`suppress_flow`): each step's label and
+    patients, preceded by an indented ``"left out: <reason>"`` line per reason."""
+    shown = suppress_flow(flow, min_cell)
+    labels = np.where(shown["kind"] == "step", shown["step"], "\u2003left out: " + shown["reason"].astype(str))
+    return pd.DataFrame({"step": labels, "patients": shown["patients"].to_numpy()})
+
+
 def _first_session_values(tables: Mapping[str, pd.DataFrame], column: str) -> pd.Series:
     """The patient's ``column`` at their first completed session (product, area)."""
     sessions = tables.get("sessions")
