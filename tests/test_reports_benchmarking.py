@@ -109,6 +109,16 @@ def test_a_hostile_clinic_id_is_drawn_and_written_literally(planted):
     assert HOSTILE not in text and r"\<i\>" not in text and "&lt;i&gt;Q\\$1\\$" in text
 
 
+def test_plot_text_is_literal_one_line_and_bounded():
+    from outcomes.escaping import plot_text
+
+    assert plot_text("a$b$\nc") == r"a\$b\$ c"
+    assert plot_text("x" * 100, max_length=10) == "x" * 9 + "…"
+    fig = matplotlib.figure.Figure()
+    fig.add_subplot().set_title(plot_text(r"$\frac{1}{$"))
+    fig.canvas.draw()  # unescaped, this title stops the figure with a mathtext error
+
+
 # --- the report, end to end -------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
