@@ -30,9 +30,10 @@ def _parameters_cell(nb) -> nbformat.NotebookNode:
     return cells[0]
 
 
-def test_there_are_four_notebooks():
+def test_there_are_five_notebooks():
     assert [p.name for p in NOTEBOOKS] == ["00-explore.ipynb", "10-data-quality.ipynb",
-                                           "20-sessions-response.ipynb", "30-patient-progress.ipynb"]
+                                           "20-sessions-response.ipynb", "30-patient-progress.ipynb",
+                                           "40-clinic-benchmark.ipynb"]
 
 
 @pytest.mark.parametrize("path", sorted(config.NOTEBOOKS_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
@@ -92,7 +93,8 @@ def _comments_before(source: str, name: str) -> str:
 
 @pytest.mark.parametrize(("stem", "name", "values"), [
     ("00-explore", "metric", contract.METRICS), ("20-sessions-response", "metric", contract.METRICS),
-    ("20-sessions-response", "concern", contract.CONCERNS), ("30-patient-progress", "metrics", contract.METRICS)])
+    ("20-sessions-response", "concern", contract.CONCERNS), ("30-patient-progress", "metrics", contract.METRICS),
+    ("40-clinic-benchmark", "metric", contract.METRICS)])
 def test_parameters_cell_names_the_values_a_parameter_accepts(stem, name, values):
     source = _parameters_cell(nbformat.read(config.NOTEBOOKS_DIR / f"{stem}.ipynb", as_version=4)).source
     listed = re.findall(r"[a-z][a-z0-9_]*", _comments_before(source, name).split(":", 1)[-1])

@@ -9,7 +9,8 @@ next layer shows literally:
 * :func:`markdown_text`  text inside markdown (a notebook's ``Markdown`` output, a heading);
 * :func:`csv_cell`  a cell of a CSV file a person may open in a spreadsheet (OWASP's rule);
 * :func:`file_name_part`  part of a file or folder name (no path separators, no dot-files,
-  bounded length).
+  bounded length);
+* :func:`plot_text`  a label, title or annotation drawn by matplotlib (no mathtext).
 
 Use them where the value meets that layer, not earlier: a table keeps the true value, and the
 border decides how it is shown.
@@ -22,7 +23,7 @@ import math
 import re
 import string
 
-__all__ = ["html_text", "markdown_text", "csv_cell", "file_name_part", "MAX_FILE_NAME_PART"]
+__all__ = ["html_text", "markdown_text", "csv_cell", "file_name_part", "plot_text", "MAX_FILE_NAME_PART"]
 
 # ASCII punctuation that CommonMark lets a backslash escape. `&`, `<` and `>` are written as
 # entities instead, so that no tag or autolink can start and no entity can be spelled out.
@@ -91,6 +92,19 @@ def file_name_part(value: object, *, max_length: int = MAX_FILE_NAME_PART, defau
         digest = hashlib.sha256(_text(value).encode("utf-8", "surrogatepass")).hexdigest()[:10]
         text = text[: max(1, max_length - 11)].rstrip(".-") + "-" + digest
     return text
+
+
+def plot_text(value: object, *, max_length: int = 60) -> str:
+    """`value` as text matplotlib draws literally: one line, no mathtext, bounded length.
+
+    A ``$`` would start mathtext (``$\\frac{...}$`` is typeset, a malformed one stops the figure
+    with an error), so each becomes ``\\$``; line breaks become spaces; a value longer than
+    `max_length` is cut with ``…``.
+    """
+    text = _LINE_BREAKS.sub(" ", _text(value))
+    if len(text) > max_length:
+        text = text[: max_length - 1] + "…"
+    return text.replace("$", r"\$")
 
 
 def _text(value: object) -> str:

@@ -144,6 +144,25 @@ def model_rows(
     return rows, pd.DataFrame(counts)
 
 
+def thin_skin_types(rows: pd.DataFrame, interactions: Sequence[str] = ("age", "skin_type"),
+                    time_transform: str = "spline", spline_df: int = 3) -> tuple[pd.Series, str]:
+    """(rows of a skin type too thin for its own curve, the reason in words): the model's last
+    row filter, also used by the reports' patient flow so that its counts match ``n_patients_``.
+
+    A skin type with its own curve (sessions x skin type) needs as many session counts as the
+    curve has parameters, else the design is singular; and at least
+    ``MIN_PATIENTS_PER_SKIN_TYPE`` patients.
+    """
+    need = (spline_df + 1 if time_transform == "spline" else 2) if "skin_type" in interactions else 1
+    per_type = rows.groupby("skin_type", observed=True).agg(patients=("patient_id", "nunique"),
+                                                              counts=("sessions", "nunique"))
+    sparse = per_type[(per_type["patients"] < MIN_PATIENTS_PER_SKIN_TYPE) | (per_type["counts"] < need)]
+    reason = f"skin type with < {MIN_PATIENTS_PER_SKIN_TYPE} patients or < {need} session counts" + (
+        f" ({', '.join(f'{k}: {p} patients, {c} counts' for k, p, c in sparse.itertuples())})"
+        if len(sparse) else "")
+    return rows["skin_type"].isin(sparse.index), reason
+
+
 class ImprovementModel(Coefficients):
     """Expected improvement after 1..N sessions by age band and skin type, and the plateau.
 
@@ -242,17 +261,7 @@ class ImprovementModel(Coefficients):
             dropped = pd.concat([dropped, pd.DataFrame([{"reason": f"missing {', '.join(self.covariates)}",
                                                          "rows": int(missing.sum())}])], ignore_index=True)
             rows = rows.loc[~missing]
-        # a skin type with its own curve (sessions x skin type) needs as many session counts as the
-        # curve has parameters, else the design is singular
-        need = ((self.spline_df + 1 if self.time_transform == "spline" else 2)
-                if "skin_type" in self.interactions else 1)
-        per_type = rows.groupby("skin_type", observed=True).agg(patients=("patient_id", "nunique"),
-                                                                  counts=("sessions", "nunique"))
-        sparse = per_type[(per_type["patients"] < MIN_PATIENTS_PER_SKIN_TYPE) | (per_type["counts"] < need)]
-        reason = f"skin type with < {MIN_PATIENTS_PER_SKIN_TYPE} patients or < {need} session counts" + (
-            f" ({', '.join(f'{k}: {p} patients, {c} counts' for k, p, c in sparse.itertuples())})"
-            if len(sparse) else "")
-        thin = rows["skin_type"].isin(sparse.index)
+        thin, reason = thin_skin_types(rows, self.interactions, self.time_transform, self.spline_df)
         self.dropped_ = pd.concat([dropped, pd.DataFrame([{"reason": reason, "rows": int(thin.sum())}])],
                                   ignore_index=True)
         rows = rows.loc[~thin]
