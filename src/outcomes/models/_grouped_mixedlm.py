@@ -17,20 +17,67 @@ Z'V⁻¹r = W Z'r, a'V⁻¹b = a'b − (Z'a)' Ψ W (Z'b), and log|V| = log|I + S
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
+import statsmodels
 from scipy import sparse
+from statsmodels.base.model import LikelihoodModel
+from statsmodels.regression import mixed_linear_model as _sm_mixed
 from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, MixedLMResults, MixedLMResultsWrapper
+
+# The statsmodels releases whose MixedLM internals this module was read against (the tests in
+# tests/test_models_mixed.py pin its numbers to statsmodels' own). Any other release, or one
+# without the internals below, gets plain statsmodels (its per-patient loops) and a warning.
+TESTED_STATSMODELS = ("0.14", "0.15")
+# what the batched path reads, replaces or re-implements (MixedLM.__init__ without the split)
+REQUIRED_INTERNALS = {
+    MixedLM: ("__init__", "_reparam", "_make_param_names", "group_list", "_augment_exog", "get_fe_params",
+              "get_scale", "loglike", "score", "hessian", "fit"),
+    MixedLMParams: ("from_packed", "get_packed"),
+    _sm_mixed: ("VCSpec", "_dot"),
+}
+# what MixedLM.__init__ builds per group, one Python object per patient: statsmodels' own loops
+# read it, the batched path never does. At 100,000 patients building it was 19-35% of a whole
+# fit_mixed (cProfile: 3.4 s of 9.8 s), so it is built only if something asks for it.
+_SPLIT = ("row_indices", "endog_li", "exog_li", "exog_re_li", "exog_re2_li", "_aex_r", "_aex_r2")
+
+
+class StatsmodelsInternalsWarning(RuntimeWarning):
+    """The batched path is off: statsmodels is not a release it was checked against."""
+
+
+def accelerator_problem() -> str | None:
+    """Why the batched path cannot be used with the installed statsmodels (None: it can)."""
+    release = ".".join(statsmodels.__version__.split(".")[:2])
+    if release not in TESTED_STATSMODELS:
+        return f"statsmodels {statsmodels.__version__} is not one of the tested releases {TESTED_STATSMODELS}"
+    missing = [f"{getattr(owner, '__name__', owner)}.{name}" for owner, names in REQUIRED_INTERNALS.items()
+               for name in names if not hasattr(owner, name)]
+    if missing:
+        return f"statsmodels {statsmodels.__version__} lacks {', '.join(missing)}"
+    return None
 
 
 class GroupedMixedLM(MixedLM):
-    """MixedLM(endog, exog, groups, exog_re) with batched per-group algebra."""
+    """MixedLM(endog, exog, groups, exog_re) with batched per-group algebra (plain MixedLM, with
+    a StatsmodelsInternalsWarning, when :func:`accelerator_problem` finds a reason)."""
 
-    def __init__(self, endog, exog, groups, exog_re, **kwargs) -> None:
-        super().__init__(endog, exog, groups=groups, exog_re=exog_re, **kwargs)
+    def __init__(self, endog, exog, groups, exog_re, use_sqrt: bool = True) -> None:
+        problem = accelerator_problem()
+        self._batched = problem is None
+        z = np.asarray(exog_re, dtype=float)
+        self._re_sq = (z * z).sum(axis=0)  # Σ z² per random-effect column (on_boundary's scale)
+        self._cov_sing = 0  # statsmodels' loops count singular covariances here (set by MixedLM.fit)
+        if not self._batched:
+            warnings.warn(f"{problem}: mixed models are fitted with statsmodels' own per-patient loops "
+                          "(same estimates, much slower)", StatsmodelsInternalsWarning, stacklevel=2)
+            super().__init__(endog, exog, groups=groups, exog_re=exog_re, use_sqrt=use_sqrt)
+            return
+        self._init_without_split(endog, exog, groups, exog_re, use_sqrt)
         y = np.asarray(self.endog, dtype=float)
         x = np.asarray(self.exog, dtype=float)
-        z = np.asarray(self.exog_re, dtype=float)
         codes, uniques = pd.factorize(np.asarray(groups), sort=False)
         n, q = x.shape[0], z.shape[1]
         member = sparse.csr_array((np.ones(n), (codes, np.arange(n))), shape=(len(uniques), n))
@@ -44,9 +91,59 @@ class GroupedMixedLM(MixedLM):
         self._dpsi[np.arange(rows.size), rows, cols] = 1.0
         self._dpsi[np.arange(rows.size), cols, rows] = 1.0
 
+    def _init_without_split(self, endog, exog, groups, exog_re, use_sqrt: bool) -> None:
+        """MixedLM.__init__ (statsmodels 0.14/0.15, no variance components) up to, not including,
+        the per-group split (see _SPLIT), which __getattr__ builds on first use."""
+        if np.ndim(exog) == 1:
+            exog = np.asarray(exog)[:, None]
+        if np.ndim(exog_re) == 1:
+            exog_re = np.asarray(exog_re)[:, None]
+        LikelihoodModel.__init__(self, endog, exog, groups=groups, exog_re=exog_re, missing="none")
+        self.use_sqrt, self.reml, self.fe_pen, self.re_pen = use_sqrt, True, None, None
+        self.k_vc, self.exog_vc = 0, _sm_mixed.VCSpec([], [], [])
+        self._init_keys.extend(["use_sqrt", "exog_vc"])
+        self.k_fe = exog.shape[1]
+        self.data.exog_re = exog_re
+        self.exog_re = np.asarray(exog_re)
+        self.k_re = self.exog_re.shape[1]
+        self.k_re2 = self.k_re * (self.k_re + 1) // 2
+        if not self.data._param_names:
+            self.data.param_names, self.data.exog_re_names, self.data.exog_re_names_full = (
+                self._make_param_names(exog_re))
+        self.k_params = self.k_fe + self.k_re2
+        self.group_labels = sorted(pd.unique(np.asarray(groups)))  # = sorted(set(groups)), in C
+        self.n_groups = len(self.group_labels)
+        self.nobs = self.n_totobs = len(self.endog)
+        if self.exog_names is None:
+            self.exog_names = [f"FE{k + 1:d}" for k in range(self.exog.shape[1])]
+        self._lin, self._quad = self._reparam()
+
+    def __getattr__(self, name: str):
+        # only called when ordinary lookup fails: the per-group split, built as MixedLM.__init__ does
+        if name in _SPLIT and self.__dict__.get("_batched"):
+            self._build_split()
+            return self.__dict__[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _build_split(self) -> None:
+        """MixedLM.__init__'s per-group split, line for line, for statsmodels' own loops."""
+        row_indices = {s: [] for s in self.group_labels}
+        for i, g in enumerate(self.groups):
+            row_indices[g].append(i)
+        self.row_indices = row_indices
+        self.endog_li = self.group_list(self.endog)
+        self.exog_li = self.group_list(self.exog)
+        self.exog_re_li = self.group_list(self.exog_re)
+        self.exog_re2_li = [np.dot(x.T, x) for x in self.exog_re_li]
+        self._aex_r, self._aex_r2 = [], []
+        for i in range(self.n_groups):
+            a = self._augment_exog(i)
+            self._aex_r.append(a)
+            self._aex_r2.append(_sm_mixed._dot(a.T, a))
+
     # -- when the batched path applies ---------------------------------------------------
     def _grouped(self) -> bool:
-        return (self.k_vc == 0 and self.k_re > 0 and getattr(self, "cov_pen", None) is None
+        return (self._batched and self.k_vc == 0 and self.k_re > 0 and getattr(self, "cov_pen", None) is None
                 and getattr(self, "fe_pen", None) is None and getattr(self, "_freepat", None) is None)
 
     def _as_params(self, params, has_fe: bool) -> MixedLMParams:
@@ -202,7 +299,7 @@ class GroupedMixedLM(MixedLM):
         """Is Ψ at the edge of its space: a random effect whose variance is negligible next to
         the residual's (on the data's own scale), or random effects perfectly correlated?"""
         var = np.diag(cov_re)
-        on_data_scale = var * np.einsum("gjj->j", self._zz) / self.n_totobs
+        on_data_scale = var * self._re_sq / self.n_totobs
         if np.any(on_data_scale < tol):
             return True
         corr = cov_re / np.sqrt(np.outer(var, var))
@@ -222,9 +319,9 @@ class GroupedMixedLM(MixedLM):
         lower[rows, cols] = chol
         params = self._from_chol(chol)
         cov_re = params.cov_re
-        params.fe_params = self._gls(cov_re)["beta"]
+        params.fe_params = self.get_fe_params(cov_re, params.vcomp)[0]
         loglike = self.loglike(params, profile_fe=True)
-        grad_psi = _packed(self._score_matrix(cov_re))
+        grad_psi = self._psi_gradient(params)
         full, _ = self.hessian(params)
         h_fe, h_cross, h_psi = full[:k_fe, :k_fe], full[k_fe:, :k_fe], full[k_fe:, k_fe:]
         hess_psi = h_psi - h_cross @ np.linalg.solve(h_fe, h_cross.T)
@@ -240,6 +337,16 @@ class GroupedMixedLM(MixedLM):
         grad = jac.T @ grad_psi
         hess = jac.T @ hess_psi @ jac + np.einsum("k,kij->ij", grad_psi, second)
         return float(loglike), grad, (hess + hess.T) / 2
+
+    def _psi_gradient(self, params: MixedLMParams) -> np.ndarray:
+        """Gradient of the profiled log-likelihood in the packed Ψ (not its Cholesky factor)."""
+        if self._grouped():
+            return _packed(self._score_matrix(params.cov_re))
+        use_sqrt, self.use_sqrt = self.use_sqrt, False  # statsmodels' score in Ψ itself
+        try:
+            return np.asarray(super().score(params, profile_fe=True), dtype=float)
+        finally:
+            self.use_sqrt = use_sqrt
 
     def newton(self, chol: np.ndarray, max_iter: int = 50) -> dict:
         """Newton's method on the profiled likelihood from ``chol`` (packed Cholesky factor).
