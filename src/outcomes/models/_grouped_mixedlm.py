@@ -223,7 +223,8 @@ class GroupedMixedLM(MixedLM):
         d = -np.tensordot(w, self._zz, axes=([0, 2], [0, 1])) / 2 + self._fac() / (2 * g["qf"]) * (u.T @ u)
         if self.reml:
             c = _bmm(w, self._zx)  # Z'V⁻¹X
-            d += np.tensordot(c @ np.linalg.inv(g["xvx"]), c, axes=([0, 2], [0, 2])) / 2
+            c_xvx_inv = (c.reshape(-1, self.k_fe) @ np.linalg.inv(g["xvx"])).reshape(c.shape)  # one product
+            d += np.tensordot(c_xvx_inv, c, axes=([0, 2], [0, 2])) / 2
         return (d + d.T) / 2
 
     def hessian(self, params):
