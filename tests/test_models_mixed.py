@@ -160,6 +160,28 @@ def test_grouped_likelihood_equals_statsmodels_loops():
                 np.testing.assert_allclose(fast.hessian(p)[0], ref.hessian(p)[0], rtol=1e-9, atol=1e-9)
 
 
+def test_grouped_random_intercept_equals_statsmodels_loops():
+    # q = 1 (random_slope=False) takes its own closed-form branch of the batched algebra
+    from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
+
+    from outcomes.models._grouped_mixedlm import GroupedMixedLM
+
+    x = np.column_stack([np.ones(len(SLEEP)), SLEEP["Days"]])
+    z = np.ones((len(SLEEP), 1))
+    y, groups = SLEEP["Reaction"].to_numpy(), SLEEP["Subject"].to_numpy()
+    for reml in (True, False):
+        ref, fast = MixedLM(y, x, groups=groups, exog_re=z), GroupedMixedLM(y, x, groups, z)
+        for m in (ref, fast):
+            m.reml, m.cov_pen, m.fe_pen, m._freepat = reml, None, None, None
+        p = MixedLMParams(2, 1, 0)
+        p.cov_re, p.vcomp = np.array([[1.7]]), np.zeros(0)
+        packed = p.get_packed(use_sqrt=True, has_fe=False)
+        assert fast.loglike(packed) == pytest.approx(ref.loglike(packed), rel=1e-12)
+        np.testing.assert_allclose(fast.score(packed), ref.score(packed), rtol=1e-9)
+        p.fe_params = ref.get_fe_params(p.cov_re, p.vcomp)[0] + 0.1
+        np.testing.assert_allclose(fast.hessian(p)[0], ref.hessian(p)[0], rtol=1e-9, atol=1e-9)
+
+
 def test_results_at_a_point_equal_statsmodels_fit_results():
     # the verified maximum is reported through the same results object MixedLM.fit builds
     from statsmodels.regression.mixed_linear_model import MixedLM
