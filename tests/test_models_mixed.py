@@ -408,24 +408,33 @@ def test_batched_fit_never_builds_the_per_patient_split_but_statsmodels_gets_it_
                                pd.DataFrame(plain.random_effects).T.to_numpy(), rtol=1e-5)
 
 
-def test_hessian_is_computed_once_per_point(monkeypatch):
-    # The Newton check's last point is the one results_at reports: its Hessian is reused, not
-    # recomputed (and a caller changing the returned matrix cannot change the kept one).
+def test_hessian_and_likelihood_are_computed_once_per_point(monkeypatch):
+    # The Newton check's last point is the one results_at reports: its Hessian, and the
+    # per-group algebra at its covariance (asked for again at the GLS fixed effects), are
+    # reused, not recomputed (and a caller changing the returned matrix cannot change the kept one).
     from outcomes.models._grouped_mixedlm import GroupedMixedLM
 
     x = np.column_stack([np.ones(len(SLEEP)), SLEEP["Days"]])
     m = GroupedMixedLM(SLEEP["Reaction"].to_numpy(), x, SLEEP["Subject"].to_numpy(), x)
     m.reml, m.cov_pen, m.fe_pen, m._freepat = True, None, None, None
-    computed = []
-    real = GroupedMixedLM._hessian_at
+    computed, evaluated = [], []
+    real, real_gls = GroupedMixedLM._hessian_at, GroupedMixedLM._gls_at
     monkeypatch.setattr(GroupedMixedLM, "_hessian_at", lambda self, p: computed.append(1) or real(self, p))
+    monkeypatch.setattr(GroupedMixedLM, "_gls_at", lambda self, *a: evaluated.append(1) or real_gls(self, *a))
     chol = np.array([0.9, 0.02, 0.22])
     _, _, hess = m.profile_derivatives(chol)
     res = m.results_at(chol, reml=True)
-    assert len(computed) == 1
+    assert len(computed) == 1 and len(evaluated) == 1
     first, _ = m.hessian(res.params_object)
     first[:] = 0
     again, _ = m.hessian(res.params_object)
     assert len(computed) == 1 and np.all(again != 0)
     m.results_at(chol, reml=False)  # ML: another Hessian
     assert len(computed) == 2
+    # at other fixed effects only the residual parts change: equal to a fresh model's answer
+    other = m._from_chol(chol)
+    other.fe_params = res.fe_params + 1.0
+    fresh = GroupedMixedLM(SLEEP["Reaction"].to_numpy(), x, SLEEP["Subject"].to_numpy(), x)
+    fresh.reml = m.reml = True
+    assert m.loglike(other, profile_fe=False) == fresh.loglike(other, profile_fe=False)
+    assert len(evaluated) == 2  # the fresh model's one; none more for m

@@ -152,13 +152,20 @@ class GroupedMixedLM(MixedLM):
 
     def _gls(self, cov_re: np.ndarray, fe_params: np.ndarray | None = None) -> dict:
         """The pieces of the likelihood at relative covariance cov_re (GLS fixed effects unless
-        given). The last answer is kept: optimizers ask for likelihood and score at one point."""
-        key = (np.asarray(cov_re, dtype=float).tobytes(), None if fe_params is None else np.asarray(fe_params).tobytes())
+        given). The last cov_re's are kept: optimizers ask for likelihood and score at one point,
+        and the Newton check and results_at ask again at given fixed effects (5 of 18
+        evaluations of a fit recomputed everything for that, cProfile); only the residual parts
+        depend on them."""
+        cov_re = np.asarray(cov_re, dtype=float)
+        key = cov_re.tobytes()
         if getattr(self, "_gls_cache", (None,))[0] != key:
-            self._gls_cache = (key, self._gls_at(np.asarray(cov_re, dtype=float), fe_params))
-        return self._gls_cache[1]
+            self._gls_cache = (key, self._gls_at(cov_re))
+        g = self._gls_cache[1]
+        if fe_params is None:
+            return g
+        return {**g, **self._residual_parts(g, np.asarray(fe_params, dtype=float))}
 
-    def _gls_at(self, cov_re: np.ndarray, fe_params: np.ndarray | None) -> dict:
+    def _gls_at(self, cov_re: np.ndarray) -> dict:
         # about half of a fit at 100,000 patients (cProfile): stacked q×q products as sums of
         # q broadcast products (_bmm), sums over groups as single matrix-vector products
         q = self.k_re
@@ -168,11 +175,14 @@ class GroupedMixedLM(MixedLM):
         xvx = self._xx - _group_sum(self._zx, kzx)
         xvy = self._xy - kzx.reshape(-1, kzx.shape[-1]).T @ self._zy.ravel()
         yvy = self._yy - float(np.sum(self._zy * _apply(k, self._zy)))
-        beta = np.linalg.solve(xvx, xvy) if fe_params is None else np.asarray(fe_params, dtype=float)
-        qf = yvy - 2 * beta @ xvy + beta @ xvx @ beta
+        g = {"w": w, "xvx": xvx, "xvy": xvy, "yvy": yvy, "logdet_v": logdet}
+        return {**g, **self._residual_parts(g, np.linalg.solve(xvx, xvy))}
+
+    def _residual_parts(self, g: dict, beta: np.ndarray) -> dict:
+        """r'V⁻¹r (qf) and Z'V⁻¹r per group (u) for residuals r = y − Xβ."""
+        qf = g["yvy"] - 2 * beta @ g["xvy"] + beta @ g["xvx"] @ beta
         zx_beta = (self._zx.reshape(-1, self._zx.shape[-1]) @ beta).reshape(self._zy.shape)
-        u = _apply(w, self._zy - zx_beta)  # Z'V⁻¹r
-        return {"w": w, "u": u, "xvx": xvx, "beta": beta, "qf": qf, "logdet_v": logdet}
+        return {"beta": beta, "qf": qf, "u": _apply(g["w"], self._zy - zx_beta)}
 
     def _fac(self) -> int:
         return self.n_totobs - self.k_fe if self.reml else self.n_totobs
