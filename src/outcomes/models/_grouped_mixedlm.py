@@ -229,12 +229,17 @@ class GroupedMixedLM(MixedLM):
         """D with d loglike = tr(D dΨ) (β and the residual variance profiled out)."""
         g = self._gls(cov_re)
         w, u = g["w"], g["u"]
-        # ~25% of a fit at 100,000 patients (cProfile): sums over groups as tensordot (BLAS)
-        d = -np.tensordot(w, self._zz, axes=([0, 2], [0, 1])) / 2 + self._fac() / (2 * g["qf"]) * (u.T @ u)
+        # 25-32% of a fit at 100,000 patients (cProfile): each sum over groups is one product of
+        # (G, ·) matrices (BLAS, no transposed copies), then a trace over the small cells
+        q, p, n_groups = self.k_re, self.k_fe, u.shape[0]
+        ws = (w.reshape(n_groups, q * q).T @ self._zz.reshape(n_groups, q * q)).reshape(q, q, q, q)
+        d = -np.einsum("abbc->ac", ws) / 2 + self._fac() / (2 * g["qf"]) * (u.T @ u)  # Σ_g W S
         if self.reml:
             c = _bmm(w, self._zx)  # Z'V⁻¹X
-            c_xvx_inv = (c.reshape(-1, self.k_fe) @ np.linalg.inv(g["xvx"])).reshape(c.shape)  # one product
-            d += np.tensordot(c_xvx_inv, c, axes=([0, 2], [0, 2])) / 2
+            c_xvx_inv = c.reshape(-1, p) @ np.linalg.inv(g["xvx"])
+            cmc = (c_xvx_inv.reshape(n_groups, q * p).T @ c.reshape(n_groups, q * p)).reshape(q, p, q, p)
+            d += np.einsum("apbp->ab", cmc) / 2  # Σ_g C xvx⁻¹ C'
+
         return (d + d.T) / 2
 
     def hessian(self, params):
