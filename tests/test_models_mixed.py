@@ -438,3 +438,22 @@ def test_hessian_and_likelihood_are_computed_once_per_point(monkeypatch):
     fresh.reml = m.reml = True
     assert m.loglike(other, profile_fe=False) == fresh.loglike(other, profile_fe=False)
     assert len(evaluated) == 2  # the fresh model's one; none more for m
+
+
+def test_batched_algebra_runs_with_blas_on_one_thread(monkeypatch):
+    # Its products are tall and thin; on a shared machine two BLAS threads wait for each other
+    # (2-3x slower). What is checked is the setting while the fit runs, never a time.
+    from threadpoolctl import ThreadpoolController
+
+    from outcomes.models._grouped_mixedlm import GroupedMixedLM
+
+    seen = []
+    real = GroupedMixedLM._gls_at
+
+    def spy(self, *args):
+        seen.extend(lib["num_threads"] for lib in ThreadpoolController().select(user_api="blas").info())
+        return real(self, *args)
+
+    monkeypatch.setattr(GroupedMixedLM, "_gls_at", spy)
+    fit_mixed(SLEEP, "Reaction", "Days", "Subject")
+    assert seen and set(seen) == {1}
