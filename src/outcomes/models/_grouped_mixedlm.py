@@ -31,6 +31,9 @@ from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams, Mi
 # The statsmodels releases whose MixedLM internals this module was read against (the tests in
 # tests/test_models_mixed.py pin its numbers to statsmodels' own). Any other release, or one
 # without the internals below, gets plain statsmodels (its per-patient loops) and a warning.
+# (0.15.0 is the lock's and runs the tests; 0.14.4's MixedLM.__init__, _reparam, _augment_exog,
+# get_fe_params, get_scale, loglike, hessian and fit differ from 0.15.0's only in formatting and
+# warning categories, checked by comparing their source.)
 TESTED_STATSMODELS = ("0.14", "0.15")
 # what the batched path reads, replaces or re-implements (MixedLM.__init__ without the split)
 REQUIRED_INTERNALS = {
