@@ -6,8 +6,12 @@
    45-year-old with skin type III, whose true value comes from truth.json.
 2. fit-times: fit_improvement on 2,000 and 20,000 patients x 6 sessions, and fit_predictive
    on 2,000, wall time and the peak memory (max RSS) of a fresh process per run.
+3. mixed-large: fit_mixed (random intercept and log1p slope, REML; the model and data of
+   bench_vs_r.py) on 1,000,000 patients x 6 sessions in a fresh process: wall time of the fit
+   and peak RSS of the whole process (data included), against the goal of < 60 s and < 8 GB.
+   Not part of "all" (it needs ~3 GB and a minute).
 
-Usage:  python benchmarks/bench_models.py [coverage|fit-times] [--cohorts 200] [--patients 400]
+Usage:  python benchmarks/bench_models.py [coverage|fit-times|mixed-large [n]] [--cohorts 200] [--patients 400]
 """
 from __future__ import annotations
 
@@ -87,12 +91,21 @@ def synthetic(n_patients: int, n_sessions: int = 6, seed: int = 0) -> pd.DataFra
 
 def fit_time_child(n_patients: int, what: str = "improvement") -> None:
     """Runs in a fresh process: prints one JSON line (time, peak RSS)."""
-    from outcomes.models import fit_improvement, fit_predictive
+    from outcomes.models import fit_improvement, fit_mixed, fit_predictive
 
-    data = synthetic(n_patients)
+    if what == "mixed":
+        from bench_vs_r import simulate  # this script's folder is on sys.path when run as a script
+
+        data = simulate(n_patients)
+    else:
+        data = synthetic(n_patients)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
-    if what == "predictive":
+    if what == "mixed":
+        m = fit_mixed(data, "improvement", "sessions", "patient_id", covariates=("age_c", "skin_type"),
+                      time_transform="log1p", random_slope=True, reml=True)
+        extra = {"rows": m.n_obs_, "converged": m.converged_, "optimizers": m.attempts_["optimizer"].tolist()}
+    elif what == "predictive":
         m = fit_predictive(data, METRIC)
         extra = {"rows": len(m.rows_), "converged": True, "optimizers": ["5 folds"]}
     else:
@@ -117,17 +130,35 @@ def fit_times(sizes=(2_000, 20_000)) -> None:
               f"converged={r['converged']}, steps: {', '.join(r['optimizers'])}")
 
 
+def mixed_large(n_patients: int = 1_000_000, max_seconds: float = 60, max_gb: float = 8) -> None:
+    print(f"== fit_mixed on {n_patients:,} patients x 6 sessions (improvement ~ log1p(sessions) + age_c + skin_type"
+          " + (log1p(sessions) | patient), REML), fresh process")
+    out = subprocess.run([sys.executable, __file__, "_child", str(n_patients), "--model", "mixed"],
+                         capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    peak_gb = r["peak_rss_mib"] * 2**20 / 1e9
+    met = r["seconds"] < max_seconds and peak_gb < max_gb
+    print(f"   {r['rows']:,} rows: fit {r['seconds']:.1f} s, peak RSS {peak_gb:.2f} GB (whole process, data included; "
+          f"{r['rss_before_fit_mib'] * 2**20 / 1e9:.2f} GB before the fit), converged={r['converged']}, "
+          f"steps: {', '.join(r['optimizers'])}; goal < {max_seconds:.0f} s and < {max_gb:.0f} GB: "
+          f"{'met' if met else 'NOT met'}")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", nargs="?", default="all", choices=["all", "coverage", "fit-times", "_child"])
+    ap.add_argument("what", nargs="?", default="all", choices=["all", "coverage", "fit-times", "mixed-large", "_child"])
     ap.add_argument("n", nargs="?", type=int)
     ap.add_argument("--cohorts", type=int, default=200)
     ap.add_argument("--patients", type=int, default=400)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--model", default="improvement", choices=["improvement", "predictive"], help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="improvement", choices=["improvement", "predictive", "mixed"],
+                    help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.what == "_child":
         fit_time_child(args.n, args.model)
+        return
+    if args.what == "mixed-large":
+        mixed_large(args.n or 1_000_000)
         return
     if args.what in ("all", "fit-times"):
         fit_times()

@@ -160,6 +160,28 @@ def test_grouped_likelihood_equals_statsmodels_loops():
                 np.testing.assert_allclose(fast.hessian(p)[0], ref.hessian(p)[0], rtol=1e-9, atol=1e-9)
 
 
+def test_grouped_random_intercept_equals_statsmodels_loops():
+    # q = 1 (random_slope=False) takes its own closed-form branch of the batched algebra
+    from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
+
+    from outcomes.models._grouped_mixedlm import GroupedMixedLM
+
+    x = np.column_stack([np.ones(len(SLEEP)), SLEEP["Days"]])
+    z = np.ones((len(SLEEP), 1))
+    y, groups = SLEEP["Reaction"].to_numpy(), SLEEP["Subject"].to_numpy()
+    for reml in (True, False):
+        ref, fast = MixedLM(y, x, groups=groups, exog_re=z), GroupedMixedLM(y, x, groups, z)
+        for m in (ref, fast):
+            m.reml, m.cov_pen, m.fe_pen, m._freepat = reml, None, None, None
+        p = MixedLMParams(2, 1, 0)
+        p.cov_re, p.vcomp = np.array([[1.7]]), np.zeros(0)
+        packed = p.get_packed(use_sqrt=True, has_fe=False)
+        assert fast.loglike(packed) == pytest.approx(ref.loglike(packed), rel=1e-12)
+        np.testing.assert_allclose(fast.score(packed), ref.score(packed), rtol=1e-9)
+        p.fe_params = ref.get_fe_params(p.cov_re, p.vcomp)[0] + 0.1
+        np.testing.assert_allclose(fast.hessian(p)[0], ref.hessian(p)[0], rtol=1e-9, atol=1e-9)
+
+
 def test_results_at_a_point_equal_statsmodels_fit_results():
     # the verified maximum is reported through the same results object MixedLM.fit builds
     from statsmodels.regression.mixed_linear_model import MixedLM
@@ -326,3 +348,112 @@ def test_score_is_the_gradient_of_what_the_optimizer_moves():
         h = 1e-6
         fd = [(m.loglike(chol + e) - m.loglike(chol - e)) / (2 * h) for e in np.eye(3) * h]
         np.testing.assert_allclose(m.score(chol), fd, rtol=1e-4)
+
+
+@pytest.mark.parametrize("how", ["release", "internal"])
+def test_untested_statsmodels_falls_back_to_its_own_loops_with_the_same_answer(monkeypatch, how):
+    # The batched path re-implements statsmodels internals; on a release it was not checked
+    # against (injected: no tested release), or one lacking an internal it relies on (injected:
+    # one more required name that MixedLM does not have), the fit must run on plain statsmodels,
+    # say so with a warning, and give the batched path's (and lme4's) answer.
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    import outcomes.models._grouped_mixedlm as gm
+
+    fast = fit_mixed(SLEEP, "Reaction", "Days", "Subject")
+    assert fast.result_.model._batched
+    if how == "release":
+        monkeypatch.setattr(gm, "TESTED_STATSMODELS", ())
+        match = "is not one of the tested releases"
+    else:
+        monkeypatch.setitem(gm.REQUIRED_INTERNALS, MixedLM, (*gm.REQUIRED_INTERNALS[MixedLM], "_gone_in_a_new_release"))
+        match = "lacks MixedLM._gone_in_a_new_release"
+    with pytest.warns(gm.StatsmodelsInternalsWarning, match=match):
+        plain = fit_mixed(SLEEP, "Reaction", "Days", "Subject")
+    model = plain.result_.model
+    assert not model._batched and not model._grouped()
+    assert "exog_li" in vars(model)  # statsmodels' own per-group split, built by MixedLM.__init__
+    assert plain.converged
+    np.testing.assert_allclose(plain.fixed["estimate"], fast.fixed["estimate"], rtol=1e-7)
+    # the same maximum, reached by another path: equal to within Newton's stopping rule (a
+    # likelihood gain under 1e-6), which leaves the weakly pinned correlation freest
+    np.testing.assert_allclose(plain.fixed["std_error"], fast.fixed["std_error"], rtol=1e-5)
+    np.testing.assert_allclose(plain.random["estimate"], fast.random["estimate"], rtol=1e-4)
+    assert plain.llf == pytest.approx(fast.llf, abs=1e-6)
+    np.testing.assert_allclose(plain.fixed["estimate"], LME4_FIXED, rtol=1e-4)
+    np.testing.assert_allclose(plain.random["estimate"], LME4_RANDOM, rtol=1e-3)
+
+
+def test_batched_fit_never_builds_the_per_patient_split_but_statsmodels_gets_it_on_demand():
+    # MixedLM.__init__ splits the data into one array per patient for its loops (a fifth to a
+    # third of a large fit); the batched path never reads it, so it is only built when one of
+    # statsmodels' own loops asks for it, and then it is statsmodels' split.
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    m = fit_mixed(SLEEP, "Reaction", "Days", "Subject")
+    model = m.result_.model
+    assert not {"row_indices", "endog_li", "exog_li", "exog_re_li", "_aex_r"} & set(vars(model))
+    x = np.column_stack([np.ones(len(SLEEP)), SLEEP["Days"]])
+    ref = MixedLM(SLEEP["Reaction"].to_numpy(), x, groups=SLEEP["Subject"].to_numpy(), exog_re=x)
+    assert model.group_labels == ref.group_labels and model.n_groups == ref.n_groups
+    for name in ("row_indices", "endog_li", "exog_li", "exog_re_li", "exog_re2_li", "_aex_r", "_aex_r2"):
+        ours, theirs = getattr(model, name), getattr(ref, name)
+        if isinstance(theirs, dict):
+            assert ours == theirs
+        else:
+            assert len(ours) == len(theirs) and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+    # and statsmodels' per-patient predictions (they read the split) equal a plain MixedLM's
+    plain = ref.fit(reml=True, start_params=m.result_.params_object)
+    np.testing.assert_allclose(pd.DataFrame(m.result_.random_effects).T.to_numpy(),
+                               pd.DataFrame(plain.random_effects).T.to_numpy(), rtol=1e-5)
+
+
+def test_hessian_and_likelihood_are_computed_once_per_point(monkeypatch):
+    # The Newton check's last point is the one results_at reports: its Hessian, and the
+    # per-group algebra at its covariance (asked for again at the GLS fixed effects), are
+    # reused, not recomputed (and a caller changing the returned matrix cannot change the kept one).
+    from outcomes.models._grouped_mixedlm import GroupedMixedLM
+
+    x = np.column_stack([np.ones(len(SLEEP)), SLEEP["Days"]])
+    m = GroupedMixedLM(SLEEP["Reaction"].to_numpy(), x, SLEEP["Subject"].to_numpy(), x)
+    m.reml, m.cov_pen, m.fe_pen, m._freepat = True, None, None, None
+    computed, evaluated = [], []
+    real, real_gls = GroupedMixedLM._hessian_at, GroupedMixedLM._gls_at
+    monkeypatch.setattr(GroupedMixedLM, "_hessian_at", lambda self, p: computed.append(1) or real(self, p))
+    monkeypatch.setattr(GroupedMixedLM, "_gls_at", lambda self, *a: evaluated.append(1) or real_gls(self, *a))
+    chol = np.array([0.9, 0.02, 0.22])
+    _, _, hess = m.profile_derivatives(chol)
+    res = m.results_at(chol, reml=True)
+    assert len(computed) == 1 and len(evaluated) == 1
+    first, _ = m.hessian(res.params_object)
+    first[:] = 0
+    again, _ = m.hessian(res.params_object)
+    assert len(computed) == 1 and np.all(again != 0)
+    m.results_at(chol, reml=False)  # ML: another Hessian
+    assert len(computed) == 2
+    # at other fixed effects only the residual parts change: equal to a fresh model's answer
+    other = m._from_chol(chol)
+    other.fe_params = res.fe_params + 1.0
+    fresh = GroupedMixedLM(SLEEP["Reaction"].to_numpy(), x, SLEEP["Subject"].to_numpy(), x)
+    fresh.reml = m.reml = True
+    assert m.loglike(other, profile_fe=False) == fresh.loglike(other, profile_fe=False)
+    assert len(evaluated) == 2  # the fresh model's one; none more for m
+
+
+def test_batched_algebra_runs_with_blas_on_one_thread(monkeypatch):
+    # Its products are tall and thin; on a shared machine two BLAS threads wait for each other
+    # (2-3x slower). What is checked is the setting while the fit runs, never a time.
+    from threadpoolctl import ThreadpoolController
+
+    from outcomes.models._grouped_mixedlm import GroupedMixedLM
+
+    seen = []
+    real = GroupedMixedLM._gls_at
+
+    def spy(self, *args):
+        seen.extend(lib["num_threads"] for lib in ThreadpoolController().select(user_api="blas").info())
+        return real(self, *args)
+
+    monkeypatch.setattr(GroupedMixedLM, "_gls_at", spy)
+    fit_mixed(SLEEP, "Reaction", "Days", "Subject")
+    assert seen and set(seen) == {1}
