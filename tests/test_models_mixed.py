@@ -373,15 +373,15 @@ def test_untested_statsmodels_falls_back_to_its_own_loops_with_the_same_answer(m
     model = plain.result_.model
     assert not model._batched and not model._grouped()
     assert "exog_li" in vars(model)  # statsmodels' own per-group split, built by MixedLM.__init__
-    assert plain.converged
-    np.testing.assert_allclose(plain.fixed["estimate"], fast.fixed["estimate"], rtol=1e-7)
+    assert plain.converged_
+    np.testing.assert_allclose(plain.fixed_["estimate"], fast.fixed_["estimate"], rtol=1e-7)
     # the same maximum, reached by another path: equal to within Newton's stopping rule (a
     # likelihood gain under 1e-6), which leaves the weakly pinned correlation freest
-    np.testing.assert_allclose(plain.fixed["std_error"], fast.fixed["std_error"], rtol=1e-5)
-    np.testing.assert_allclose(plain.random["estimate"], fast.random["estimate"], rtol=1e-4)
-    assert plain.llf == pytest.approx(fast.llf, abs=1e-6)
-    np.testing.assert_allclose(plain.fixed["estimate"], LME4_FIXED, rtol=1e-4)
-    np.testing.assert_allclose(plain.random["estimate"], LME4_RANDOM, rtol=1e-3)
+    np.testing.assert_allclose(plain.fixed_["std_error"], fast.fixed_["std_error"], rtol=1e-5)
+    np.testing.assert_allclose(plain.random_["estimate"], fast.random_["estimate"], rtol=1e-4)
+    assert plain.llf_ == pytest.approx(fast.llf_, abs=1e-6)
+    np.testing.assert_allclose(plain.fixed_["estimate"], LME4_FIXED, rtol=1e-4)
+    np.testing.assert_allclose(plain.random_["estimate"], LME4_RANDOM, rtol=1e-3)
 
 
 def test_batched_fit_never_builds_the_per_patient_split_but_statsmodels_gets_it_on_demand():
