@@ -135,6 +135,9 @@ def validate(schema: pa.DataFrameSchema, table: pd.DataFrame | pyarrow.Table | p
 
     lazy: every failing column and check is reported in one SchemaErrors, with a few failing values.
     """
+    # Cost on the 5-million-row benchmark (2026-11-27): 0.8 CPU-s of a 6 CPU-s clean (0.3 making
+    # the frames, 0.5 pandera), clean 2.5-3.8 times the pandas read (best of 3-5, noisy 2-core
+    # machine); the arrow checks on every row plus pandera on a 20k-row sample it replaces took 0.2.
     if isinstance(table, pd.DataFrame):
         schema.validate(table, lazy=True)
         return
