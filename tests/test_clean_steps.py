@@ -72,7 +72,7 @@ def test_link_marks_exact_duplicates_and_output_checks_and_keeps_the_tables(tmp_
     assert photos.ledger.ok.tolist() == [True, True, True, True, False, False]  # the repeated row
     out = cleaning.Output(None, schemas.processed_schemas(list(REGISTRY)))
     out.table("patients", tidy.patients)
-    out.batches("measurements", measurements.batches(photos, linked, tidy.patients, REGISTRY), 4)
+    out.batches("measurements", measurements.batches(photos, linked, tidy.patients, REGISTRY))
     assert out.rows() == {"patients": 2, "measurements": 4}
     assert out.in_memory()["measurements"].column("sessions").to_pylist() == [0, 1, 0, 1]  # completed sessions before each photo
     with pytest.raises(Exception, match="sex"):  # a value outside the vocabulary fails the schema check

@@ -238,31 +238,80 @@ def test_loaded_tables_equal_the_in_memory_result(tmp_path):
     assert pd.api.types.is_string_dtype(loaded["outcomes"]["metric"]) and loaded["outcomes"]["metric"].dtype != "category"
 
 
-def test_big_tables_are_checked_on_every_row_not_only_the_sample(tmp_path):
-    """Above SAMPLE_ROWS pandera sees a sample; the schema's column checks still run on every row."""
+def _failures(error) -> set[tuple[str, str, int]]:
+    """(column, check, table row) of each failure a pandera SchemaErrors lists."""
+    cases = error.value.failure_cases
+    return set(zip(cases["column"], cases["check"], cases["index"].astype("Int64").fillna(-1).astype(int)))
+
+
+def test_pandera_validates_every_row_of_a_streamed_table(tmp_path):
+    """The big tables are validated batch by batch as they are written: a bad value in the last
+    row of the last batch is found by pandera, named by table, column, check and table row."""
+    from outcomes import cleaning
     from outcomes.cleaning import schemas
-    from pandera.errors import SchemaError
-    import pyarrow as pa
+    from pandera.errors import SchemaErrors
 
     small = outcomes.clean(write_raw(tmp_path / "raw")).in_memory["outcomes"]
-    big = pa.concat_tables([small] * (schemas.SAMPLE_ROWS // small.num_rows + 2)).combine_chunks()
-    schemas.validate_processed({"outcomes": big})  # fine as it is
+    big = pa.concat_tables([small] * (30_000 // small.num_rows + 1)).combine_chunks()
+    last = big.num_rows - 1
+
+    def stream(table: pa.Table) -> None:  # what clean does with outcomes.parquet, in batches of 4096 rows
+        out = cleaning.Output(None, schemas.processed_schemas())
+        out.batches("outcomes", iter(table.to_batches(max_chunksize=4096)))
+        assert out.rows() == {"outcomes": table.num_rows}
+
+    def changed(column: str, values) -> pa.Table:
+        return big.set_column(big.column_names.index(column), column, values)
+
+    stream(big)  # fine as it is
+    schemas.validate_processed({"outcomes": big})  # and as one table
     sessions = big.column("sessions").to_numpy().copy()
-    sessions[1] = -1  # a row the evenly spread sample leaves out
-    bad = big.set_column(big.column_names.index("sessions"), "sessions", pa.array(sessions))
-    with pytest.raises(SchemaError, match="sessions"):
-        schemas.validate_processed({"outcomes": bad})
+    sessions[last] = -1
+    with pytest.raises(SchemaErrors, match=r'"schema": "outcomes"') as error:
+        stream(changed("sessions", pa.array(sessions)))
+    assert _failures(error) == {("sessions", "greater_than_or_equal_to(0)", last)}
+
     age = big.column("age").to_numpy().copy()
-    age[1], age[2] = np.nan, 130.0  # a missing age is allowed; an impossible one not (floats by numpy)
-    with pytest.raises(SchemaError, match=r"age.*max 130"):
-        schemas.validate_processed({"outcomes": big.set_column(big.column_names.index("age"), "age", pa.array(age))})
-    metric = pa.array(["glow"] + ["wrinkles"] * (big.num_rows - 1)).dictionary_encode()
-    with pytest.raises(SchemaError, match="glow"):
-        schemas.validate_processed({"outcomes": big.set_column(1, "metric", metric)})
+    age[-1000:] = 130.0  # many impossible ages: the message shows a few
+    age[last - 1] = np.nan  # outcome rows always have an age
+    metric = pa.array(["wrinkles"] * last + ["glow"]).dictionary_encode()
+    with pytest.raises(SchemaErrors) as error:  # lazy: every failing column and check at once
+        stream(changed("age", pa.array(age)).set_column(big.column_names.index("metric"), "metric", metric))
+    assert {(column, check) for column, check, _ in _failures(error)} == {
+        ("age", "not_nullable"), ("age", f"in_range({contract.AGE_RANGE[0]}, {contract.AGE_RANGE[1]})"),
+        ("metric", f"isin({list(contract.METRICS)})")}
+    assert ("metric", f"isin({list(contract.METRICS)})", last) in _failures(error)
+    assert ("age", "not_nullable", last - 1) in _failures(error)
+    message = str(error.value)
+    assert "glow" in message and message.count("130.0") == schemas.FEW
+
+    with pytest.raises(SchemaErrors) as error:  # a table checked whole, by arrow table
+        schemas.validate_processed({"outcomes": changed("sessions", pa.array(sessions))})
+    assert _failures(error) == {("sessions", "greater_than_or_equal_to(0)", last)}
+
+
+def test_only_element_wise_checks_on_the_streamed_tables():
+    """Batch-by-batch validation sees one batch at a time: a check across rows (unique) would
+    miss a duplicate in another batch, so the streamed tables have none; patients has one."""
+    from outcomes.cleaning import schemas
+
+    element_wise = {"isin", "in_range", "greater_than_or_equal_to"}
+    tables = schemas.processed_schemas()
+    for name in ("measurements", "outcomes"):
+        assert not tables[name].unique
+        for column in tables[name].columns.values():
+            assert not column.unique and {check.name for check in column.checks} <= element_wise, (name, column.name)
+    assert tables["patients"].columns["patient_id"].unique
+
+
+def test_duplicate_patient_ids_fail_the_schema(tmp_path):
+    from outcomes.cleaning import schemas
+    from pandera.errors import SchemaErrors
+
     patients = outcomes.clean(write_raw(tmp_path / "raw")).in_memory["patients"]
-    many = pa.concat_tables([patients] * (schemas.SAMPLE_ROWS // 2 + 1)).combine_chunks()  # the same two ids again and again
-    with pytest.raises(SchemaError, match="unique"):
-        schemas.validate_processed({"patients": many})
+    with pytest.raises(SchemaErrors, match="patient_id") as error:
+        schemas.validate_processed({"patients": pa.concat_tables([patients, patients])})
+    assert {check for _, check, _ in _failures(error)} == {"field_uniqueness"}
 
 
 def test_load_processed_on_an_empty_folder_says_what_to_do(tmp_path):

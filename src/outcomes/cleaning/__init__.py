@@ -115,12 +115,10 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
         out.table("sessions", tidy.sessions)
         for name, frame in tidy.optional.items():
             out.table(name, frame)
-        out.batches("measurements", meas_mod.batches(tables.photos, linked, tidy.patients, registry),
-                    int(tables.photos.ledger.ok.sum()))
+        out.batches("measurements", meas_mod.batches(tables.photos, linked, tidy.patients, registry))
         lap("measurements")
         chosen = timeline.choose(linked, cells, duplicate)
-        out.batches("outcomes", meas_mod.outcome_batches(tables.photos, linked, chosen, tidy.patients, registry),
-                    len(chosen.rows))
+        out.batches("outcomes", meas_mod.outcome_batches(tables.photos, linked, chosen, tidy.patients, registry))
         lap("outcomes")
         rejected, summary, notes = bookkeeping(tables, file_notes, writer)
         lap("bookkeeping")
@@ -220,9 +218,10 @@ def check_and_tidy(tables: Tables, ids: PatientIds, registry: dict[str, contract
 
 
 class Output:
-    """Each processed table checked against its schema (schemas.TableCheck) and handed to the
-    writer, or kept in memory when nothing is written. Big tables come batch by batch, so they
-    are never in memory whole when written."""
+    """Each processed table validated by pandera against its schema, every row (schemas.validate),
+    and handed to the writer, or kept in memory when nothing is written. Big tables come batch by
+    batch, each validated as it comes, so they are never in memory whole (a check across rows,
+    like `unique`, would see one batch: only the small tables have one, see tests)."""
 
     def __init__(self, writer: ProcessedWriter | None, checks: dict[str, Any]):
         self.writer, self.checks = writer, checks
@@ -231,33 +230,29 @@ class Output:
 
     def table(self, name: str, frame: pd.DataFrame) -> None:
         table = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
-        check = schemas.TableCheck(self.checks[name], table.num_rows)
-        for batch in table.to_batches() or [pa.RecordBatch.from_pylist([], schema=table.schema)]:
-            check.add(batch)
-        check.finish()
+        schemas.validate(self.checks[name], table)
         if self.writer is not None:
             self.writer.write(name, table)
         else:
             self.kept[name] = table
         self.counts[name] = table.num_rows
 
-    def batches(self, name: str, batches: Iterable[pa.RecordBatch], rows: int) -> None:
-        check = schemas.TableCheck(self.checks[name], rows)
+    def batches(self, name: str, batches: Iterable[pa.RecordBatch]) -> None:
         required = frozenset(column for column, spec in self.checks[name].columns.items() if not spec.nullable)
         stream = self.writer.stream(name, required) if self.writer is not None else None
-        parts = []
+        parts, rows = [], 0
         for batch in batches:
-            check.add(batch)
+            schemas.validate(self.checks[name], batch, first_row=rows)
+            rows += batch.num_rows
             if stream is not None:
                 stream.write(batch)
             else:
                 parts.append(batch)
-        check.finish()
         if stream is not None:
             stream.close()
         else:
             self.kept[name] = pa.Table.from_batches(parts)
-        self.counts[name] = check.seen
+        self.counts[name] = rows
 
     def rows(self) -> dict[str, int]:
         return {name: self.counts[name] for name in TABLES if name in self.counts}
