@@ -231,3 +231,9 @@ def test_cohort_tables_show_no_patient_ids(hydration, tables):
         privacy.check_no_identifiers(table)
         assert not ids & {str(v) for v in table.to_numpy().ravel()}, caption
     assert not [i for i in ids if i in " ".join(texts)]
+
+
+def test_patient_findings_say_when_the_data_cannot_tell(tables):
+    me = patient.load_patient(tables, ["hydration"], pick=1)
+    found = patient.findings(me, patient.progress(me, ["hydration"], min_cell=1000))
+    assert "The data cannot tell how this patient compares with others: too few comparable patients." in found

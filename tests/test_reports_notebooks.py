@@ -203,7 +203,7 @@ def test_page_one_is_the_answer_and_provenance_is_last(run):
     assert "Figure 1." in first and "Expected improvement in hydration" in first
     assert "Snapshot" not in first and "mesotherapy-outcomes" not in first
     patient_first = pages["patient"][0]
-    assert "usual range for comparable patients" in patient_first and "Figure 1." in patient_first
+    assert "Key findings" in patient_first and "Figure 1." in patient_first
     for name in ("sessions-response", "patient", "data-quality", "technical"):
         assert "Snapshot" in pages[name][-1] and f"mesotherapy-outcomes {outcomes.__version__}" in pages[name][-1]
         assert all("SYNTHETIC DEMO DATA" in p for p in pages[name]), name

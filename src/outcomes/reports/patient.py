@@ -200,6 +200,10 @@ def findings(me: Patient, prog: Progress) -> list[str]:
     """The patient report's key findings: who, then each metric's latest reading against the usual range."""
     found = [f"Patient {markdown_text(me.patient_id)} ({markdown_text(me.band)}, skin type "
              f"{markdown_text(me.skin or 'unknown')}) completed {me.n_sessions} sessions."]
+    if prog.summary.empty:
+        why = sorted({why for expected, _, why in prog.panels.values() if expected is None and why})
+        found.append("The data cannot tell how this patient compares with others: "
+                     + ("; ".join(why) if why else "no measurement after a session in the chosen metrics") + ".")
     for r in prog.summary.to_dict("records"):
         found.append(f"{markdown_text(r['metric'])}: {r['patient']:.1f}% after {r['sessions']} sessions "
                      f"({r['visit']}), {r['verdict']} the usual range for comparable patients ({r['usual range']}%).")
