@@ -187,3 +187,11 @@ def gais_last(gais_: pd.DataFrame, min_cell: int = config.MIN_CELL) -> str:
     """Responders (GAIS <= 3) at the last assessment, among all patients assessed."""
     last = gais_.sort_values("sessions", kind="stable").groupby("patient_id").tail(1)
     return gais(int((last["score"] <= contract.GAIS_RESPONDER_MAX).sum()), len(last), min_cell)
+
+
+def elsewhere(metric: str) -> str:
+    """Where the material this report leaves out is, named as those reports are titled."""
+    return (f"**Elsewhere.** The clinicians' GAIS ratings are reported once, for all metrics, in the *Data quality* "
+            f"report. The statistician's material for this metric (the model's terms, a population-average cross-check "
+            f"by GEE, and how well one new patient can be predicted) is in the *Technical report: "
+            f"{contract.METRICS[metric].label}*.")
