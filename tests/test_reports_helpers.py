@@ -124,6 +124,8 @@ def test_headline_and_expected_table_quote_the_model(hydration):
 def test_fewer_patients_modelled_than_selected_is_explained(hydration):
     model, _, texts, _, _ = hydration
     assert texts[1].startswith(f"{model.n_patients_:,} patients of the 150 patients selected are modelled; the others")
+    assert re.match(r"\d+ of \d+ patients \([\d.]+%\) with a hydration measurement after a session of their course "
+                    r"reached a 10% improvement", texts[5]), texts[5]
 
 
 def test_naive_sentence_follows_the_numbers():
@@ -237,3 +239,13 @@ def test_patient_findings_say_when_the_data_cannot_tell(tables):
     me = patient.load_patient(tables, ["hydration"], pick=1)
     found = patient.findings(me, patient.progress(me, ["hydration"], min_cell=1000))
     assert "The data cannot tell how this patient compares with others: too few comparable patients." in found
+
+
+def test_gee_sentence_quotes_both_models(hydration):
+    model = hydration[0]
+    gee = models.fit_gee(model.rows_, "improvement_pct", "sessions", "patient_id", covariates=("age_c", "skin_type"),
+                         time_transform="spline")
+    both = T.gee_and_mixed(model, gee, model.frame(list(range(1, model.max_sessions_ + 1)), 45, T.common_skin(model)))
+    last = both.loc[both["sessions"] == model.max_sessions_].set_index("model")["estimate"]
+    text = findings.gee_agreement(both)
+    assert f"mixed model expects {last['mixed model']:.1f}%" in text and f"GEE {last['GEE']:.1f}%" in text

@@ -126,8 +126,11 @@ def plateau(table: pd.DataFrame, cells: pd.DataFrame, common_skin: str, overall:
 
 
 def responders(responded: int, total: int, threshold: float, metric: str, min_cell: int = config.MIN_CELL) -> str:
+    """Patients who reached the threshold, out of those with a measurement after a session of
+    their course (said, so the count is not mistaken for the selection's)."""
     share = privacy.share_text(responded, total, "patients", min_cell)
-    return f"{_capital(share)} reached a {threshold:g}% improvement in {name(metric)} at some visit during their course."
+    return (f"{_capital(share)} with a {name(metric)} measurement after a session of their course reached a "
+            f"{threshold:g}% improvement at some visit.")
 
 
 def gais(responders_: int, total: int, min_cell: int = config.MIN_CELL) -> str:
@@ -195,3 +198,15 @@ def elsewhere(metric: str) -> str:
             f"report. The statistician's material for this metric (the model's terms, a population-average cross-check "
             f"by GEE, and how well one new patient can be predicted) is in the *Technical report: "
             f"{contract.METRICS[metric].label}*.")
+
+
+def gee_agreement(both: pd.DataFrame) -> str:
+    """The mixed model's and the GEE's average after the last session count, side by side
+    (`both`: ``tables.gee_and_mixed``)."""
+    last = both.loc[both["sessions"] == both["sessions"].max()].set_index("model")
+    n, mixed, gee = int(both["sessions"].max()), last.loc["mixed model"], last.loc["GEE"]
+    overlap = mixed["ci_low"] <= gee["ci_high"] and gee["ci_low"] <= mixed["ci_high"]
+    return (f"After {n} sessions the mixed model expects {mixed['estimate']:.1f}% (95% CI {mixed['ci_low']:.1f} to "
+            f"{mixed['ci_high']:.1f}) and GEE {gee['estimate']:.1f}% ({gee['ci_low']:.1f} to {gee['ci_high']:.1f}): "
+            + ("their intervals overlap." if overlap else "their intervals do not overlap, so dropout may depend on "
+               "the outcome."))
