@@ -23,7 +23,6 @@ from outcomes import models, simulation  # noqa: E402
 from outcomes.models._tidy import TIDY_COLUMNS, holm  # noqa: E402
 from outcomes.models.improvement import attach_columns  # noqa: E402
 from outcomes.reports import fitting  # noqa: E402
-from outcomes.reports.sections.sessions_response import SessionsResponse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,9 +112,9 @@ def test_shortcuts_name_their_options(fn):
 
 
 def test_fit_improvement_on_the_tables_gives_the_reports_numbers(tables):
-    report = SessionsResponse(tables, metric="hydration")
-    model, label, problems = report._fit
-    assert not problems  # the richest model: the one fit_improvement fits by default
+    model, notes = fitting.improvement_model(tables["outcomes"], "hydration", 5, include_flagged=False,
+                                             patients=tables["patients"])
+    assert not notes  # the richest model: the one fit_improvement fits by default
     mine = models.fit_improvement(tables, "hydration")
     pd.testing.assert_frame_equal(mine.summary, model.summary)
     # the outcomes table alone keeps the follow-up visits (the reason the README used to differ)
@@ -132,8 +131,9 @@ def test_readme_snippet_runs_and_matches_the_reports(tables, monkeypatch):
     monkeypatch.setattr(outcomes, "load_processed", lambda *a, **k: tables)
     scope: dict = {}
     exec(block, scope)
-    report = SessionsResponse(tables, metric="hydration")
-    pd.testing.assert_frame_equal(scope["model"].summary, report.model.summary)
+    model, _ = fitting.improvement_model(tables["outcomes"], "hydration", 5, include_flagged=False,
+                                         patients=tables["patients"])
+    pd.testing.assert_frame_equal(scope["model"].summary, model.summary)
 
 
 # -- 3. any comparison -------------------------------------------------------------------------
@@ -310,12 +310,10 @@ def test_the_sessions_report_states_the_simpler_structure(tables, monkeypatch):
         return m
 
     monkeypatch.setattr(models, "fit_improvement", singular_when_rich)
-    report = SessionsResponse(tables, metric="hydration")
-    sec = report.improvement()
-    sec.close()
-    model, label, problems = report._fit
+    model, notes = fitting.improvement_model(tables["outcomes"], "hydration", 5, include_flagged=False,
+                                             patients=tables["patients"])
     assert not model.singular_ and model.mixed_.random_intercept is False
-    notes = " ".join(args[0] for kind, args, _ in sec.items if kind == "note")
+    notes = " ".join(notes)
     assert "injected" in notes and "no separate level" in notes
 
 

@@ -20,7 +20,10 @@ from outcomes.reports import runner
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
-MAX_CELL_LINES, MAX_NOTEBOOK_LINES = 6, 40
+# "Thin" means the logic lives in the package and the notebook shows the calls (issue 10, point 9):
+# each cell is one step of the analysis (a fit, a table, a figure with its caption), so a cell may
+# run to a dozen lines, guarded by `if model is not None` where a selection may be too small.
+MAX_CELL_LINES, MAX_NOTEBOOK_LINES = 12, 80
 CODE_TOKENS = ("import ", "show.", "models.", "privacy.", "cohorts.", "display(", "findings.append", "def ")
 
 
@@ -30,9 +33,9 @@ def _parameters_cell(nb) -> nbformat.NotebookNode:
     return cells[0]
 
 
-def test_there_are_five_notebooks():
-    assert [p.name for p in NOTEBOOKS] == ["00-explore.ipynb", "10-data-quality.ipynb",
-                                           "20-sessions-response.ipynb", "30-patient-progress.ipynb",
+def test_there_are_six_notebooks():
+    assert [p.name for p in NOTEBOOKS] == ["00-explore.ipynb", "10-data-quality.ipynb", "20-sessions-response.ipynb",
+                                           "25-technical.ipynb", "30-patient-progress.ipynb",
                                            "40-clinic-benchmark.ipynb"]
 
 
@@ -124,7 +127,7 @@ def test_notebook_is_thin(path):
     lines = [len([line for line in source.splitlines() if line.strip()]) for source in code]
     assert max(lines[1:]) <= MAX_CELL_LINES, f"{path.name}: a code cell of {max(lines[1:])} lines"
     assert sum(lines) <= MAX_NOTEBOOK_LINES, f"{path.name}: {sum(lines)} lines of code"
-    assert not [s for s in code if re.search(r"^\s*(def|class|for|while|if) ", s, re.M)], f"{path.name}: logic"
+    assert not [s for s in code if re.search(r"^\s*(def|class|for|while|try|with) ", s, re.M)], f"{path.name}: logic"
 
 
 def test_sessions_response_takes_the_issue_parameters():
@@ -143,6 +146,9 @@ def cohort(tmp_path_factory):
     return root, sim
 
 
+PAGES: dict[str, list[str]] = {}
+
+
 @pytest.fixture(scope="module")
 def run(cohort):
     """Every notebook once, with --jobs 2."""
@@ -153,9 +159,12 @@ def run(cohort):
         runner.ReportSpec("patient", nb["30"], {"pick": 1}),
         runner.ReportSpec("data-quality", nb["10"], {}),
         runner.ReportSpec("explore", nb["00"], {}),
+        runner.ReportSpec("technical", nb["25"], {"metric": "hydration"}),
     ]
     results = runner.run_reports(specs, root / "processed", root / "out", jobs=2, cell_timeout=300, day="today")
-    texts = {r.name: "\n".join(p.extract_text() for p in PdfReader(str(r.pdf)).pages) if r.pdf else "" for r in results}
+    pages = {r.name: [p.extract_text() for p in PdfReader(str(r.pdf)).pages] if r.pdf else [] for r in results}
+    texts = {name: "\n".join(p) for name, p in pages.items()}
+    PAGES.update(pages)  # each report's pages, for the page-1 test
     return {r.name: r for r in results}, texts, results[0].log.parent  # the run's own folder
 
 
@@ -171,14 +180,35 @@ def test_every_notebook_runs_and_makes_a_pdf(run):
         for token in CODE_TOKENS:
             assert token not in text, f"{name}: code {token!r} in the PDF"
     for section in ("Key findings", "The cohort", "Improvement after each session", "The model in plain language",
-                    "The plateau", "Sessions to a visible response", "GAIS responder rates", "population-average",
-                    "How well can one patient", "Limitations"):
-        assert section in texts["sessions-response"], section
+                    "The plateau", "Sessions to a visible response", "Limitations", "Technical report: Hydration"):
+        assert section in " ".join(texts["sessions-response"].split()), section  # line breaks read as spaces
+    for section in ("GAIS", "population-average", "How well can one patient"):  # once, where it belongs
+        assert section not in texts["sessions-response"].split("Limitations")[0], section
+    for section in ("population-average", "How well can one patient", "fixed effects"):
+        assert section in texts["technical"], section
     for section in ("What came in", "What was rejected and why", "Photo-quality flags by clinic and device",
-                    "Patients without a baseline"):
+                    "Patients without a baseline", "GAIS: how the clinicians rated the results"):
         assert section in texts["data-quality"], section
+    for name in ("sessions-response", "patient", "technical"):  # reader's names, not code names
+        assert not re.search(r"\b(brown_spots|elasticity_r7|elasticity r7)\b", texts[name], re.I), name
     for section in ("Patient progress", "Progress against the expected course", "Adverse events and GAIS"):
         assert section in texts["patient"], section
+
+
+@pytest.mark.slow
+def test_page_one_is_the_answer_and_provenance_is_last(run):
+    """Page 1: the title, the headline in words with numbers and uncertainty, the figure that shows
+    it; the last page: snapshot and version; the banner on every page (issue 10, point 1)."""
+    pages = PAGES
+    first = pages["sessions-response"][0]
+    assert re.search(r"After 3 sessions, hydration improved by -?\d+\.\d% on average \(95% CI -?\d+\.\d to", first)
+    assert "Figure 1." in first and "Expected improvement in hydration" in first
+    assert "Snapshot" not in first and "mesotherapy-outcomes" not in first
+    patient_first = pages["patient"][0]
+    assert "Key findings" in patient_first and "Figure 1." in patient_first
+    for name in ("sessions-response", "patient", "data-quality", "technical"):
+        assert "Snapshot" in pages[name][-1] and f"mesotherapy-outcomes {outcomes.__version__}" in pages[name][-1]
+        assert all("SYNTHETIC DEMO DATA" in p for p in pages[name]), name
 
 
 @pytest.mark.slow

@@ -66,14 +66,21 @@ def test_pdf_is_a4_with_cover_findings_first_and_sections(rendered):
     pages, reader = rendered
     box = reader.pages[0].mediabox
     assert (round(float(box.width) * 25.4 / 72), round(float(box.height) * 25.4 / 72)) == (210, 297)
-    cover = pages[0]
-    for text in ("SYNTHETIC DEMO DATA", "Sessions and response: hydration", "a1b2c3d4", "2025-11-20",
-                 "mesotherapy-outcomes 0.1.0", "metric", "hydration", "Parameters", "Data snapshot"):
-        assert text in cover, text
-    assert "/somewhere" not in cover  # the processed folder is plumbing, not a parameter to show
+    cover, last = pages[0], pages[-1]
+    # page 1 is the answer: title, then the key findings with the headline; no provenance
+    assert cover.index("Sessions and response: hydration") < cover.index("Key findings") < cover.index(
+        "Hydration rose by 25% after three sessions.")
+    for text in ("a1b2c3d4", "mesotherapy-outcomes 0.1.0", "Parameters", "Data snapshot"):
+        assert text not in cover, text
+    # provenance is the last page
+    for text in ("About this report", "a1b2c3d4", "2025-11-20", "mesotherapy-outcomes 0.1.0", "metric", "hydration",
+                 "Parameters", "Data snapshot"):
+        assert text in last, text
+    assert "/somewhere" not in last  # the processed folder is plumbing, not a parameter to show
+    for page in pages:
+        assert "SYNTHETIC DEMO DATA" in page  # the banner on every page
     body = "\n".join(pages[1:])
-    assert body.index("Key findings") < body.index("The cohort") < body.index("Improvement over sessions")
-    assert "Hydration rose by 25% after three sessions." in body
+    assert body.index("The cohort") < body.index("Improvement over sessions")
     assert "Improvement by age band" in body and "Mean improvement after each session" in body
     assert f"Page 2 of {len(pages)}" in pages[1]  # page numbers
     assert "Sessions and response: hydration" in pages[1]  # running header with the title
@@ -99,12 +106,14 @@ def test_manifest_is_read_from_the_processed_folder_in_the_parameters(tmp_path):
     nb = _executed_notebook()
     nb.metadata["papermill"]["parameters"]["processed_dir"] = str(tmp_path)
     path = pdf.notebook_to_pdf(nb, tmp_path / "x.pdf")
-    text = PdfReader(str(path)).pages[0].extract_text()
-    assert "feedface" in text and "SYNTHETIC DEMO DATA" in text
+    pages = PdfReader(str(path)).pages
+    assert "feedface" in pages[-1].extract_text() and "SYNTHETIC DEMO DATA" in pages[0].extract_text()
 
 
 def test_table_helper_rounds_and_marks_numbers():
     html = show.table(pd.DataFrame({"group": ["a"], "n_patients": [12], "mean": [3.14159]}), "cap")._repr_html_()
     assert "3.1" in html and "3.14" not in html
     assert '<td class="num">12</td>' in html
-    assert "n patients" in html  # readable header
+    assert "<th class=\"num\">patients</th>" in html  # a reader's header for a shared column name (show.LABELS)
+    other = show.table(pd.DataFrame({"n_events": [3]}), "cap")._repr_html_()
+    assert "n events" in other  # any other code name at least loses its underscores

@@ -63,8 +63,8 @@ def test_report_refuses_min_cell_under_five_with_exit_2(tmp_path):
 # -- property: no displayed table or sentence gives back a count from 1 to min_cell - 1 ---------------------------
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
-from outcomes.reports.sections.data_quality import session_status  # noqa: E402
-from outcomes.reports.sections.sessions_response import patients_by_band_and_skin  # noqa: E402
+from outcomes.reports.tables import session_status  # noqa: E402
+from outcomes.reports.tables import patients_by_band_and_skin  # noqa: E402
 
 MIN_CELLS = st.sampled_from([5, 7])
 SMALLISH = st.integers(0, 12) | st.integers(0, 40)
@@ -205,25 +205,22 @@ def _outcomes(clinics: dict[str, tuple[int, int]]) -> pd.DataFrame:
 
 def test_baselines_percentage_never_gives_a_hidden_count_back():
     """The issue's `C01 96 <5 2.1`: 2.1% of 96 is 2, so the percentage goes with the count."""
-    from outcomes.reports.sections.data_quality import DataQuality
+    from outcomes.reports import findings, tables
 
     out = _outcomes({"C01": (96, 2), "C02": (40, 10), "C03": (3, 1)})
-    report = DataQuality({"outcomes": out, "patients": out[["patient_id", "clinic_id"]]})
-    sec = report.baselines()
-    table = sec.table("Patients with at least one metric").set_index("clinic_id")
+    table = tables.without_baseline(out).set_index("clinic_id")
     assert table.loc["C01", "n_patients"] == 96 and table.loc["C01", "n_yes"] == "<5"
     assert table.loc["C01", "pct"] == privacy.COMPLEMENT_LABEL
     assert (table.loc["C03"] == "<5").all()  # a clinic of 3 is hidden as a whole row
     # total 139 patients: 96 + 40 shown would give the 3 of C03 back, so one more is hidden
     assert table["n_patients"].map(lambda v: isinstance(v, str)).sum() >= 2
-    assert sec.findings == ["13 of 139 patients (9.4%) lack a baseline for at least one metric; those measurements "
-                            "cannot show improvement."]
-    tiny = DataQuality({"outcomes": _outcomes({"C01": (3, 0)}), "patients": _outcomes({"C01": (3, 0)})})
-    assert tiny.baselines().findings[0].startswith("None of fewer than 5 patients lack a baseline")
+    assert findings.without_baseline(out) == ("13 of 139 patients (9.4%) lack a baseline for at least one metric; "
+                                              "those measurements cannot show improvement.")
+    assert findings.without_baseline(_outcomes({"C01": (3, 0)})).startswith("None of fewer than 5 patients lack a")
 
 
 def test_sessions_table_hides_a_clinic_of_three_patients():
-    from outcomes.reports.sections.data_quality import session_status
+    from outcomes.reports.tables import session_status
 
     patients = pd.DataFrame({"patient_id": [f"p{i}" for i in range(23)], "clinic_id": ["C01"] * 3 + ["C02"] * 20})
     sessions = pd.DataFrame({"patient_id": [f"p{i}" for i in range(23) for _ in range(4)], "status": "completed"})
@@ -244,7 +241,7 @@ def test_cover_states_the_min_cell_the_run_used():
 
 def test_clinic_by_device_rows_cannot_be_worked_out_from_the_clinic_table():
     """C02 has 38 patients on camera A and 2 on B; the by-clinic table says 40, so A is hidden too."""
-    from outcomes.reports.sections.data_quality import flag_shares
+    from outcomes.reports.tables import flag_shares
 
     rows = [{"patient_id": f"{c}-{d}-{i}", "clinic_id": c, "device": d, "sessions": 1, "qc_ok": i % 3 > 0}
             for c, devices in {"C01": {"A": 30, "B": 25}, "C02": {"A": 38, "B": 2}}.items()
@@ -261,7 +258,7 @@ def test_clinic_by_device_rows_cannot_be_worked_out_from_the_clinic_table():
 @PROPERTY
 @given(sizes=st.lists(st.lists(st.integers(0, 14), min_size=1, max_size=3), min_size=1, max_size=4), m=MIN_CELLS)
 def test_clinic_by_device_table_keeps_every_clinic_total_safe(sizes, m):
-    from outcomes.reports.sections.data_quality import flag_shares
+    from outcomes.reports.tables import flag_shares
 
     rows = [{"patient_id": f"C{c}-D{d}-{i}", "clinic_id": f"C{c}", "device": f"D{d}", "sessions": 1, "qc_ok": True}
             for c, devices in enumerate(sizes) for d, n in enumerate(devices) for i in range(n)]

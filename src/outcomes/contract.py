@@ -129,6 +129,15 @@ class Metric:
     unit: str
     low: float = 0.0
     high: float = float("inf")
+    # the smallest change in improvement (percentage points) a patient would notice: the
+    # plateau's "one more session adds less than this", and the least gain a plateau is claimed after
+    min_important: float = 2.0
+    display: str = ""  # what a reader sees ("Brown spots"); the code name is for files and parameters
+
+    @property
+    def label(self) -> str:
+        """The reader's name of the metric ("Elasticity (R7)"), never the code name."""
+        return self.display or self.name.replace("_", " ").capitalize()
 
     @property
     def sign(self) -> int:
@@ -139,17 +148,17 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("wrinkles", "lower", "score"),
-        Metric("texture", "lower", "score"),
-        Metric("pores", "lower", "count"),
-        Metric("spots", "lower", "count"),
-        Metric("brown_spots", "lower", "score"),
-        Metric("red_areas", "lower", "score"),
-        Metric("uv_spots", "lower", "score"),
-        Metric("melanin_index", "lower", "AU", 0, 999),
-        Metric("erythema_index", "lower", "AU", 0, 999),
-        Metric("hydration", "higher", "AU (corneometer)", 0, 130),
-        Metric("elasticity_r7", "higher", "ratio (cutometer)", 0, 1),
+        Metric("wrinkles", "lower", "score", display="Wrinkles"),
+        Metric("texture", "lower", "score", display="Skin texture"),
+        Metric("pores", "lower", "count", display="Pores"),
+        Metric("spots", "lower", "count", display="Spots"),
+        Metric("brown_spots", "lower", "score", display="Brown spots"),
+        Metric("red_areas", "lower", "score", display="Red areas"),
+        Metric("uv_spots", "lower", "score", display="UV spots"),
+        Metric("melanin_index", "lower", "AU", 0, 999, display="Melanin index"),
+        Metric("erythema_index", "lower", "AU", 0, 999, display="Erythema index"),
+        Metric("hydration", "higher", "AU (corneometer)", 0, 130, display="Hydration"),
+        Metric("elasticity_r7", "higher", "ratio (cutometer)", 0, 1, display="Elasticity (R7, cutometer)"),
     )
 }
 

@@ -65,3 +65,57 @@ def improvement_attempts(outcomes, metric: str, **spec) -> list[tuple[str, Calla
         ("one curve shape, without a patient-specific rate",
          lambda: models.fit_improvement(outcomes, metric, interactions=(), random_slope=False, **spec)),
     ]
+
+
+# The models need this many times `min_cell` patients measured after a session.
+MIN_CELLS_FOR_MODELS = 4
+
+
+def measured_patients(outcomes, metric: str) -> int:
+    """Patients with an improvement of `metric` measured after a session."""
+    rows = outcomes.loc[(outcomes["metric"] == metric) & (outcomes["sessions"] > 0) & outcomes["improvement_pct"].notna()]
+    return int(rows["patient_id"].nunique())
+
+
+def improvement_model(outcomes, metric: str, min_cell: int, **spec) -> tuple[Any | None, list[str]]:
+    """(the richest improvement model that fits, notes for the reader on how it was chosen).
+
+    None, with a plain-words note, when fewer than ``MIN_CELLS_FOR_MODELS * min_cell`` patients
+    have a measurement after a session, or when no specification converged.
+    """
+    from outcomes.escaping import markdown_text
+    from outcomes.reports import findings
+
+    n, needed = measured_patients(outcomes, metric), MIN_CELLS_FOR_MODELS * min_cell
+    if n < needed:
+        return None, [findings.too_few(n, metric, needed, min_cell)]
+    model, chosen, problems = first_converged(improvement_attempts(outcomes, metric, **spec))
+    why = "; ".join(map(markdown_text, problems))
+    if model is None:
+        return None, [f"The model could not be fitted reliably on this selection (it did not converge), so no "
+                      f"curves are shown. {why}"]
+    notes = []
+    if problems:
+        notes.append(f"The richest model could not be fitted reliably on this selection ({why}); the report uses a "
+                     f"simpler one ({markdown_text(chosen)}).")
+    if model.singular_:
+        notes.append(f"Even this model is on the boundary ({markdown_text(model.singular_reason_)}): the data cannot "
+                     "tell patients' own rates of improvement apart; treat its curves with care.")
+    return model, notes
+
+
+def predictive_model(outcomes, metric: str, cv_folds: int, **spec) -> tuple[Any, list[str]]:
+    """(the cross-validated predictive models, notes): compared with the mixed model when it
+    fits in every fold, else without it (and a note says so)."""
+    from outcomes import models
+
+    predictive, _, problems = first_converged([
+        ("compared with the mixed model", lambda: models.fit_predictive(outcomes, metric, n_splits=cv_folds, **spec)),
+        ("without the mixed model", lambda: models.fit_predictive(outcomes, metric, n_splits=cv_folds,
+                                                                    compare_mixed=False, **spec)),
+    ])
+    if predictive is None:
+        raise ValueError("the predictive models could not be fitted: " + "; ".join(problems))
+    notes = ["The mixed model could not be fitted in every cross-validation fold of this selection, so it is left "
+             "out of the comparison."] if problems else []
+    return predictive, notes

@@ -3,13 +3,17 @@
 Practitioners read the result, so no input cell, prompt, warning or traceback reaches it.
 Layout comes from the notebook's cell tags:
 
-* ``cover``    cells shown on the cover page (a dynamic title, one line on the selection);
-* ``findings`` cells moved right after the cover (key findings come first);
+Page 1 is the answer:
+
+* ``cover``           cells first (a dynamic title, one line on the selection);
+* ``findings``        cells next (the key findings, the headline first);
+* ``headline-figure`` cells after them (the one figure that shows the answer), moved from
+  where the notebook makes them;
 * ``remove-cell`` / ``no-report`` cells left out; ``remove-output`` cells lose their outputs.
 
-The cover also shows the parameters, the data snapshot (hash and date from the processed
-folder's manifest.json), the package version and, for simulator data, a
-"SYNTHETIC DEMO DATA" banner (repeated in every page header).
+Provenance comes last, on its own page: the parameters, the data snapshot (hash and date from
+the processed folder's manifest.json) and the package version. For simulator data a
+"SYNTHETIC DEMO DATA" banner is on page 1 and in every page header.
 
 The notebook's HTML is untrusted (a value from a clinic export may have slipped through
 unescaped), so it is cleaned by nh3 (:func:`sanitise_html`) before it enters the trusted page
@@ -38,7 +42,7 @@ from outcomes.loader import load_manifest
 from outcomes.reports.runs import replacing
 
 TEMPLATES = Path(__file__).with_name("templates")
-COVER_TAG, FINDINGS_TAG = "cover", "findings"
+COVER_TAG, FINDINGS_TAG, HEADLINE_FIGURE_TAG = "cover", "findings", "headline-figure"
 REMOVE_CELL_TAGS = {"remove-cell", "no-report", "parameters", "injected-parameters"}
 HIDDEN_PARAMETERS = {"processed_dir"}
 log = logging.getLogger(__name__)
@@ -192,7 +196,8 @@ def notebook_to_html(
     manifest: dict[str, Any] | None = None,
     min_cell: int = config.MIN_CELL,
 ) -> str:
-    """The report as one self-contained HTML page (cover, findings, body), ready for print."""
+    """The report as one self-contained HTML page (page 1: title, findings, headline figure;
+    then the body; provenance last), ready for print."""
     import jinja2
 
     from outcomes import __version__
@@ -204,7 +209,8 @@ def notebook_to_html(
     cells = [c for c in nb.cells if not (_tags(c) & REMOVE_CELL_TAGS)]
     cover = [c for c in cells if COVER_TAG in _tags(c)]
     findings = [c for c in cells if FINDINGS_TAG in _tags(c) and COVER_TAG not in _tags(c)]
-    body = [c for c in cells if not (_tags(c) & {COVER_TAG, FINDINGS_TAG})]
+    figure = [c for c in cells if HEADLINE_FIGURE_TAG in _tags(c) and not (_tags(c) & {COVER_TAG, FINDINGS_TAG})]
+    body = [c for c in cells if not (_tags(c) & {COVER_TAG, FINDINGS_TAG, HEADLINE_FIGURE_TAG})]
     cover_html = sanitise_html(_body_html(exporter, nb, cover))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     page = env.get_template("page.html.j2")
@@ -214,6 +220,7 @@ def notebook_to_html(
         cover=jinja2.utils.markupsafe.Markup(cover_html),
         cover_has_title=bool(re.search(r"<h1[\s>]", cover_html)),
         findings=jinja2.utils.markupsafe.Markup(sanitise_html(_body_html(exporter, nb, findings))),
+        figure=jinja2.utils.markupsafe.Markup(sanitise_html(_body_html(exporter, nb, figure))),
         body=jinja2.utils.markupsafe.Markup(sanitise_html(_body_html(exporter, nb, body))),
         parameters=_shown_parameters(parameters),
         synthetic=None if manifest is None else bool(manifest.get("synthetic", False)),

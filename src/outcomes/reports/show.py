@@ -21,6 +21,11 @@ import pandas as pd
 
 from outcomes.escaping import html_text
 
+# Headers a reader sees for the column names the report tables share (a call's `labels` win).
+LABELS = {"age_band": "age band", "skin_type": "skin type", "n_patients": "patients", "patients_left": "patients",
+          "ci_low": "95% CI low", "ci_high": "95% CI high", "clinic_id": "clinic", "pct_flagged": "% flagged",
+          "median_sessions": "median sessions", "volume_ml": "volume (ml)", "session_number": "session"}
+
 # A4 text width is 170 mm (6.7 in); figures are drawn at that width so fonts print at size.
 PAGE_WIDTH_IN = 6.7
 FIGURE_DPI = 150
@@ -92,6 +97,11 @@ def note(text: str, kind: str = "note") -> _HTML:
     return _display(_HTML(body, f"[{kind}] {text}"))
 
 
+def notes(texts: Iterable[str], kind: str = "note") -> list[_HTML]:
+    """:func:`note` for each text (none for an empty list)."""
+    return [note(t, kind) for t in texts if str(t).strip()]
+
+
 def figure(fig, caption: str, height_in: float | None = None) -> _HTML:
     """Show a matplotlib figure at page width with a numbered caption, then close it.
 
@@ -141,7 +151,7 @@ def table(
     Long tables are cut at `max_rows` with a note (a report is not a data dump).
     """
     shown = data.reset_index() if index else data
-    labels = labels or {}
+    labels = {**LABELS, **(labels or {})}
     cols: Sequence[str] = list(shown.columns)
     suppressed = re.compile(r"^(<\d+|x)$")  # privacy: "<5" and the complementary "x"
 
