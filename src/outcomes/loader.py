@@ -27,6 +27,29 @@ def load_processed(processed_dir: str | os.PathLike | None = None) -> dict[str, 
     Keys: patients, sessions, measurements, outcomes, rejected, and assessments /
     adverse_events / data_quality when present. `skin_type` is an ordered categorical
     I < ... < VI (NaN = unknown); text columns are pandas `str`.
+
+    Parameters
+    ----------
+    processed_dir : str or path-like, optional
+        A folder written by ``outcomes clean`` / :func:`outcomes.clean`.
+
+    Returns
+    -------
+    dict of str to DataFrame
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import outcomes
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = outcomes.simulate(n_patients=60, seed=1, out_dir=Path(tmp) / "raw")
+    ...     _ = outcomes.clean(Path(tmp) / "raw", Path(tmp) / "processed", as_of="2100-01-01")
+    ...     tables = outcomes.load_processed(Path(tmp) / "processed")
+    >>> sorted(tables)
+    ['adverse_events', 'assessments', 'data_quality', 'measurements', 'outcomes', 'patients', 'rejected', 'sessions']
+    >>> len(tables["patients"]), str(tables["patients"]["skin_type"].dtype)
+    (60, 'category')
     """
     folder = _processed_folder(processed_dir)
     if not (folder / "outcomes.parquet").is_file():

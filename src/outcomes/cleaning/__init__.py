@@ -55,7 +55,36 @@ TABLES = ("patients", "sessions", "measurements", "outcomes", "assessments", "ad
 
 @dataclass
 class CleanResult:
-    """What `clean` produced: the processed tables, the rejected rows and the bookkeeping."""
+    """What `clean` produced: the processed tables, the rejected rows and the bookkeeping.
+
+    Attributes
+    ----------
+    rejected : DataFrame
+        The rows set aside, each with its table, source file, source row, column, value and reason.
+    summary : DataFrame
+        Per input table: read, kept, rejected, duplicates, noted.
+    manifest : dict
+        The run's record (manifest.json): inputs with checksums, rows per table, rejection reasons, settings.
+    notes : DataFrame
+        Values noted but their rows kept (for example an out-of-range volume left empty).
+    out_dir : Path or None
+        The processed folder written, or None when nothing was written.
+    tables : dict of DataFrame
+        The processed tables (see the property).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import outcomes
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = outcomes.simulate(n_patients=60, seed=1, out_dir=Path(tmp) / "raw")
+    ...     result = outcomes.clean(Path(tmp) / "raw", as_of="2100-01-01")  # no out_dir: nothing written
+    >>> result.out_dir is None, sorted(result.tables)
+    (True, ['adverse_events', 'assessments', 'measurements', 'outcomes', 'patients', 'sessions'])
+    >>> len(result.tables["patients"])
+    60
+    """
 
     rejected: pd.DataFrame
     summary: pd.DataFrame  # per input table: read, kept, rejected, duplicates, noted
@@ -94,6 +123,38 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     The steps, in the contract's order: read the raw tables, parse each (every cell normalised),
     check each against the patients kept, tidy, link measurements to sessions and baselines,
     compute outcomes, write.
+
+    Parameters
+    ----------
+    raw_dir : str or Path
+        The clinic's raw exports (never modified).
+    out_dir : str or Path, optional
+        The processed folder to write; None: keep the tables in memory (``CleanResult.tables``).
+    monthfirst : bool
+        Read ambiguous dates such as 03/04/2024 as month first.
+    as_of : date or str, optional
+        The day of the export (default: today).
+
+    Returns
+    -------
+    CleanResult
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import outcomes
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     raw, processed = Path(tmp) / "raw", Path(tmp) / "processed"
+    ...     _ = outcomes.simulate(n_patients=60, seed=1, out_dir=raw)
+    ...     result = outcomes.clean(raw, processed, as_of="2100-01-01")
+    ...     written = sorted(p.name for p in processed.glob("*.parquet"))
+    >>> written
+    ['adverse_events.parquet', 'assessments.parquet', 'measurements.parquet', 'outcomes.parquet', 'patients.parquet', 'sessions.parquet']
+    >>> result.summary.loc["patients", ["read", "kept", "rejected"]].tolist()
+    [60, 60, 0]
+    >>> int(result.summary["rejected"].sum()) == len(result.rejected)
+    True
     """
     raw_dir, until, lap = Path(raw_dir), np.datetime64(date.today() if as_of is None else as_of, "D"), _stopwatch()
     check_folders(raw_dir, out_dir)

@@ -113,7 +113,37 @@ def simulate(
 ) -> SimulatedCohort:
     """Simulate a cohort; write it to out_dir when given. The messy and tidy exports of one seed
     describe the same patients and the same truth. ``dropout`` sets how strongly dropout depends
-    on outcome (default: :class:`DropoutParams`'s, docs/simulator.md); truth.json records it."""
+    on outcome (default: :class:`DropoutParams`'s, docs/simulator.md); truth.json records it.
+
+    Parameters
+    ----------
+    n_patients, seed : int
+        Cohort size and random seed (one seed, one cohort).
+    out_dir : str or Path, optional
+        Folder to write the raw CSV exports and truth.json into (absent or empty); None: in memory only.
+    tidy : bool
+        Canonical export (no mess) instead of the messy clinic export.
+    dropout : DropoutParams, optional
+        How strongly dropout depends on outcome.
+
+    Returns
+    -------
+    SimulatedCohort
+        The raw tables as written (``tables``) and the truth (``truth``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import outcomes
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     cohort = outcomes.simulate(n_patients=60, seed=1, out_dir=Path(tmp) / "raw")
+    ...     written = sorted(p.name for p in (Path(tmp) / "raw").iterdir())
+    >>> written
+    ['adverse_events.csv', 'assessments.csv', 'patients.csv', 'photo_metrics.csv', 'sessions.csv', 'truth.json']
+    >>> len(cohort.truth["patients"]), len(cohort.tables["patients"])
+    (60, 60)
+    """
     if n_patients < 1:
         raise ValueError(f"n_patients must be at least 1, got {n_patients}")
     cohort_seq, mess_seq = np.random.SeedSequence(seed).spawn(2)
