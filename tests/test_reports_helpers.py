@@ -188,23 +188,29 @@ def test_patient_report_is_the_picked_patient_with_weeks_not_dates(one, tables):
         patient.load_patient(tables, METRICS, patient_id="P999999")
 
 
-def test_patient_verdicts_use_the_prediction_band_and_unflagged_photos(one, tables):
+def test_patient_summary_quotes_readings_percentile_and_unflagged_photos(one, tables):
     me, prog = one
     out = tables["outcomes"]
     names = {outcomes.contract.METRICS[m].label: m for m in METRICS}
     assert len(prog.summary) > 0
-    for row in prog.summary.itertuples(index=False):
-        low, high = [float(x) for x in re.findall(r"-?\d+\.\d", row[5])]
-        assert row.verdict == ("below" if row.patient < low else "above" if row.patient > high else "within")
-        measured = out.loc[(out["patient_id"] == me.patient_id) & (out["metric"] == names[row.metric])
-                           & (out["view"] == "front") & (out["sessions"] == row.sessions)]
-        assert (measured.loc[measured["qc_ok"], "improvement_pct"] - row.patient).abs().min() < 1e-9
+    for row in prog.summary.to_dict("records"):
+        metric = names[row["metric"]]
+        assert row["unit"] == outcomes.contract.METRICS[metric].unit
+        measured = out.loc[(out["patient_id"] == me.patient_id) & (out["metric"] == metric)
+                           & (out["view"] == "front") & (out["sessions"] == row["sessions"]) & out["qc_ok"]]
+        hit = measured.loc[(measured["improvement_pct"] - row["patient"]).abs() < 1e-9]
+        assert len(hit) and hit["baseline"].iloc[0] == row["baseline"] and hit["value"].iloc[0] == row["latest"]
+        assert row["verdict"] == patient.verdict(row["percentile"], int(row["comparable patients"]), 5)
+        assert int(row["comparable patients"]) >= 5 and row["compared with"].startswith("same concern")
+    assert prog.personal, "a personal expected course is shown"
 
 
 def test_patient_report_hides_the_expected_course_of_a_small_comparison_group(tables):
     me = patient.load_patient(tables, ["hydration"], pick=1)
     prog = patient.progress(me, ["hydration"], min_cell=1000)
-    assert prog.summary.empty and prog.panels["hydration"][0] is None
+    assert prog.panels["hydration"][0] is None and not prog.personal
+    assert prog.summary["verdict"].tolist() == ["the data cannot tell (fewer than 1000 comparable patients)"]
+    assert prog.summary["percentile"].isna().all()
     assert "fewer than 1000 patients of this age band and skin type" in prog.notes[0]
     with pytest.raises(ValueError, match="at least 5"):
         patient.progress(me, ["hydration"], min_cell=2)
@@ -238,7 +244,7 @@ def test_cohort_tables_show_no_patient_ids(hydration, tables):
 def test_patient_findings_say_when_the_data_cannot_tell(tables):
     me = patient.load_patient(tables, ["hydration"], pick=1)
     found = patient.findings(me, patient.progress(me, ["hydration"], min_cell=1000))
-    assert "The data cannot tell how this patient compares with others: too few comparable patients." in found
+    assert any("the data cannot tell (fewer than 1000 comparable patients)" in f for f in found)
 
 
 def test_gee_sentence_quotes_both_models(hydration):

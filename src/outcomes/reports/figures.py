@@ -47,7 +47,8 @@ def plot_course(expected: pd.DataFrame, points: pd.DataFrame, n_sessions: int | 
 
 def patient_panels(progress, n_sessions: int):
     """One panel per metric of a patient's progress (:func:`outcomes.reports.patient.progress`):
-    the patient against the expected course, or a note where no course may be shown."""
+    the patient against the expected course, their personal expected course (dotted, with the
+    95% interval of a next measurement as thin dotted lines), or a note where no course may be shown."""
     import matplotlib.pyplot as plt
 
     shown = list(progress.panels)
@@ -62,6 +63,12 @@ def patient_panels(progress, n_sessions: int):
             ax.set_axis_off()
             continue
         plot_course(expected, points, n_sessions, ax=ax, title=label)
+        personal = progress.personal.get(metric)
+        if personal is not None:
+            ax.plot(personal["sessions"], personal["estimate"], ":", marker="s", ms=3, color="0.25", lw=1.3,
+                    label="personal expected")
+            for side in ("pred_low", "pred_high"):
+                ax.plot(personal["sessions"], personal[side], ":", color="0.35", lw=0.7)
     for ax in axes.ravel()[len(shown):]:
         ax.set_visible(False)
     fig.tight_layout()

@@ -66,8 +66,97 @@ def comparison_group(model: models.ImprovementModel, band: str, skin_type: str |
     return int(rows.loc[same, "patient_id"].nunique())
 
 
-def verdict(value: float, low: float, high: float) -> str:
-    return "below" if value < low else "above" if value > high else "within"
+# Comparison groups, narrowest first: a step is left out when the patient's value is unknown
+# (an unrecorded area), and the first step with at least min_cell other patients is used.
+WIDENING = (("concern", "area", "band", "skin"), ("concern", "band", "skin"), ("concern", "band"), ("concern",))
+TRAIT_WORDS = {"concern": "concern", "area": "treated area", "band": "age band", "skin": "skin type"}
+
+
+def traits(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per patient: concern, treated area (the most frequent area of their sessions, if recorded),
+    age band and skin type: what makes another patient comparable."""
+    patients = tables["patients"].drop_duplicates("patient_id")
+    out = pd.DataFrame({"patient_id": patients["patient_id"].astype(str).to_numpy(),
+                        "concern": patients["concern"].astype("string").to_numpy(),
+                        "band": models.age_band(patients["age"]).astype("string").to_numpy(),
+                        "skin": patients["skin_type"].astype("string").to_numpy()})
+    sessions = tables.get("sessions")
+    area = pd.Series(dtype="string")
+    if sessions is not None and "area" in sessions and not sessions.empty:
+        known = sessions.dropna(subset=["area"])
+        area = known.groupby(known["patient_id"].astype(str))["area"].agg(lambda a: a.value_counts().index[0])
+    out["area"] = out["patient_id"].map(area).astype("string")
+    return out
+
+
+def comparable(me: dict, others: pd.DataFrame, min_cell: int) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The other patients (rows of `others`, with the columns of :func:`traits`) that share the
+    narrowest step of WIDENING with at least `min_cell` patients, and that step; an empty frame
+    and () when even the widest step has fewer."""
+    others = others.loc[others["patient_id"].astype(str) != str(me["patient_id"])]
+    for step in WIDENING:
+        if any(pd.isna(me.get(k)) for k in step):
+            continue
+        same = pd.Series(True, index=others.index)
+        for k in step:
+            same &= others[k].astype("string") == str(me[k])
+        group = others.loc[same.fillna(False).astype(bool)]
+        if group["patient_id"].nunique() >= min_cell:
+            return group, step
+    return others.iloc[0:0], ()
+
+
+def describe_step(step: Sequence[str]) -> str:
+    """The comparison used, in words ("same concern, age band and skin type")."""
+    words = [TRAIT_WORDS[k] for k in step]
+    return "same " + (", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else words[0])
+
+
+def percentile(value: float, others: Sequence[float]) -> float:
+    """Percent of `others` below `value` (ties count half): 10 means 9 in 10 did better."""
+    others = np.asarray(others, dtype=float)
+    return float(100 * ((others < value).sum() + 0.5 * (others == value).sum()) / len(others))
+
+
+def verdict(pct: float | None, n: int, min_cell: int) -> str:
+    """Plain words from the percentile among `n` comparable patients (improvement: higher is better)."""
+    if pct is None or n < min_cell:
+        return f"the data cannot tell (fewer than {min_cell} comparable patients)"
+    for cut, tenths in ((10, 9), (20, 8)):
+        if pct <= cut:
+            return f"slower than {tenths} in 10 comparable patients"
+        if pct >= 100 - cut:
+            return f"faster than {tenths} in 10 comparable patients"
+    return "about average"
+
+
+def personal_course(model: models.ImprovementModel, own: pd.DataFrame, age: float, skin_type: str,
+                    sessions: Sequence[int] | None = None, level: float = 0.95) -> pd.DataFrame:
+    """This patient's expected course given their own measurements `own` (sessions,
+    improvement_pct): the fixed effects plus their predicted random effects (BLUP,
+    b = D Z' V^-1 (y - X beta), V = Z D Z' + sigma^2 I). `ci_*`: the interval of their personal
+    mean (fixed-effect uncertainty plus what their measurements leave open of b); `pred_*`: of
+    one new measurement (adds the residual variance). Also returns `b` in `attrs["random_effects"]`."""
+    from scipy.stats import norm
+
+    mm = model.mixed_
+    mine = model.frame(own["sessions"].to_numpy(), age, skin_type)
+    x, z = mm.design_.build(mine).to_numpy(), mm.re_design_.build(mine).to_numpy()
+    beta, d, s2 = mm.fixed_["estimate"].to_numpy(), mm.cov_re_.to_numpy(), mm.residual_var_
+    v = z @ d @ z.T + s2 * np.eye(len(z))
+    b = d @ z.T @ np.linalg.solve(v, own["improvement_pct"].to_numpy(float) - x @ beta)
+    left = d - d @ z.T @ np.linalg.solve(v, z @ d)  # covariance of b given the patient's measurements
+    sessions = np.arange(1, model.max_sessions_ + 1) if sessions is None else np.asarray(sessions)
+    new = model.frame(sessions, age, skin_type)
+    x0, z0 = mm.design_.build(new).to_numpy(), mm.re_design_.build(new).to_numpy()
+    est = x0 @ beta + z0 @ b
+    var = np.einsum("ij,jk,ik->i", x0, mm.cov_fixed_.to_numpy(), x0) + np.einsum("ij,jk,ik->i", z0, left, z0)
+    q = float(norm.ppf(0.5 + level / 2))
+    out = pd.DataFrame({"sessions": sessions, "estimate": est, "ci_low": est - q * np.sqrt(var),
+                        "ci_high": est + q * np.sqrt(var), "pred_low": est - q * np.sqrt(var + s2),
+                        "pred_high": est + q * np.sqrt(var + s2)})
+    out.attrs["random_effects"] = pd.Series(b, index=mm.cov_re_.index)
+    return out
 
 
 @dataclass
@@ -141,30 +230,61 @@ def check_metrics(metrics: Sequence[str] | str) -> list[str]:
 
 @dataclass
 class Progress:
-    """Per metric: (expected course or None, the patient's points, why no course); the
-    latest-measurement summary; notes for the reader."""
+    """Per metric: (expected course or None, the patient's points, why no course) and the
+    personal course (or absent); the latest reading against comparable patients; notes."""
 
     panels: dict[str, tuple[pd.DataFrame | None, pd.DataFrame, str]]
     summary: pd.DataFrame
     notes: list[str]
+    personal: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def _others_at(out: pd.DataFrame, metric: str, sessions: int, exclude_flagged: bool, kinds: pd.DataFrame
+               ) -> pd.DataFrame:
+    """Every patient's improvement in `metric` after `sessions` sessions (one value each), with their traits."""
+    rows = out.loc[(out["metric"] == metric) & (out["view"] == contract.DEFAULT_VIEW) & (out["sessions"] == sessions)
+                   & out["improvement_pct"].notna()]
+    if exclude_flagged:
+        rows = rows.loc[rows["qc_ok"].astype(bool)]
+    values = rows.groupby(rows["patient_id"].astype(str))["improvement_pct"].mean().rename("improvement_pct")
+    return kinds.merge(values, left_on="patient_id", right_index=True)
 
 
 def progress(me: Patient, metrics: Sequence[str], exclude_flagged: bool = True,
              min_cell: int = config.MIN_CELL) -> Progress:
-    """The patient's improvement in each metric against the expected course for comparable patients."""
+    """Per metric: the patient's baseline and latest reading, their percentile among comparable
+    patients at the same session count, and their personal expected course (see :func:`personal_course`)."""
     min_cell = privacy.check_min_cell(min_cell)
     out = me.tables["outcomes"]
     measured = out.loc[(out["patient_id"] == me.patient_id) & out["metric"].isin(list(metrics))
                        & (out["view"] == contract.DEFAULT_VIEW) & (out["sessions"] > 0) & out["improvement_pct"].notna()]
     spec = {"include_flagged": not exclude_flagged, "patients": me.tables["patients"]}
-    panels, summary, notes, too_few = {}, [], [], []
+    kinds = traits(me.tables)
+    mine = kinds.loc[kinds["patient_id"] == str(me.patient_id)].iloc[0].to_dict()
+    panels, personal, summary, notes, too_few = {}, {}, [], [], []
     shown = [m for m in metrics if (measured["metric"] == m).any()] if me.skin is not None else []
     if not shown:
         notes.append("This patient has no measured improvement after a session in the chosen metrics (or an unknown "
                      "skin type), so there is nothing to compare.")
     for metric in shown:
-        label = contract.METRICS[metric].label
+        spec_m = contract.METRICS[metric]
+        label = spec_m.label
         points = measured.loc[measured["metric"] == metric].sort_values("sessions", kind="stable")
+        usable = points.loc[points["qc_ok"].astype(bool) | (not exclude_flagged)]
+        if not usable.empty:
+            latest = usable.iloc[-1]
+            others = _others_at(out, metric, int(latest["sessions"]), exclude_flagged, kinds)
+            group, step = comparable(mine, others, min_cell)
+            n = int(group["patient_id"].nunique())
+            pct = percentile(float(latest["improvement_pct"]), group["improvement_pct"]) if n >= min_cell else None
+            summary.append({
+                "metric": label, "unit": spec_m.unit, "sessions": int(latest["sessions"]),
+                "visit": "after the course" if latest["sessions"] >= me.n_sessions else "during the course",
+                "baseline": float(latest["baseline"]), "latest": float(latest["value"]),
+                "change": float(latest["change"]), "patient": float(latest["improvement_pct"]),
+                "percentile": pct, "comparable patients": n if n >= min_cell else f"fewer than {min_cell}",
+                "compared with": describe_step(step) if step else "nobody (too few)",
+                "verdict": verdict(pct, n, min_cell), "personal expected": ""})
         model, chosen, problems = fitting.first_converged(fitting.improvement_attempts(out, metric, **spec))
         if model is None:
             panels[metric] = (None, points, "cohort model unavailable")
@@ -177,23 +297,44 @@ def progress(me: Patient, metrics: Sequence[str], exclude_flagged: bool = True,
             panels[metric] = (None, points, "too few comparable patients")
             too_few.append(label)
             continue
-        expected = expected_course(model, me.age, me.skin)
-        panels[metric] = (expected, points, "")
-        comparable = points.loc[(points["sessions"] <= model.max_sessions_)
-                                & (points["qc_ok"].astype(bool) | (not exclude_flagged))]
-        if comparable.empty:
+        panels[metric] = (expected_course(model, me.age, me.skin), points, "")
+        own = usable.loc[usable["sessions"] < me.n_sessions]
+        if own.empty:
             continue
-        latest = comparable.iloc[-1]
-        row = expected.loc[expected["sessions"] == latest["sessions"]].iloc[0]
-        summary.append({"metric": label, "sessions": int(latest["sessions"]),
-                        "visit": "after the course" if latest["sessions"] >= me.n_sessions else "during the course",
-                        "patient": float(latest["improvement_pct"]), "expected": float(row["estimate"]),
-                        "usual range": f"{row['pred_low']:.1f} to {row['pred_high']:.1f}",
-                        "verdict": verdict(latest["improvement_pct"], row["pred_low"], row["pred_high"])})
+        course = personal_course(model, own, me.age, me.skin)
+        personal[metric] = course
+        # what to expect after the next session (or, after the course, at the latest reading)
+        last = int(usable["sessions"].iloc[-1])
+        end = course.loc[course["sessions"] == min(last + (last < me.n_sessions), model.max_sessions_)]
+        if summary and summary[-1]["metric"] == label and not end.empty:
+            e = end.iloc[0]
+            summary[-1]["personal expected"] = (f"{e['estimate']:.1f}% after {int(e['sessions'])} sessions "
+                                                f"(95% interval {e['pred_low']:.1f} to {e['pred_high']:.1f})")
     if too_few:
         notes.append(f"{', '.join(too_few)}: the cohort model saw fewer than {min_cell} patients of this age band and "
                      "skin type, so no expected course is shown for it (it would describe a few recognisable people).")
-    return Progress(panels, pd.DataFrame(summary), notes)
+    return Progress(panels, pd.DataFrame(summary), notes, personal)
+
+
+def reading_table(prog: Progress) -> pd.DataFrame:
+    """The summary as the reader sees it: readings with their units (3 significant digits), the
+    percentile with the size of the comparison group, and the verdict."""
+    if prog.summary.empty:
+        return prog.summary
+    r = prog.summary
+    pct = [("–" if pd.isna(p) else f"{p:.0f} of 100") for p in r["percentile"]]
+    return pd.DataFrame({
+        "metric (unit)": r["metric"] + " (" + r["unit"] + ")", "after sessions": r["sessions"],
+        "baseline": r["baseline"].map("{:.3g}".format), "latest": r["latest"].map("{:.3g}".format),
+        "change": r["change"].map("{:+.3g}".format), "improvement (%)": r["patient"],
+        "percentile": pct, "comparable patients": r["comparable patients"].astype(str),
+        "compared with": r["compared with"], "verdict": r["verdict"]})
+
+
+def personal_table(prog: Progress) -> pd.DataFrame:
+    """The personal expected course per metric, where one could be computed."""
+    rows = prog.summary.loc[prog.summary["personal expected"] != ""] if not prog.summary.empty else prog.summary
+    return rows[["metric", "personal expected"]] if not rows.empty else pd.DataFrame()
 
 
 def findings(me: Patient, prog: Progress) -> list[str]:
@@ -205,8 +346,12 @@ def findings(me: Patient, prog: Progress) -> list[str]:
         found.append("The data cannot tell how this patient compares with others: "
                      + ("; ".join(why) if why else "no measurement after a session in the chosen metrics") + ".")
     for r in prog.summary.to_dict("records"):
-        found.append(f"{markdown_text(r['metric'])}: {r['patient']:.1f}% after {r['sessions']} sessions "
-                     f"({r['visit']}), {r['verdict']} the usual range for comparable patients ({r['usual range']}%).")
+        where = (f", percentile {r['percentile']:.0f} among {r['comparable patients']} comparable patients "
+                 f"({r['compared with']})" if r["percentile"] is not None and not pd.isna(r["percentile"]) else "")
+        found.append(f"{markdown_text(r['metric'])}: {r['baseline']:.3g} to {r['latest']:.3g} "
+                     f"{markdown_text(r['unit'])} after {r['sessions']} sessions, {r['visit']} ({r['patient']:+.1f}%): "
+                     f"{r['verdict']}{where}."
+                     + (f" Personal expected course: {r['personal expected']}." if r["personal expected"] else ""))
     events = me.adverse_events()
     if not events.empty:
         serious = events.loc[events["severity"].astype(str).isin(["moderate", "severe"])]
