@@ -182,9 +182,10 @@ class Patient:
     def cover(self) -> str:
         """The report's title and first paragraph."""
         return (f"# Patient progress: {markdown_text(self.patient_id)}\n\n"
-                f"One patient's course against what the clinic's data lead us to expect for a patient of the same "
-                f"age band ({markdown_text(self.band)}) and skin type ({markdown_text(self.skin or 'unknown')}). "
-                f"Concern: {markdown_text(self.concern.replace('_', ' '))}.")
+                f"One patient's course compared with patients of the same concern "
+                f"({markdown_text(self.concern.replace('_', ' '))}), treated area, age band ({markdown_text(self.band)}) "
+                f"and skin type ({markdown_text(self.skin or 'unknown')}) where there are enough of them, and with "
+                f"the course expected for this patient from their own measurements so far.")
 
     def sessions(self) -> pd.DataFrame:
         """This patient's sessions, in weeks since the first, without identifiers or dates."""
