@@ -270,3 +270,21 @@ def test_small_groups_suppressed_in_report(run, cohort):
         n = row[2]
         if n == "<5":
             assert row[3] == "<5" and row[4] == "<5"
+
+
+def test_default_grid_has_a_sessions_response_report_per_concern_present(cohort):
+    """reports.yml expands over the concerns of the data, each with its registry metrics
+    (primary first, at most max_metrics), checked against the real notebook's parameters."""
+    root, _ = cohort
+    specs, _ = runner.load_grid(ROOT / "reports.yml", root / "processed")
+    by_concern = {}
+    for spec in specs:
+        if spec.notebook.name == "20-sessions-response.ipynb":
+            by_concern.setdefault(spec.parameters["concern"], []).append(spec.parameters["metric"])
+            assert spec.name == f"sessions-response-{spec.parameters['concern']}-{spec.parameters['metric']}"
+    data = pd.read_parquet(root / "processed" / "outcomes.parquet", columns=["concern", "metric"])
+    present = {c for c, ms in contract.CONCERN_METRICS.items() if set(ms) & set(data.loc[data.concern == c, "metric"])}
+    assert set(by_concern) == present and len(present) >= 3
+    for concern, metrics in by_concern.items():
+        assert metrics == [m for m in contract.CONCERN_METRICS[concern]
+                           if m in set(data.loc[data.concern == concern, "metric"])][:2]

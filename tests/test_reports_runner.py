@@ -426,3 +426,94 @@ def test_the_atomic_write_replaces_whole_files_or_leaves_the_old_one(tmp_path):
     runs.write_text(path, "new", 0o640)
     assert path.read_text() == "new" and path.stat().st_mode & 0o777 == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["index.html"]
+
+
+# --- `for_each: concern`: one report per concern present and metric it is treated for -----------
+CONCERN_PARAMS = PARAMS + "\nmetric: str = 'hydration'\nconcern: str = ''"
+
+
+@pytest.fixture()
+def concerns(project):
+    """A concern-aware tiny notebook and processed outcomes holding three concerns (one unknown)."""
+    import pandas as pd
+
+    _notebook(project / "nb" / "by_concern.ipynb", "print('report on', concern, metric)", CONCERN_PARAMS)
+    rows = [("pigmentation", m) for m in ("brown_spots", "melanin_index", "hydration")]  # hydration: not its metric
+    rows += [("cellulite", "hydration"), ("cellulite", "elasticity_r7"), ("unknown", "wrinkles")]
+    rows += [("hair_loss", "hydration")]  # present, but the registry has no hair-loss metric
+    pd.DataFrame(rows, columns=["concern", "metric"]).to_parquet(project / "processed" / "outcomes.parquet")
+    return project
+
+
+def test_concern_pairs_come_from_the_registry_and_the_data(concerns):
+    from outcomes.contract import CONCERN_METRICS
+
+    pairs = runner.concern_metrics_present(concerns / "processed")
+    # registry order (primary metric first), only concerns present, only metrics with data
+    assert pairs == [("pigmentation", "brown_spots"), ("pigmentation", "melanin_index"),
+                     ("cellulite", "elasticity_r7"), ("cellulite", "hydration")]
+    assert all(m in CONCERN_METRICS[c] for c, m in pairs)
+    assert "hydration" not in CONCERN_METRICS["pigmentation"]  # so the pigmentation hydration rows give nothing
+
+
+def test_for_each_concern_expands_per_concern_and_metric_capped(concerns):
+    grid = _grid(concerns, """
+reports:
+  - name: response
+    notebook: nb/by_concern.ipynb
+    for_each: concern
+    max_metrics: 1
+    parameters: {n: 4}
+  - name: other
+    notebook: nb/good.ipynb
+""")
+    specs, _ = runner.load_grid(grid, concerns / "processed")
+    assert [(s.name, s.parameters) for s in specs] == [
+        ("response-pigmentation-brown_spots", {"n": 4, "concern": "pigmentation", "metric": "brown_spots"}),
+        ("response-cellulite-elasticity_r7", {"n": 4, "concern": "cellulite", "metric": "elasticity_r7"}),
+        ("other", {}),
+    ]
+    uncapped, _ = runner.load_grid(_grid(concerns, "reports:\n  - notebook: nb/by_concern.ipynb\n    for_each: concern\n"),
+                                   concerns / "processed")
+    assert [s.name for s in uncapped] == ["by_concern-pigmentation-brown_spots", "by_concern-pigmentation-melanin_index",
+                                          "by_concern-cellulite-elasticity_r7", "by_concern-cellulite-hydration"]
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("for_each: concern\n    parameters: {n: seven}", "'n' expects int"),
+    ("for_each: concern\n    parameters: {nn: 1}", "unknown parameter 'nn'"),
+    ("for_each: concern\n    parameters: {metric: wrinkles}", "come from the data"),
+    ("for_each: clinic", "for_each must be one of"),
+    ("for_each: concern\n    max_metrics: 0", "max_metrics must be a positive"),
+    ("max_metrics: 2", "goes with 'for_each: concern'"),
+])
+def test_for_each_entry_refused_before_anything_runs(concerns, entry, message, capsys):
+    grid = _grid(concerns, f"reports:\n  - notebook: nb/by_concern.ipynb\n    {entry}\n")
+    assert runner.cli_report(None, [], grid, concerns / "processed", concerns / "out") == 2
+    assert message in capsys.readouterr().err
+    assert not (concerns / "out").exists()
+
+
+def test_for_each_without_processed_data_or_concerns_is_a_clear_error(concerns):
+    grid = _grid(concerns, "reports:\n  - notebook: nb/by_concern.ipynb\n    for_each: concern\n")
+    with pytest.raises(params.ParameterError, match="needs the processed data"):
+        runner.load_grid(grid)
+    import pandas as pd
+
+    pd.DataFrame({"concern": ["hair_loss"], "metric": ["hydration"]}).to_parquet(concerns / "processed" / "outcomes.parquet")
+    with pytest.raises(params.ParameterError, match="no report to run"):
+        runner.load_grid(grid, concerns / "processed")
+
+
+@pytest.mark.slow
+def test_a_for_each_grid_runs_one_report_per_concern_and_metric(concerns, capsys):
+    grid = _grid(concerns, "reports:\n  - name: resp\n    notebook: nb/by_concern.ipynb\n    for_each: concern\n"
+                           "    max_metrics: 1\n")
+    code = runner.cli_report(None, [], grid, concerns / "processed", concerns / "out", jobs=2, day="d")
+    assert code == 0
+    run_dir = next((concerns / "out" / "d").iterdir())
+    for concern, metric in (("pigmentation", "brown_spots"), ("cellulite", "elasticity_r7")):
+        nb = nbformat.read(run_dir / f"resp-{concern}-{metric}.ipynb", as_version=4)
+        assert f"report on {concern} {metric}" in "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+        assert (run_dir / f"resp-{concern}-{metric}.pdf").is_file()
+    assert sorted(p.stem for p in run_dir.glob("*.pdf")) == ["resp-cellulite-elasticity_r7", "resp-pigmentation-brown_spots"]

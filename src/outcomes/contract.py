@@ -162,6 +162,22 @@ METRICS: dict[str, Metric] = {
     )
 }
 
+# What each concern is treated for: the registry metrics a cohort report of that concern shows,
+# its primary metric(s) first (a capped grid keeps the first). A practitioner judges a pigmentation
+# course by its spots, not by hydration; body concerns are measured with instruments only
+# (corneometer, cutometer), the face metrics are read off face photos. Hair loss has no metric in
+# the registry (hair density is not measured), so it gets no cohort report.
+CONCERN_METRICS: dict[str, tuple[str, ...]] = {
+    "fine_lines": ("wrinkles", "elasticity_r7", "texture"),
+    "skin_quality": ("hydration", "elasticity_r7", "wrinkles", "texture", "pores"),
+    "pigmentation": ("brown_spots", "melanin_index", "spots", "uv_spots"),
+    "acne_scars": ("texture", "pores", "red_areas", "erythema_index"),
+    "hair_loss": (),
+    "cellulite": ("elasticity_r7", "hydration"),
+    "localized_fat": ("elasticity_r7", "hydration"),
+}
+assert set(CONCERN_METRICS) == set(CONCERNS) and all(m in METRICS for ms in CONCERN_METRICS.values() for m in ms)
+
 # --- linking and quality rules ----------------------------------------------
 BASELINE_MAX_DAYS_BEFORE_FIRST_SESSION = 90
 # dates of events (sessions, photos, assessments, adverse events) before this day, or after the

@@ -40,7 +40,8 @@ from outcomes.reports.pdf import file_mode
 DEFAULT_CELL_TIMEOUT = 600  # seconds per cell; a stuck model fit must not hang the scheduler
 KERNEL_START_TIMEOUT = 120
 GRID_KEYS = {"cell_timeout", "reports"}
-ENTRY_KEYS = {"name", "notebook", "parameters"}
+ENTRY_KEYS = {"name", "notebook", "parameters", "for_each", "max_metrics"}
+FOR_EACH = ("concern",)  # what an entry may expand over
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,48 @@ def single_spec(notebook: str, params: Sequence[str]) -> ReportSpec:
     return ReportSpec(report_name(path.stem + (f"-{suffix}" if suffix else "")), path, checked)
 
 
-def load_grid(grid: str | os.PathLike) -> tuple[list[ReportSpec], int]:
-    """The reports listed in a grid YAML file (checked) and its per-cell timeout."""
+def concern_metrics_present(processed: str | os.PathLike) -> list[tuple[str, str]]:
+    """(concern, metric) pairs to report on: each concern of the contract present in the processed
+    outcomes, with the registry's metrics for it (`contract.CONCERN_METRICS`, in its order) that the
+    data holds for that concern. An unknown concern, or a metric without data, gives no pair."""
+    import pandas as pd
+
+    from outcomes.contract import CONCERN_METRICS
+
+    folder = _check_processed(processed)
+    table = pd.read_parquet(folder / "outcomes.parquet", columns=["concern", "metric"])
+    held = set(table.dropna().astype(str).drop_duplicates().itertuples(index=False, name=None))
+    return [(c, m) for c, metrics in CONCERN_METRICS.items() for m in metrics if (c, m) in held]
+
+
+def _expand(entry: dict, where: str, pairs: list[tuple[str, str]]) -> list[tuple[str, dict]]:
+    """A `for_each: concern` entry as (name suffix, parameters), one per concern present and metric
+    (the first `max_metrics` of each concern's registry list); a plain entry as itself."""
+    if "for_each" not in entry:
+        if "max_metrics" in entry:
+            raise ParameterError(f"{where}: 'max_metrics' goes with 'for_each: concern'")
+        return [("", {})]
+    if entry["for_each"] not in FOR_EACH:
+        raise ParameterError(f"{where}: for_each must be one of {list(FOR_EACH)}, not {entry['for_each']!r}")
+    cap = entry.get("max_metrics")
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap <= 0):
+        raise ParameterError(f"{where}: max_metrics must be a positive whole number")
+    given = entry.get("parameters") or {}
+    if isinstance(given, dict) and {"concern", "metric"} & set(given):
+        raise ParameterError(f"{where}: with for_each: concern, 'concern' and 'metric' come from the data "
+                             "and the metric registry; do not set them")
+    out: list[tuple[str, dict]] = []
+    for concern in dict.fromkeys(c for c, _ in pairs):
+        metrics = [m for c, m in pairs if c == concern][:cap]
+        out += [(f"-{concern}-{metric}", {"concern": concern, "metric": metric}) for metric in metrics]
+    return out
+
+
+def load_grid(grid: str | os.PathLike, processed: str | os.PathLike | None = None) -> tuple[list[ReportSpec], int]:
+    """The reports listed in a grid YAML file (checked) and its per-cell timeout.
+
+    An entry with ``for_each: concern`` becomes one report per concern present in the processed
+    data (`processed`, needed then) and metric that concern is treated for (`concern_metrics_present`)."""
     grid = Path(grid)
     if not grid.is_file():
         raise ParameterError(f"grid file {grid} not found")
@@ -123,6 +164,7 @@ def load_grid(grid: str | os.PathLike) -> tuple[list[ReportSpec], int]:
     if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout <= 0:
         raise ParameterError(f"{grid}: cell_timeout must be a positive number of seconds")
     specs: list[ReportSpec] = []
+    pairs: list[tuple[str, str]] | None = None
     for i, entry in enumerate(doc["reports"], start=1):
         where = f"{grid.name}, report {i}"
         if not isinstance(entry, dict) or not isinstance(entry.get("notebook"), str):
@@ -131,13 +173,21 @@ def load_grid(grid: str | os.PathLike) -> tuple[list[ReportSpec], int]:
         extra = set(entry) - ENTRY_KEYS
         if extra:
             raise ParameterError(f"{where}: unknown keys {sorted(extra)} (allowed: {sorted(ENTRY_KEYS)})")
+        if "for_each" in entry and pairs is None:
+            if processed is None:
+                raise ParameterError(f"{where}: for_each needs the processed data to find the concerns present")
+            pairs = concern_metrics_present(processed)
         path = resolve_notebook(entry["notebook"], base=grid.parent)
-        name = report_name(str(entry.get("name") or path.stem))
-        where = f"{grid.name}, report {name!r}"
-        given = entry.get("parameters") or {}
-        if not isinstance(given, dict):
-            raise ParameterError(f"{where}: 'parameters' must be a mapping of name: value")
-        specs.append(ReportSpec(name, path, check_parameters(path, given, where=where)))
+        base = str(entry.get("name") or path.stem)
+        for suffix, expanded in _expand(entry, where, pairs or []):
+            name = report_name(base + suffix)
+            where = f"{grid.name}, report {name!r}"
+            given = entry.get("parameters") or {}
+            if not isinstance(given, dict):
+                raise ParameterError(f"{where}: 'parameters' must be a mapping of name: value")
+            specs.append(ReportSpec(name, path, check_parameters(path, {**given, **expanded}, where=where)))
+    if not specs:
+        raise ParameterError(f"{grid}: no report to run (no concern of the registry is present in the data)")
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -611,7 +661,7 @@ def _cli_report(notebook, params, grid, processed, out, jobs, echo, day) -> int:
         else:
             if params:
                 raise ParameterError("-p parameters go with a single NOTEBOOK; a grid file holds its own")
-            specs, timeout = load_grid(grid)
+            specs, timeout = load_grid(grid, processed)
         results = run_reports(specs, processed, out, jobs=jobs, cell_timeout=timeout, day=day)
     except ParameterError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -626,5 +676,5 @@ def _cli_report(notebook, params, grid, processed, out, jobs, echo, day) -> int:
 __all__ = [
     "ReportSpec", "ReportResult", "ParameterError", "load_grid", "single_spec", "run_reports", "run_one",
     "format_summary", "write_index", "save_status", "load_status", "run_results", "cli_report", "resolve_notebook",
-    "report_name",
+    "report_name", "concern_metrics_present",
 ]
