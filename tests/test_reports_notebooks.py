@@ -16,7 +16,7 @@ from pypdf import PdfReader
 
 import outcomes
 from outcomes import config, contract
-from outcomes.reports import runner
+from outcomes.reports import findings, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(config.NOTEBOOKS_DIR.glob("[0-9][0-9]-*.ipynb"))
@@ -288,3 +288,8 @@ def test_default_grid_has_a_sessions_response_report_per_concern_present(cohort)
     for concern, metrics in by_concern.items():
         assert metrics == [m for m in contract.CONCERN_METRICS[concern]
                            if m in set(data.loc[data.concern == concern, "metric"])][:2]
+    # each practitioner's report names "Technical report: <metric> (<concern>)": the grid makes it
+    technical = {(s.parameters["concern"], s.parameters["metric"]) for s in specs
+                 if s.notebook.name == "25-technical.ipynb"}
+    assert technical == {(c, m) for c, ms in by_concern.items() for m in ms}
+    assert findings.elsewhere("hydration", "skin_quality").endswith("*Technical report: Hydration (skin quality)*.")

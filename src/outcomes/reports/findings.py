@@ -192,12 +192,14 @@ def gais_last(gais_: pd.DataFrame, min_cell: int = config.MIN_CELL) -> str:
     return gais(int((last["score"] <= contract.GAIS_RESPONDER_MAX).sum()), len(last), min_cell)
 
 
-def elsewhere(metric: str) -> str:
-    """Where the material this report leaves out is, named as those reports are titled."""
+def elsewhere(metric: str, concern: str = "") -> str:
+    """Where the material this report leaves out is, named as those reports are titled (the
+    technical report of the same metric and concern, as the default grid makes them)."""
+    of = f" ({markdown_text(concern.replace('_', ' '))})" if concern else ""
     return (f"**Elsewhere.** The clinicians' GAIS ratings are reported once, for all metrics, in the *Data quality* "
             f"report. The statistician's material for this metric (the model's terms, a population-average cross-check "
             f"by GEE, and how well one new patient can be predicted) is in the *Technical report: "
-            f"{contract.METRICS[metric].label}*.")
+            f"{contract.METRICS[metric].label}{of}*.")
 
 
 def gee_agreement(both: pd.DataFrame) -> str:
