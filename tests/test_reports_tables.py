@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from outcomes import models, simulation
+from outcomes import contract, models, simulation
 from outcomes.reports import flow, safety
 
 SMALL = {"<5", "x"}
@@ -70,6 +70,14 @@ def test_event_rates_against_known_counts():
     assert table.loc[("erythema", "all"), "events"] == 131
     assert table.loc[("any event", "all"), "events"] == sum(e for e, _ in KNOWN.values())
     assert table.loc[("pain", "all"), "events"] == 0 and table.loc[("pain", "all"), "ci_high"] > 0
+
+
+def test_event_rates_are_shown_with_the_readers_names():
+    table = safety.adverse_event_rates(_known_tables(KNOWN))
+    shown = safety.display_event_rates(table)
+    assert set(shown["event"]) == {contract.EVENT_NAMES.get(e, e) for e in table["event"]}
+    assert "pih" not in set(shown["event"]) and "post-inflammatory hyperpigmentation" in set(shown["event"])
+    assert shown.drop(columns="event").equals(safety.suppress_event_rates(table).drop(columns="event"))
 
 
 def test_event_rates_suppressed_as_small_cells():

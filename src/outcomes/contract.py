@@ -101,6 +101,10 @@ SESSION_STATUSES = ("completed", "cancelled", "no_show")
 VIEWS = ("front", "left45", "right45", "left90", "right90")
 DEFAULT_VIEW = "front"
 EVENTS = ("erythema", "edema", "bruising", "pain", "nodule", "pih", "infection", "other")
+# How a report names each event type (the codes above are the data's).
+EVENT_NAMES = {"erythema": "erythema (redness)", "edema": "oedema (swelling)", "bruising": "bruising",
+               "pain": "pain", "nodule": "nodule", "pih": "post-inflammatory hyperpigmentation",
+               "infection": "infection", "other": "other"}
 SEVERITIES = ("mild", "moderate", "severe")
 RATERS = ("clinician", "patient")
 

@@ -127,3 +127,12 @@ def suppress_event_rates(table: pd.DataFrame, min_cell: int = config.MIN_CELL, d
         shown[small] = label
         out[col] = shown
     return out
+
+
+def display_event_rates(table: pd.DataFrame, min_cell: int = config.MIN_CELL) -> pd.DataFrame:
+    """:func:`suppress_event_rates` with the events named as a reader knows them
+    (``contract.EVENT_NAMES``; an event type outside the contract keeps its own text)."""
+    shown = suppress_event_rates(table, min_cell)
+    shown["event"] = shown["event"].map(lambda e: contract.EVENT_NAMES.get(e, e))
+    return shown
+
