@@ -7,7 +7,8 @@ next layer shows literally:
 
 * :func:`html_text`  text or an attribute value inside HTML;
 * :func:`markdown_text`  text inside markdown (a notebook's ``Markdown`` output, a heading);
-* :func:`csv_cell`  a cell of a CSV file a person may open in a spreadsheet (OWASP's rule);
+* :func:`csv_cell`  a cell of a CSV file a person may open in a spreadsheet (OWASP's rule), and
+  :func:`spreadsheet_safe` every text cell of a table about to be written as CSV;
 * :func:`file_name_part`  part of a file or folder name (no path separators, no dot-files,
   bounded length);
 * :func:`plot_text`  a label, title or annotation drawn by matplotlib (no mathtext).
@@ -23,7 +24,8 @@ import math
 import re
 import string
 
-__all__ = ["html_text", "markdown_text", "csv_cell", "file_name_part", "plot_text", "MAX_FILE_NAME_PART"]
+__all__ = ["html_text", "markdown_text", "csv_cell", "spreadsheet_safe", "file_name_part", "plot_text",
+           "MAX_FILE_NAME_PART"]
 
 # ASCII punctuation that CommonMark lets a backslash escape. `&`, `<` and `>` are written as
 # entities instead, so that no tag or autolink can start and no entity can be spelled out.
@@ -55,7 +57,6 @@ def markdown_text(value: object) -> str:
 
 # OWASP "CSV Injection": a cell starting with one of these is read as a formula by spreadsheets.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
-FORMULA_START = _FORMULA_START  # public: outcomes.processed_folder.spreadsheet_safe picks the cells to look at column by column
 _NUMBER = re.compile(r"[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?%?")
 
 
@@ -71,6 +72,31 @@ def csv_cell(value: object) -> object:
     if _NUMBER.fullmatch(value):
         return value
     return "'" + value
+
+
+def spreadsheet_safe(frame):
+    """`frame` (a DataFrame) with every text cell passed through :func:`csv_cell`.
+
+    Every CSV the project writes goes through here: a person opens these files in a
+    spreadsheet, and a raw value such as ``=HYPERLINK(...)`` must show as text, not run. Only
+    cells that start like a formula are looked at one by one (a vectorised test picks them),
+    so a big table costs one pass per text column.
+    """
+    import pandas as pd
+
+    out = frame.copy(deep=False)
+    for name in out.columns:
+        column = out[name]
+        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+                or isinstance(column.dtype, pd.CategoricalDtype)):
+            continue
+        text = column.astype("str")
+        risky = text.str.startswith(_FORMULA_START).fillna(False).to_numpy(dtype=bool)
+        if risky.any():
+            column = column.astype(object)
+            column[risky] = [csv_cell(v) for v in column[risky]]
+            out[name] = column
+    return out
 
 
 MAX_FILE_NAME_PART = 80

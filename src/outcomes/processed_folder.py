@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from outcomes import escaping
+from outcomes.escaping import spreadsheet_safe
 from outcomes.raw_files import DENSE_COLUMNS
 
 class OutputError(Exception):
@@ -64,29 +64,6 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
 
 def _is_text(kind: pa.DataType) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
-
-
-def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """`frame` with every text cell passed through :func:`outcomes.escaping.csv_cell`.
-
-    Every CSV the project writes goes through here: a person opens these files in a
-    spreadsheet, and a raw value such as ``=HYPERLINK(...)`` must show as text, not run. Only
-    cells that start like a formula are looked at one by one (a vectorised test picks them),
-    so a big table costs one pass per text column.
-    """
-    out = frame.copy(deep=False)
-    for name in out.columns:
-        column = out[name]
-        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
-                or isinstance(column.dtype, pd.CategoricalDtype)):
-            continue
-        text = column.astype("str")
-        risky = text.str.startswith(escaping.FORMULA_START).fillna(False).to_numpy(dtype=bool)
-        if risky.any():
-            column = column.astype(object)
-            column[risky] = [escaping.csv_cell(v) for v in column[risky]]
-            out[name] = column
-    return out
 
 
 class ParquetStream:
