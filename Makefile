@@ -43,7 +43,7 @@ setup: $(STAMP) ## Create .venv, install the locked versions, the package, its J
 lock: ## Re-pin requirements.lock from pyproject.toml (keeps pins that still fit; LOCK_FLAGS=--upgrade for the newest)
 	@test -x $(LOCK_TOOLS)/bin/uv || { $(PYTHON) -m venv $(LOCK_TOOLS) && $(LOCK_TOOLS)/bin/pip install --quiet 'uv>=0.5'; }
 	$(LOCK_TOOLS)/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 --fork-strategy fewest \
-		--custom-compile-command "make lock" --quiet $(LOCK_FLAGS) -o $(LOCK)
+		--custom-compile-command "make lock" --overrides requirements-overrides.txt --quiet $(LOCK_FLAGS) -o $(LOCK)
 
 CLEAN = $(OUTCOMES) clean --raw $(RAW) --out $(PROCESSED)
 REPORT = $(OUTCOMES) report --grid reports.yml --processed $(PROCESSED) --out $(REPORTS) --jobs $(JOBS)
