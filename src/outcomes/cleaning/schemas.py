@@ -84,6 +84,9 @@ def processed_schemas(metrics: list[str] | None = None) -> dict[str, pa.DataFram
             "head_yaw_deg": pa.Column(float, nullable=True),
             "makeup": pa.Column("boolean", nullable=True),
             "blur": pa.Column(float, _in_range(0, 1), nullable=True),
+            "chart": pa.Column("boolean", nullable=True),
+            "clipped": pa.Column(float, _in_range(0, 1), nullable=True),
+            "pose_error": pa.Column(float, _ge(0), nullable=True),
             "sessions": pa.Column("int64", _ge(0)),
         }, strict=True, ordered=True, name="measurements"),
         "outcomes": pa.DataFrameSchema({
@@ -95,6 +98,7 @@ def processed_schemas(metrics: list[str] | None = None) -> dict[str, pa.DataFram
             "value": pa.Column(float),
             "change": pa.Column(float, nullable=True),
             "improvement_pct": pa.Column(float, nullable=True),
+            "improvement": pa.Column(float, nullable=True),
             "age": _AGE, "skin_type": _SKIN, "sex": _SEX, "concern": _CONCERN,
             "clinic_id": _str(nullable=True),
             "qc_ok": pa.Column(bool),
