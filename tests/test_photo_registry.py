@@ -225,3 +225,9 @@ def test_patient_reading_table_gives_each_improvement_with_its_unit():
          "personal expected": ""}])
     table = patient.reading_table(patient.Progress({}, summary, []))
     assert table["improvement"].tolist() == ["+25.0%", "+3.0 degrees"]
+
+
+def test_the_plateau_uses_the_metrics_smallest_important_change_by_default(ita_model):
+    _, model = ita_model
+    assert (model.plateau(n_draws=20)["gain"] == contract.METRICS["ita"].min_important).all()
+    assert (model.plateau(gain=1.0, n_draws=20)["gain"] == 1.0).all()

@@ -387,15 +387,20 @@ class ImprovementModel(Coefficients):
         return pd.DataFrame({"sessions": np.asarray(sessions, dtype=int), "estimate": est, "std_error": se,
                              "ci_low": low, "ci_high": high})
 
-    def plateau(self, gain: float = 2.0, n_draws: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
+    def plateau(self, gain: float | None = None, n_draws: int = 1000, seed: int = 0, level: float = 0.95
+                ) -> pd.DataFrame:
         """First session count n after which one more session adds less than ``gain`` (percentage
-        points, or the metric's own unit on an interval scale).
+        points, or the metric's own unit on an interval scale); None: the metric's smallest
+        important change from the registry (``contract.METRICS[metric].min_important``; 2 for a
+        metric it does not know).
 
         Uncertainty by parametric bootstrap of the fixed effects: ``n_draws`` draws from their
         estimated sampling distribution N(beta, cov), the plateau recomputed for each draw;
         ci_low/ci_high are percentiles of those plateaus. ``inf`` means "not reached within
         the session counts observed" (one more session still adds at least ``gain``).
         """
+        if gain is None:
+            gain = METRICS[self.metric].min_important if self.metric in METRICS else 2.0
         grid = self._grid()
         x = self.mixed_.design_matrix(grid).to_numpy()
         beta = self.fixed_["estimate"].to_numpy()
