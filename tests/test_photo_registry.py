@@ -206,7 +206,7 @@ def test_reports_name_the_unit_from_the_registry(ita_model):
     assert "in percent" in findings.sessions_cover("hydration", "all patients")
     unsure = pd.Series({"sessions": 3, "estimate": 1.0, "ci_low": -0.5, "ci_high": 2.5})
     text = findings.plateau(pd.DataFrame(), pd.DataFrame(), "III", unsure, 4.0, metric="ita")
-    assert "(1.0 degrees, 95% CI" in text and "(4 degrees)" in text
+    assert "(1.0 degrees, 95% CI" in text and "(4 degrees)" in text and "not credibly above zero" in text
     assert "(2 points)" in findings.plateau(pd.DataFrame(), pd.DataFrame(), "III", unsure, 2.0)
     assert "gain 1.5 degrees more" in findings.age_difference(
         pd.Series({"estimate": 1.5, "ci_low": 0.5, "ci_high": 2.5}), 3, "ita")
@@ -231,3 +231,15 @@ def test_the_plateau_uses_the_metrics_smallest_important_change_by_default(ita_m
     _, model = ita_model
     assert (model.plateau(n_draws=20)["gain"] == contract.METRICS["ita"].min_important).all()
     assert (model.plateau(gain=1.0, n_draws=20)["gain"] == 1.0).all()
+
+
+def test_the_plateau_sentence_says_which_condition_failed():
+    from outcomes.reports import findings
+
+    empty = pd.DataFrame()
+    unsure = pd.Series({"sessions": 3, "estimate": 9.0, "ci_low": -1.0, "ci_high": 19.0})
+    small = pd.Series({"sessions": 3, "estimate": 5.0, "ci_low": 3.0, "ci_high": 7.0})  # hydration: 7 points matter
+    assert "is not credibly above zero (its interval includes 0), let alone at least the smallest important change " \
+           "(7 points)" in findings.plateau(empty, empty, "III", unsure, 7.0, metric="hydration")
+    said = findings.plateau(empty, empty, "III", small, contract.METRICS["hydration"].min_important, metric="hydration")
+    assert "is credibly above zero but smaller than the smallest important change (7 points)" in said

@@ -129,10 +129,13 @@ def plateau(table: pd.DataFrame, cells: pd.DataFrame, common_skin: str, overall:
     excludes 0) and at least `min_important` (``contract.METRICS[metric].min_important``, in points,
     or in `metric`'s own unit on an interval scale); else the sentence says it cannot be told."""
     if not (overall["ci_low"] > 0 and overall["estimate"] >= min_important):
+        smallest = f"the smallest important change ({min_important:g} {_points(metric)})"
+        why = (f"is not credibly above zero (its interval includes 0), let alone at least {smallest}"
+               if not overall["ci_low"] > 0 else f"is credibly above zero but smaller than {smallest}, too small a "
+               "gain to say where it levels off")
         return (f"Whether the gain levels off cannot be told: the overall gain after {int(overall['sessions'])} "
                 f"sessions ({_amount(metric, overall['estimate'])}, 95% CI {overall['ci_low']:.1f} to "
-                f"{overall['ci_high']:.1f}) is not credibly above zero and at least the smallest important change "
-                f"({min_important:g} {_points(metric)}).")
+                f"{overall['ci_high']:.1f}) {why}.")
     table = table.merge(cells, on=["age_band", "skin_type"], how="inner")
     main = table.loc[(table["skin_type"] == common_skin) & (table["n_patients"] >= min_cell)]
     if main.empty:
