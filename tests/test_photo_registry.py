@@ -243,3 +243,10 @@ def test_the_plateau_sentence_says_which_condition_failed():
            "(7 points)" in findings.plateau(empty, empty, "III", unsure, 7.0, metric="hydration")
     said = findings.plateau(empty, empty, "III", small, contract.METRICS["hydration"].min_important, metric="hydration")
     assert "is credibly above zero but smaller than the smallest important change (7 points)" in said
+
+
+def test_every_quality_flag_has_words_for_the_patient_flow():
+    from outcomes.reports import flow
+
+    assert set(flow.FLAG_WORDS) == set(qc.FLAGS)
+    assert flow.FLAG_WORDS["exposure"] == "over- or under-exposed photos (> 2% of the skin clipped)"
