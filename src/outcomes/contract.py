@@ -197,7 +197,7 @@ QC_MAX_BLUR = 0.5
 # --- processed outputs ------------------------------------------------------
 OUTCOME_COLUMNS = (
     "patient_id", "metric", "view", "sessions", "days_since_baseline", "baseline", "value",
-    "change", "improvement_pct", "age", "skin_type", "sex", "concern", "clinic_id",
+    "change", "improvement_pct", "age", "skin_type", "sex", "concern", "area", "clinic_id",
     "qc_ok", "qc_reasons",
 )
 REJECTED_COLUMNS = ("table", "source_file", "source_row", "column", "value", "reason")
