@@ -14,8 +14,13 @@ REPORTS ?= reports
 JOBS ?= 2
 LAB ?= notebooks/work
 USER_ID ?= $(shell id -u)
-# git strips outputs (and the machine's Python version) from notebooks as they are staged: see .gitattributes
+# git strips outputs (and the machine's Python version) from notebooks as they are staged: see .gitattributes.
+# Without .venv (after `make clean-env`) the filters pass notebooks through as they are, the clean one
+# with a warning, instead of failing every git command until `make setup` runs again.
 NBSTRIPOUT = $(VENV)/bin/nbstripout --keep-id --extra-keys metadata.language_info.version
+NB_CLEAN = if [ -x $(VENV)/bin/nbstripout ]; then exec $(NBSTRIPOUT); fi; \
+	echo "warning: $(VENV)/bin/nbstripout is missing (run make setup): notebook outputs are not stripped" >&2; exec cat
+NB_TEXTCONV = nb() { if [ -x $(VENV)/bin/nbstripout ]; then exec $(NBSTRIPOUT) --textconv "$$1"; fi; exec cat "$$1"; }; nb
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lock data report scheduled test lab bench clean-env
@@ -33,8 +38,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	@$(PY) -c 'import weasyprint' 2>/dev/null || { echo "WeasyPrint (the PDFs) needs the Pango library >= 1.44: on Debian/Ubuntu sudo apt-get install libpango-1.0-0 libpangoft2-1.0-0" >&2; exit 1; }
 	$(PY) -m ipykernel install --sys-prefix --name mesotherapy-outcomes --display-name "Python (mesotherapy-outcomes)" >/dev/null
 	@if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" = "$$(pwd -P)" ]; then \
-		git config filter.nbstripout.clean '$(NBSTRIPOUT)' && git config filter.nbstripout.smudge cat && \
-		git config diff.ipynb.textconv '$(NBSTRIPOUT) --textconv'; \
+		git config filter.nbstripout.clean '$(NB_CLEAN)' && git config filter.nbstripout.smudge cat && \
+		git config diff.ipynb.textconv '$(NB_TEXTCONV)'; \
 	else echo "Not the top of a git checkout: git's notebook filter (.gitattributes) is not set up."; fi
 	@touch $(STAMP)
 

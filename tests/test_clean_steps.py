@@ -88,3 +88,27 @@ def test_bookkeeping_accounts_for_every_row(tmp_path):
     assert sorted(zip(rejected["table"], rejected["reason"])) == [
         ("patients", "age_not_a_number"), ("photo_metrics", "patient_rejected"), ("sessions", "unknown_patient")]
     assert "shoe_size" in quality["column"].tolist()
+
+
+def test_each_patient_carries_the_area_most_of_their_completed_sessions_treated(tmp_path):
+    """outcomes.area: the most frequent area of the completed sessions; a tie goes to the area
+    treated first; cancelled sessions do not count; none recorded: missing (contract, section 4)."""
+    sessions = [
+        # P1: face twice, neck once (and a cancelled neck session that must not count)
+        *({"patient_id": "P1", "session_date": d, "status": "completed", "area": a}
+          for d, a in (("2025-01-10", "Neck"), ("2025-02-10", "face"), ("2025-03-10", "FACE"))),
+        {"patient_id": "P1", "session_date": "2025-03-20", "status": "cancelled", "area": "neck"},
+        {"patient_id": "P1", "session_date": "2025-03-21", "status": "cancelled", "area": "neck"},
+        # P2: one neck and one face session: a tie, neck was treated first
+        {"patient_id": "P2", "session_date": "2025-01-05", "status": "completed", "area": "neck"},
+        {"patient_id": "P2", "session_date": "2025-02-05", "status": "completed", "area": "face"},
+    ]
+    photos = [*PHOTO_METRICS, {"patient_id": "P1", "photo_id": "e", "taken_at": "2025-04-10", "metric": "wrinkles",
+                               "value": 8.0}]
+    tables = cleaning.clean(write_raw(tmp_path / "raw", sessions=sessions, photo_metrics=photos),
+                            as_of="2030-01-01").tables
+    area = tables["outcomes"].groupby("patient_id")["area"].agg(lambda a: set(a))
+    assert area.to_dict() == {"P1": {"face"}, "P2": {"neck"}}
+    assert list(tables["outcomes"].columns[:len(contract.OUTCOME_COLUMNS)]) == list(contract.OUTCOME_COLUMNS)
+    unrecorded = cleaning.clean(write_raw(tmp_path / "raw2"), as_of="2030-01-01").tables["outcomes"]
+    assert unrecorded["area"].isna().all()

@@ -72,8 +72,13 @@ def test_make_lab_opens_working_copies_and_allows_root_only_to_root():
     assert ignored.returncode == 0, "notebooks/work/ (the analysts' copies) must be git-ignored"
 
 
-def test_git_strips_notebook_outputs_with_the_filter_setup_installs(tmp_path):
-    """The committed .gitattributes and the `git config` of `make setup`, in a scratch repository."""
+GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
+
+
+def _scratch_repository(root: Path, with_venv: bool):
+    """A git repository configured as `make setup` configures one (the committed .gitattributes,
+    its `git config` lines), with or without the project's .venv/bin/nbstripout, holding an edited
+    and run copy of a report notebook (not yet added)."""
     import shutil
     import sys
 
@@ -83,24 +88,31 @@ def test_git_strips_notebook_outputs_with_the_filter_setup_installs(tmp_path):
     setup = subprocess.run(["make", "-n", "-B", ".venv/.installed"], cwd=ROOT, capture_output=True, text=True,
                            check=True).stdout
     configs = re.findall(r"git config ([\w.]+) ('[^']*'|\S+)", setup)
-    assert {key for key, _ in configs} >= {"filter.nbstripout.clean", "filter.nbstripout.smudge"}
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
-    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    assert {key for key, _ in configs} >= {"filter.nbstripout.clean", "filter.nbstripout.smudge", "diff.ipynb.textconv"}
+    subprocess.run([*GIT, "init", "-q"], cwd=root, check=True)
     for key, value in configs:
-        subprocess.run(["git", "config", key, value.strip("'")], cwd=tmp_path, check=True)
-    # the filter is the project's .venv/bin/nbstripout, run from the checkout's top folder
-    (tmp_path / ".venv" / "bin").mkdir(parents=True)
-    (tmp_path / ".venv" / "bin" / "nbstripout").symlink_to(Path(sys.executable).with_name("nbstripout"))
-    shutil.copy(ROOT / ".gitattributes", tmp_path / ".gitattributes")
-    (tmp_path / "notebooks").mkdir()
+        subprocess.run(["git", "config", key, value.strip("'")], cwd=root, check=True)
+    if with_venv:  # the filter is the project's .venv/bin/nbstripout, run from the checkout's top folder
+        (root / ".venv" / "bin").mkdir(parents=True)
+        (root / ".venv" / "bin" / "nbstripout").symlink_to(Path(sys.executable).with_name("nbstripout"))
+    shutil.copy(ROOT / ".gitattributes", root / ".gitattributes")
+    (root / "notebooks").mkdir()
     nb = nbformat.read(ROOT / "notebooks" / "20-sessions-response.ipynb", as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     code[0].source = code[0].source.replace('"hydration"', '"wrinkles"')  # a parameter edited in JupyterLab
     code[1].execution_count = 1
     code[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="fitted\n")]
     nb.metadata.language_info["version"] = "3.11.7"
-    nbformat.write(nb, tmp_path / "notebooks" / "20.ipynb")
-    subprocess.run([*git, "add", "20.ipynb"], cwd=tmp_path / "notebooks", check=True)  # from a subfolder
+    nbformat.write(nb, root / "notebooks" / "20.ipynb")
+    return nb
+
+
+def test_git_strips_notebook_outputs_with_the_filter_setup_installs(tmp_path):
+    """The committed .gitattributes and the `git config` of `make setup`, in a scratch repository."""
+    import nbformat
+
+    nb = _scratch_repository(tmp_path, with_venv=True)
+    subprocess.run([*GIT, "add", "20.ipynb"], cwd=tmp_path / "notebooks", check=True)  # from a subfolder
     staged = nbformat.reads(subprocess.run(["git", "show", ":notebooks/20.ipynb"], cwd=tmp_path, check=True,
                                            capture_output=True, text=True).stdout, as_version=4)
     staged_code = [c for c in staged.cells if c.cell_type == "code"]
@@ -108,3 +120,22 @@ def test_git_strips_notebook_outputs_with_the_filter_setup_installs(tmp_path):
     assert "version" not in staged.metadata.language_info
     assert [c.id for c in staged.cells] == [c.id for c in nb.cells]  # ids kept: no churn in diffs
     assert '"wrinkles"' in staged_code[0].source  # the filter strips outputs only: edits are the copies' job
+
+
+def test_git_works_without_the_venv_and_says_the_notebook_is_not_stripped(tmp_path):
+    """After `make clean-env` (no .venv/bin/nbstripout) git does not fail ("external filter ...
+    failed"): the clean filter passes the notebook through as it is, with a warning, and diffs
+    show the notebook as text."""
+    _scratch_repository(tmp_path, with_venv=False)
+    path = tmp_path / "notebooks" / "20.ipynb"
+    added = subprocess.run([*GIT, "add", "notebooks/20.ipynb"], cwd=tmp_path, capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    assert "nbstripout is missing (run make setup): notebook outputs are not stripped" in added.stderr
+    assert "failed" not in added.stderr
+    staged = subprocess.run(["git", "show", ":notebooks/20.ipynb"], cwd=tmp_path, check=True, capture_output=True)
+    assert staged.stdout == path.read_bytes()  # as it is: outputs kept, nothing lost
+    subprocess.run([*GIT, "commit", "-qm", "x"], cwd=tmp_path, check=True, capture_output=True)
+    path.write_text(path.read_text().replace("wrinkles", "texture"))
+    diff = subprocess.run(["git", "diff", "notebooks/20.ipynb"], cwd=tmp_path, capture_output=True, text=True)
+    assert diff.returncode == 0 and "failed" not in diff.stderr, diff.stderr
+    assert [line for line in diff.stdout.splitlines() if line.startswith("+") and "texture" in line], diff.stdout

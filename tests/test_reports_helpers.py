@@ -255,3 +255,21 @@ def test_gee_sentence_quotes_both_models(hydration):
     last = both.loc[both["sessions"] == model.max_sessions_].set_index("model")["estimate"]
     text = findings.gee_agreement(both)
     assert f"mixed model expects {last['mixed model']:.1f}%" in text and f"GEE {last['GEE']:.1f}%" in text
+
+
+def test_select_by_treated_area_keeps_the_patients_whose_outcomes_name_it(tables):
+    """area picks patients by the outcomes' treated area (their most frequent completed-session
+    area), says so in the reader's words, and refuses an area the data does not hold."""
+    treated = tables["outcomes"].drop_duplicates("patient_id").set_index("patient_id")["area"]
+    sel = cohort.select(tables, concern="fine_lines", area="face")
+    want = set(tables["patients"].loc[tables["patients"]["concern"] == "fine_lines", "patient_id"]) \
+        & set(treated.index[treated == "face"])
+    assert set(sel.patients["patient_id"]) == want and len(want) >= 5
+    assert set(sel["sessions"]["patient_id"]) <= want
+    assert sel.description == "concern fine lines; treated area face"
+    assert list(sel.steps["step"]) == ["all patients", "concern fine lines", "treated area face"]
+    with pytest.raises(ValueError, match="areas present: .*face"):
+        cohort.select(tables, area="knee")
+    by_concern = cohort.areas_by_concern(tables)
+    assert by_concern["fine_lines"][0] == "face" and len(by_concern["fine_lines"]) >= 2
+    assert by_concern["localized_fat"] == ["abdomen"]

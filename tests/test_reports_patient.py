@@ -92,3 +92,18 @@ def test_personal_course_follows_the_patients_own_measurements(small_fit):
     high = patient.personal_course(model, own.assign(improvement=40.0), age, skin)
     pop = model.predict(model.frame(low["sessions"], age, skin))["estimate"].to_numpy()
     assert (low["estimate"].to_numpy() < pop).all() and (high["estimate"].to_numpy() > pop).all()
+
+
+def test_traits_take_the_treated_area_from_the_outcomes():
+    """The comparison group's area is the outcomes' `area` (the rule of `clean`), not recomputed
+    from every session, cancelled ones included."""
+    from outcomes import simulation
+
+    tables = simulation.demo_tables(n_patients=60, seed=2)
+    pid = tables["patients"]["patient_id"].iloc[0]
+    tables["outcomes"].loc[tables["outcomes"]["patient_id"] == pid, "area"] = "chin"
+    tables["sessions"].loc[tables["sessions"]["patient_id"] == pid, "area"] = "neck"  # all of them, none counts
+    got = patient.traits(tables).set_index("patient_id")["area"]
+    assert got[pid] == "chin"
+    others = tables["outcomes"].drop_duplicates("patient_id").set_index("patient_id")["area"].drop(pid)
+    assert got.drop(pid).reindex(others.index).fillna("-").tolist() == others.fillna("-").tolist()

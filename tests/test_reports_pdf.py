@@ -117,3 +117,33 @@ def test_table_helper_rounds_and_marks_numbers():
     assert "<th class=\"num\">patients</th>" in html  # a reader's header for a shared column name (show.LABELS)
     other = show.table(pd.DataFrame({"n_events": [3]}), "cap")._repr_html_()
     assert "n events" in other  # any other code name at least loses its underscores
+
+
+def _table_right_edges(html: str) -> tuple[list[float], float]:
+    """The right edge of each table WeasyPrint lays out, and the right edge of the page's content."""
+    import weasyprint
+
+    pages = [p._page_box for p in weasyprint.HTML(string=html, base_url=str(pdf.TEMPLATES)).render().pages]
+
+    def boxes(box):
+        yield box
+        for child in getattr(box, "children", []):
+            yield from boxes(child)
+
+    edges = [b.position_x + b.width for page in pages for b in boxes(page) if type(b).__name__ == "TableBox"]
+    return edges, pages[0].content_box_x() + pages[0].width
+
+
+def test_a_long_value_wraps_inside_the_page_and_only_long_words_may_break_anywhere():
+    """Cells break a word only where it would overflow; a word longer than show.LONG_WORD (an id,
+    a raw value) may break anywhere, so a table never crosses the right margin. Breaking anywhere
+    in every cell made WeasyPrint size columns character by character (the PDF step's cost)."""
+    long_id = "P" + "7" * 300
+    frame = pd.DataFrame({"value": [long_id, "12.3 (10.1 to 14.5)"], "reason": ["date_after_export", "ok"],
+                          **{f"c{i}": ["a long-ish label", "x"] for i in range(6)}, "n": [1, 2]})
+    fragment = show.table(frame, "cap")._repr_html_()
+    assert f'<td class="long">{long_id}</td>' in fragment and '<td class="long">date_after_export</td>' in fragment
+    assert "<td>12.3 (10.1 to 14.5)</td>" in fragment and '<td class="num">1</td>' in fragment
+    nb = new_notebook(cells=[new_code_cell("t", outputs=[_html_output(show.table(frame, "cap"))])])
+    edges, right = _table_right_edges(pdf.notebook_to_html(nb, manifest={}))
+    assert edges and max(edges) <= right + 0.5, (edges, right)

@@ -165,6 +165,17 @@ def test_flow_gives_each_leaver_a_reason(tables):
     assert table.iloc[-1]["patients"] == _fit(t).n_patients_
 
 
+def test_flow_reasons_name_the_metric_as_a_reader_does(tables):
+    """A patient without the metric leaves with "no elasticity (R7, cutometer) measurement", never the code name."""
+    t = {k: v.copy() for k, v in tables.items()}
+    measured = t["outcomes"].loc[t["outcomes"]["metric"] == "elasticity_r7", "patient_id"].unique()
+    t["outcomes"] = t["outcomes"].loc[~t["outcomes"]["patient_id"].isin(measured[:5])
+                                      | (t["outcomes"]["metric"] != "elasticity_r7")]
+    reasons = set(flow.patient_flow(t, "elasticity_r7")["reason"])
+    assert "no elasticity (R7, cutometer) measurement (front view)" in reasons
+    assert not [r for r in reasons if "_" in r]
+
+
 def test_flow_suppression_property(tables):
     """No count of 1-4 readable, and none worked out from two shown steps and the shown reasons."""
     rng = np.random.default_rng(1)
@@ -212,6 +223,19 @@ def test_baseline_characteristics_of_the_modelled(tables):
                 assert part[level] == "<5"
         hidden = [counts[level] for level in part.index if part[level] in SMALL]
         assert not 0 < sum(hidden) < 5  # the total is shown: the hidden cells must not give a small one back
+
+
+def test_baseline_characteristics_name_concerns_and_treated_areas_as_a_reader_does(tables):
+    """Concern levels are the reader's names (contract.CONCERN_NAMES); the treated area is the
+    outcomes' `area`, counted once per patient."""
+    ids = flow.modelled_patients(tables, "hydration")
+    table = flow.baseline_characteristics(tables, ids, min_cell=1).set_index(["characteristic", "level"])["value"]
+    concerns = tables["patients"].set_index("patient_id").loc[ids, "concern"].map(contract.CONCERN_NAMES)
+    assert set(table["Concern"].index) == set(concerns) and "fine lines" in set(concerns)
+    assert not set(table["Concern"].index) & set(contract.CONCERNS) - {"pigmentation", "cellulite"}
+    area = tables["outcomes"].drop_duplicates("patient_id").set_index("patient_id")["area"].loc[ids]
+    for level, n in area.value_counts().items():
+        assert table[("Treated area", level)] == f"{n:,} ({100 * n / len(ids):.1f}%)"
 
 
 def test_baseline_characteristics_hide_everything_in_a_tiny_group(tables):

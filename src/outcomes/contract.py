@@ -100,6 +100,11 @@ CONCERNS = (
     "fine_lines", "skin_quality", "pigmentation", "acne_scars",
     "hair_loss", "cellulite", "localized_fat",
 )
+# How a report names each concern (the codes above are the data's and the parameters').
+CONCERN_NAMES = {"fine_lines": "fine lines", "skin_quality": "skin quality", "pigmentation": "pigmentation",
+                 "acne_scars": "acne scars", "hair_loss": "hair loss", "cellulite": "cellulite",
+                 "localized_fat": "localised fat"}
+assert set(CONCERN_NAMES) == set(CONCERNS)
 SESSION_STATUSES = ("completed", "cancelled", "no_show")
 VIEWS = ("front", "left45", "right45", "left90", "right90")
 DEFAULT_VIEW = "front"
@@ -281,7 +286,7 @@ QC_MAX_POSE_ERROR = 0.10
 # --- processed outputs ------------------------------------------------------
 OUTCOME_COLUMNS = (
     "patient_id", "metric", "view", "sessions", "days_since_baseline", "baseline", "value",
-    "change", "improvement_pct", "improvement", "age", "skin_type", "sex", "concern", "clinic_id",
+    "change", "improvement_pct", "improvement", "age", "skin_type", "sex", "concern", "area", "clinic_id",
     "qc_ok", "qc_reasons",
 )
 REJECTED_COLUMNS = ("table", "source_file", "source_row", "column", "value", "reason")

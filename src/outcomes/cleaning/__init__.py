@@ -179,7 +179,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
         out.batches("measurements", meas_mod.batches(tables.photos, linked, tidy.patients, registry))
         lap("measurements")
         chosen = timeline.choose(linked, cells, duplicate)
-        out.batches("outcomes", meas_mod.outcome_batches(tables.photos, linked, chosen, tidy.patients, registry))
+        out.batches("outcomes", meas_mod.outcome_batches(tables.photos, linked, chosen,
+                                                         tidy.patients.assign(area=tidy.area), registry))
         lap("outcomes")
         rejected, summary, notes = bookkeeping(tables, file_notes, writer)
         lap("bookkeeping")
@@ -255,6 +256,7 @@ class Tidy:
     sessions: pd.DataFrame
     keys: np.ndarray
     optional: dict[str, pd.DataFrame]  # assessments, adverse_events when present
+    area: pd.Series  # each patient's treated area (sessions_mod.treated_area), aligned with patients
 
 
 def check_and_tidy(tables: Tables, ids: PatientIds, registry: dict[str, contract.Metric]) -> Tidy:
@@ -275,7 +277,8 @@ def check_and_tidy(tables: Tables, ids: PatientIds, registry: dict[str, contract
         adv = tables.adverse_events
         optional["adverse_events"] = adverse_mod.tidy(adv, _sessions_at(keys, adverse_mod.check(adv, ids),
                                                                         adv.values["event_date"], True))
-    return Tidy(patients=patients, sessions=sessions, keys=keys, optional=optional)
+    return Tidy(patients=patients, sessions=sessions, keys=keys, optional=optional,
+                area=sessions_mod.treated_area(sessions, patients["patient_id"]))
 
 
 class Output:

@@ -100,6 +100,7 @@ def processed_schemas(metrics: list[str] | None = None) -> dict[str, pa.DataFram
             "improvement_pct": pa.Column(float, nullable=True),
             "improvement": pa.Column(float, nullable=True),
             "age": _AGE, "skin_type": _SKIN, "sex": _SEX, "concern": _CONCERN,
+            "area": _str(nullable=True),  # the patient's treated area (sessions.treated_area)
             "clinic_id": _str(nullable=True),
             "qc_ok": pa.Column(bool),
             "qc_reasons": pa.Column("str"),

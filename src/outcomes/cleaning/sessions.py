@@ -91,3 +91,21 @@ def tidy(parsed: Parsed) -> pd.DataFrame:
     number = kept.loc[completed].groupby("patient_id", sort=False).cumcount() + 1
     kept["session_number"] = number.reindex(kept.index).astype("Int64")
     return kept[list(COLUMNS)]
+
+
+def treated_area(sessions: pd.DataFrame, patient_ids: pd.Series) -> pd.Series:
+    """Each patient's treated area (aligned with `patient_ids`): the area most frequent among
+    their completed sessions with an area recorded; a tie goes to the area treated first (the
+    earliest of the tied areas' sessions); none recorded: missing.
+
+    Why one area per patient: reports compare like with like, and a course is judged where it was
+    given; an odd session elsewhere (a touch-up on the neck) does not make a face patient a neck one.
+    """
+    done = sessions.loc[(sessions["status"] == "completed").to_numpy(dtype=bool, na_value=False)
+                        & sessions["area"].notna().to_numpy()]
+    counts = (done.groupby(["patient_id", "area"], sort=False)
+              .agg(n=("session_date", "size"), first=("session_date", "min")).reset_index())
+    top = counts.sort_values(["patient_id", "n", "first", "area"], ascending=[True, False, True, True],
+                             kind="stable").drop_duplicates("patient_id").set_index("patient_id")["area"]
+    return pd.Series(top.reindex(pd.Index(patient_ids)).to_numpy(dtype=object), index=patient_ids.index,
+                     name="area", dtype="str")

@@ -257,7 +257,9 @@ def patient_columns(patients: pd.DataFrame) -> dict[str, tuple[np.ndarray, pa.Ar
     from outcomes.cleaning.normalise import factorize
 
     out = {}
-    for column in ("patient_id", "sex", "concern", "clinic_id"):
+    for column in ("patient_id", "sex", "concern", "area", "clinic_id"):
+        if column not in patients:  # area: only where outcomes need it
+            continue
         codes, uniques = factorize(patients[column])
         if isinstance(uniques, pa.Array) and pa.types.is_dictionary(uniques.type):
             uniques = uniques.dictionary_decode()
@@ -281,7 +283,8 @@ def outcome_batches(
 ) -> Iterator[pa.RecordBatch]:
     """outcomes.parquet, one batch of rows at a time (at least one batch, maybe empty).
 
-    `patients`: the tidy patients table (row i = patient code i); `photo_id` and `device`
+    `patients`: the tidy patients table (row i = patient code i) with each patient's treated
+    `area` (sessions.treated_area); `photo_id` and `device`
     (codes, distinct texts) row-aligned with `m`.
     """
     per_patient = patient_columns(patients)  # and the numbers, looked up once, not per batch:
@@ -357,6 +360,7 @@ def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback
                                 pa.array(contract.SKIN_TYPES, type=pa.string()), ordered=True),
         "sex": of_patient("sex"),
         "concern": of_patient("concern"),
+        "area": of_patient("area"),
         "clinic_id": of_patient("clinic_id"),
         "qc_ok": pa.array(flags == 0),
         "qc_reasons": dictionary(flags, qc.REASON_TEXTS, complete=True),

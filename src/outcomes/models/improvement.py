@@ -79,7 +79,8 @@ def attach_columns(rows: pd.DataFrame, columns: Sequence[str], patients: pd.Data
                    sessions: pd.DataFrame | None = None) -> pd.DataFrame:
     """``rows`` with each of ``columns`` present: a column of ``rows`` itself, else the patient's
     value from ``patients``, else the value of the session the measurement follows (session
-    number = ``rows["sessions"]``) from ``sessions`` (product, area, practitioner_id, ...)."""
+    number = ``rows["sessions"]``) from ``sessions`` (product, practitioner_id, ...; ``area`` is the
+    outcomes' own column, the patient's treated area)."""
     out = rows.copy()
     for col in columns:
         if col in out:
@@ -182,9 +183,9 @@ class ImprovementModel(Coefficients):
         The metric to model (a value of the outcomes' ``metric`` column).
     covariates : sequence of str
         Further adjustment columns beyond age and skin type: any column of the outcomes
-        (``clinic_id``, ``concern``, ``sex``), of the patients table, or of the sessions table
-        (``product``, ``area``, ``practitioner_id``: the value at the session the measurement
-        follows; needs the processed tables in :meth:`fit`). Main effects; rows missing one are
+        (``clinic_id``, ``concern``, ``area``: the patient's treated area, ``sex``), of the patients
+        table, or of the sessions table (``product``, ``practitioner_id``: the value at the session
+        the measurement follows; needs the processed tables in :meth:`fit`). Main effects; rows missing one are
         left out and counted.
     view : str or None
         Photo view (default ``front``); None pools views.

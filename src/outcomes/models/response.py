@@ -72,8 +72,8 @@ class ResponseModel(Coefficients):
         interval scale).
     by : str or None
         Column that splits the curves: ``age_band``, ``skin_type``, or any patient-level column
-        (``clinic_id``, ``concern``, ``sex``, a column of the patients table) or session-level one
-        (``product``, ``area``, ``practitioner_id``: the value at the patient's first session;
+        (``clinic_id``, ``concern``, ``area``: the treated area, ``sex``, a column of the patients
+        table) or session-level one (``product``, ``practitioner_id``: the value at the patient's first session;
         needs the processed tables in :meth:`fit`). None: one curve.
     covariates : sequence of str
         Further Cox covariates beyond age and skin type (the same kinds of column as ``by``).

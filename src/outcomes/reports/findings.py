@@ -220,10 +220,18 @@ def gais_last(gais_: pd.DataFrame, min_cell: int = config.MIN_CELL) -> str:
     return gais(int((last["score"] <= contract.GAIS_RESPONDER_MAX).sum()), len(last), min_cell)
 
 
-def elsewhere(metric: str, concern: str = "") -> str:
+def of_selection(concern: str = "", area: str = "") -> str:
+    """What a report's title adds for its concern and treated area, in the reader's words
+    (" (fine lines, neck)"; "" for all patients), escaped for markdown."""
+    parts = [contract.CONCERN_NAMES.get(concern, concern)] if concern else []
+    parts += [area] if area else []
+    return f" ({markdown_text(', '.join(parts))})" if parts else ""
+
+
+def elsewhere(metric: str, concern: str = "", area: str = "") -> str:
     """Where the material this report leaves out is, named as those reports are titled (the
-    technical report of the same metric and concern, as the default grid makes them)."""
-    of = f" ({markdown_text(concern.replace('_', ' '))})" if concern else ""
+    technical report of the same metric, concern and area, as the grid makes them)."""
+    of = of_selection(concern, area)
     return (f"**Elsewhere.** The clinicians' GAIS ratings are reported once, for all metrics, in the *Data quality* "
             f"report. The statistician's material for this metric (the model's terms, a population-average cross-check "
             f"by GEE, and how well one new patient can be predicted) is in the *Technical report: "

@@ -24,6 +24,7 @@ from outcomes.cleaning.qc import FLAGS
 from outcomes.models.improvement import MIN_PATIENTS_PER_SKIN_TYPE, OUTCOME, attach_columns, thin_skin_types
 from outcomes.privacy import (COMPLEMENT_LABEL, age_text, complementary, suppress_counts, suppress_steps,
                               suppressed_label)
+from outcomes.reports.cohort import treated_areas
 
 STEPS = ("All patients", "With a baseline measurement", "With a follow-up measurement during the course",
          "Photo quality checks passed", "Modelled")
@@ -81,6 +82,8 @@ def _stages(tables: Mapping[str, pd.DataFrame], metric: str, view: str | None, i
     one_session = pd.Index(n_done.index[n_done.fillna(0) < 2])
     after_only = having(has_baseline & (rows["sessions"] >= 1))
     view_words = f" ({view} view)" if view is not None else ""
+    label = contract.METRICS[metric].label if metric in contract.METRICS else metric
+    metric_words = label[:1].lower() + label[1:]  # the reader's name ("elasticity (R7, cutometer)")
     # at the quality step: the patient's most frequent flag among their follow-up rows
     flags = rows.loc[in_course & ~checked, ["patient_id", "qc_reasons"]]
     flags = flags.assign(flag=flags["qc_reasons"].astype(str).str.split(";")).explode("flag")
@@ -99,7 +102,8 @@ def _stages(tables: Mapping[str, pd.DataFrame], metric: str, view: str | None, i
         (STEPS[0], ids, pd.Series(dtype=object)),
         (STEPS[1], ids.intersection(based, sort=False),
          why(ids.difference(based, sort=False), [("no completed session", no_session),
-                                                 (f"no {metric} measurement{view_words}", ids.difference(measured))],
+                                                 (f"no {metric_words} measurement{view_words}",
+                                                  ids.difference(measured))],
              "no baseline measurement (none in the 90 days before the first session)")),
         (STEPS[2], followed,
          why(based.difference(followed, sort=False), [("one completed session only", one_session),
@@ -109,7 +113,7 @@ def _stages(tables: Mapping[str, pd.DataFrame], metric: str, view: str | None, i
         (STEPS[4], modelled,
          why(passed.difference(modelled, sort=False), [
              ("unknown skin type", passed.difference(known_skin)), ("age missing", passed.difference(known_ids)),
-             (f"missing {', '.join(covariates)}", passed.difference(cov_ids))],
+             (f"missing {', '.join(c.replace('_', ' ') for c in covariates)}", passed.difference(cov_ids))],
              f"skin type with too few patients (under {MIN_PATIENTS_PER_SKIN_TYPE}) or visits for its own curve")),
     ]
 
@@ -194,7 +198,7 @@ def display_flow(flow: pd.DataFrame, min_cell: int = config.MIN_CELL) -> pd.Data
 
 
 def _first_session_values(tables: Mapping[str, pd.DataFrame], column: str) -> pd.Series:
-    """The patient's ``column`` at their first completed session (product, area)."""
+    """The patient's ``column`` at their first completed session (product)."""
     sessions = tables.get("sessions")
     if sessions is None or column not in sessions:
         return pd.Series(dtype=object)
@@ -207,8 +211,10 @@ def baseline_characteristics(tables: Mapping[str, pd.DataFrame], patient_ids: Se
     """Table 1 of the patients ``patient_ids`` (e.g. :func:`modelled_patients`), for display.
 
     Rows: ``Patients`` (their number), ``Age, years`` (median (IQR), ages 90 and over as
-    ``90+``), then ``n (%)`` for each level of sex, skin type, concern, area and product (those of
-    the first completed session) and clinic; a missing value is ``unknown``; levels nobody has
+    ``90+``), then ``n (%)`` for each level of sex, skin type, concern (its reader's name,
+    ``contract.CONCERN_NAMES``), treated area (the outcomes' ``area``: the most frequent of the
+    patient's completed sessions), product (of the first completed session) and clinic; a
+    missing value is ``unknown``; levels nobody has
     are left out. Columns: ``characteristic``, ``level``, ``value``. Each characteristic's counts
     add up to the number of patients, so they are suppressed as one crosstab line
     (:func:`outcomes.privacy.suppress_counts`): a count of 1..min_cell-1 and its percentage read
@@ -230,8 +236,8 @@ def baseline_characteristics(tables: Mapping[str, pd.DataFrame], patient_ids: Se
     characteristics = [
         ("Sex", chosen["sex"], list(contract.SEXES)),
         ("Skin type", chosen["skin_type"], list(contract.SKIN_TYPES)),
-        ("Concern", chosen["concern"], list(contract.CONCERNS)),
-        ("Treated area", _first_session_values(tables, "area").reindex(ids), None),
+        ("Concern", chosen["concern"].map(contract.CONCERN_NAMES), list(contract.CONCERN_NAMES.values())),
+        ("Treated area", treated_areas(tables).reindex(ids.astype(str)).set_axis(ids), None),
         ("Product", _first_session_values(tables, "product").reindex(ids), None),
         ("Clinic", chosen["clinic_id"], None),
     ]

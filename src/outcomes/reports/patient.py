@@ -73,19 +73,15 @@ TRAIT_WORDS = {"concern": "concern", "area": "treated area", "band": "age band",
 
 
 def traits(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per patient: concern, treated area (the most frequent area of their sessions, if recorded),
-    age band and skin type: what makes another patient comparable."""
+    """Per patient: concern, treated area (the outcomes' ``area``: the most frequent of their
+    completed sessions, if recorded; see :func:`outcomes.reports.cohort.treated_areas`), age band
+    and skin type: what makes another patient comparable."""
     patients = tables["patients"].drop_duplicates("patient_id")
     out = pd.DataFrame({"patient_id": patients["patient_id"].astype(str).to_numpy(),
                         "concern": patients["concern"].astype("string").to_numpy(),
                         "band": models.age_band(patients["age"]).astype("string").to_numpy(),
                         "skin": patients["skin_type"].astype("string").to_numpy()})
-    sessions = tables.get("sessions")
-    area = pd.Series(dtype="string")
-    if sessions is not None and "area" in sessions and not sessions.empty:
-        known = sessions.dropna(subset=["area"])
-        area = known.groupby(known["patient_id"].astype(str))["area"].agg(lambda a: a.value_counts().index[0])
-    out["area"] = out["patient_id"].map(area).astype("string")
+    out["area"] = out["patient_id"].map(cohorts.treated_areas(tables)).astype("string")
     return out
 
 
@@ -183,7 +179,7 @@ class Patient:
         """The report's title and first paragraph."""
         return (f"# Patient progress: {markdown_text(self.patient_id)}\n\n"
                 f"One patient's course compared with patients of the same concern "
-                f"({markdown_text(self.concern.replace('_', ' '))}), treated area, age band ({markdown_text(self.band)}) "
+                f"({markdown_text(contract.CONCERN_NAMES.get(self.concern, self.concern))}), treated area, age band ({markdown_text(self.band)}) "
                 f"and skin type ({markdown_text(self.skin or 'unknown')}) where there are enough of them, and with "
                 f"the course expected for this patient from their own measurements so far.")
 

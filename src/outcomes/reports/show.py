@@ -27,6 +27,14 @@ LABELS = {"age_band": "age band", "skin_type": "skin type", "n_patients": "patie
           "median_sessions": "median sessions", "volume_ml": "volume (ml)", "session_number": "session"}
 
 # A4 text width is 170 mm (6.7 in); figures are drawn at that width so fonts print at size.
+# A text cell with a word longer than this may break anywhere (CSS `td.long`, report.css); other
+# cells only break a word that would overflow. Why not `anywhere` on every cell: WeasyPrint then
+# sizes each table column by breaking every cell's text after each character. Measured 2026-11-27
+# on the 2,000-patient demo: WeasyPrint's layout is 11-14% of a sessions-response report's time
+# (the one part of the PDF step over a tenth); this cut its Pango text layouts 12,734 -> 4,543 and
+# its CPU time 0.89 -> 0.72 s (fine lines, wrinkles), the PDF step's CPU time by 8.6% over the 12
+# sessions-response reports (docs/reports.md, Speed).
+LONG_WORD = 16
 PAGE_WIDTH_IN = 6.7
 FIGURE_DPI = 150
 
@@ -172,8 +180,10 @@ def table(
     for row in shown.head(max_rows).itertuples(index=False):
         cells = []
         for v, numeric in zip(row, numeric_cols):
-            cls = ' class="num"' if numeric else ""
-            cells.append(f"<td{cls}>{html_text(_format_cell(v, decimals))}</td>")
+            text = _format_cell(v, decimals)
+            long = not numeric and any(len(word) > LONG_WORD for word in text.split())
+            cls = ' class="num"' if numeric else ' class="long"' if long else ""
+            cells.append(f"<td{cls}>{html_text(text)}</td>")
         body_rows.append("<tr>" + "".join(cells) + "</tr>")
     more = ""
     if len(shown) > max_rows:
