@@ -17,6 +17,11 @@ REQUIRED_TABLES = ("patients", "sessions", "photo_metrics")
 OPTIONAL_TABLES = ("assessments", "adverse_events")
 TABLES = REQUIRED_TABLES + OPTIONAL_TABLES
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".xlsx")  # searched in this order
+# photo_metrics may come as several files, `photo_metrics.<suffix>` and `photo_metrics.<source>.<suffix>`
+# (an instrument's export, `outcomes photos`' output, ...): all are read; a row's `source` is its
+# cell, else the file's name part, else this
+SOURCED_TABLES = ("photo_metrics",)
+DEFAULT_SOURCE = "export"
 # A cell is missing when it is empty or, trimmed, one of these texts in any letter case ("-" is
 # not: it is a value, and unknown where a value is expected).
 MISSING_TEXTS = ("NA", "N/A", "NaN", "null", "None", "#N/A")
@@ -68,6 +73,13 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("head_yaw_deg"),
         Column("makeup"),
         Column("blur"),
+        # written by `outcomes photos` (docs/photos.md §command); optional in any export
+        Column("source"),
+        Column("photo_hash"),
+        Column("chart"),
+        Column("clipped"),
+        Column("pose_error"),
+        Column("photo_error"),
     ),
     "assessments": (
         Column("patient_id", True, ("patient", "pid", "subject_id")),
@@ -193,6 +205,9 @@ LATE_EVENT_REASON = "date_after_export"
 QC_MAX_DELTA_E = 5.0
 QC_MAX_YAW_DIFF_DEG = 10.0
 QC_MAX_BLUR = 0.5
+# a photo_metrics row with a `photo_error` (a photo `outcomes photos` could not measure) is rejected
+# with this reason; rejected.csv quotes the error code as the value
+PHOTO_ERROR_REASON = "photo_unreadable"
 
 # --- processed outputs ------------------------------------------------------
 OUTCOME_COLUMNS = (

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from outcomes import contract
 
-_NULLABLE = {"session_number": "Int64", "makeup": "boolean"}  # columns of pandas' nullable dtypes
+_NULLABLE = {"session_number": "Int64", "makeup": "boolean", "chart": "boolean"}  # columns of pandas' nullable dtypes
 
 
 def load_processed(processed_dir: str | os.PathLike | None = None) -> dict[str, pd.DataFrame]:
