@@ -1,0 +1,139 @@
+"""Benchmark: `outcomes photos` on 12-megapixel JPEGs, on local cores and on a Dask LocalCluster.
+
+Generates N 4000×3000 JPEGs (a skin-like texture with a colour chart, 4 photos per patient,
+cached under benchmarks/_work/photos), then measures them with the command's runner
+(`outcomes.photos.command.run`): once on the local process pool (every core), once on a
+`distributed.LocalCluster` with 2 worker processes of one thread. Prints photos per second for
+both (target: at least 2 on a 2-core machine) and the peak memory (this process, and the
+largest worker process).
+
+The measurement is the project's (`command.measure_photo`: H1's measure_skin and H2's quality,
+pose by H2's registration) when those modules are installed; otherwise a stand-in that reads
+the same pixels (mean colour, gradient roughness, clipped share) and says so. Everything the
+command does besides (hashing, header probe, decoding at the working size, orientation,
+planning, writing) is the real thing either way.
+
+    .venv/bin/python benchmarks/bench_photos.py [--photos 40] [--workers 2]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "_work" / "photos"
+TARGET = 2.0  # photos per second on 2 cores
+SIZE = (4000, 3000)
+
+
+def make_photos(folder: Path, n: int) -> None:
+    """n 12-megapixel JPEGs and their index (kept between runs: same n, same files)."""
+    from PIL import Image
+
+    if (folder / "index.csv").is_file() and len((folder / "index.csv").read_text().splitlines()) == n + 1:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(13)
+    small = rng.normal(0, 1, (SIZE[1] // 8, SIZE[0] // 8, 3))
+    rows = ["patient_id,photo_id,taken_at,view,file"]
+    for i in range(n):
+        base = np.array([205, 160, 135]) * (0.9 + 0.2 * rng.random())
+        tile = np.clip(base + 12 * small + rng.normal(0, 4, small.shape), 0, 255).astype(np.uint8)
+        image = Image.fromarray(tile).resize(SIZE, Image.BILINEAR)
+        pixels = np.asarray(image).copy()
+        pixels += rng.integers(0, 6, pixels.shape, dtype=np.uint8)  # sensor noise: realistic JPEG sizes
+        for k in range(24):  # a colour chart, 6×4 patches, bottom right
+            x, y = 2900 + (k % 6) * 170, 2300 + (k // 6) * 170
+            pixels[y:y + 150, x:x + 150] = rng.integers(30, 230, 3)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "JPEG", quality=92)
+        (folder / f"photo{i:04d}.jpg").write_bytes(buffer.getvalue())
+        rows.append(f"B{i // 4:04d},ph{i:04d},2025-{1 + i % 4:02d}-15,front,photo{i:04d}.jpg")
+    (folder / "index.csv").write_text("\n".join(rows) + "\n")
+
+
+def stand_in_measure(rgb: np.ndarray, region):
+    """Reads the pixels as a measurement would (colour, gradients, clipping) when H1's is absent."""
+    from outcomes.photos.command import Reading
+
+    part = rgb.astype(np.float32) / 255.0
+    grey = part.mean(axis=2)
+    gy, gx = np.gradient(grey)
+    return Reading(metrics={"texture": float(np.hypot(gx, gy).mean()), "wrinkles": float(grey.std())},
+                   chart=False, color_delta_e=float("nan"), blur=0.0,
+                   clipped=float(((rgb == 0) | (rgb == 255)).any(axis=2).mean()))
+
+
+def stand_in_pose(reference: np.ndarray, moving: np.ndarray) -> float:
+    return float(abs(reference.mean() - moving.mean()))
+
+
+def measurement():
+    from outcomes.photos import command
+
+    try:
+        import outcomes.photos.measure  # noqa: F401
+        import outcomes.photos.quality  # noqa: F401
+        import outcomes.photos.registration  # noqa: F401
+    except ImportError:
+        return stand_in_measure, stand_in_pose, "stand-in (outcomes.photos.measure/quality/registration not installed)"
+    return command.measure_photo, command.pose_error, "the project's (measure_skin, quality, pose_error)"
+
+
+def peak_gb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024**2
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    from distributed import LocalCluster
+
+    from outcomes.photos import command
+
+    photos = WORK / "in"
+    start = time.perf_counter()
+    make_photos(photos, args.photos)
+    megabytes = sum(p.stat().st_size for p in photos.glob("*.jpg")) / 1e6
+    print(f"{args.photos} photos of {SIZE[0]}×{SIZE[1]} ({megabytes:.0f} MB of JPEG) ready in "
+          f"{time.perf_counter() - start:.1f} s; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    measure, pose, which = measurement()
+    print(f"measurement: {which}")
+    figures = {}
+    for name in ("local", "dask"):
+        out = WORK / f"photo_metrics.{name}.csv"
+        out.unlink(missing_ok=True)  # the benchmark's own file: every photo is measured
+        start = time.perf_counter()
+        if name == "local":
+            result = command.run(photos, out, measure=measure, pose=pose, workers=args.workers)
+        else:
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+                ready = time.perf_counter()
+                result = command.run(photos, out, measure=measure, pose=pose, scheduler=cluster.scheduler_address)
+                took = time.perf_counter() - ready
+                worker_peak = max(cluster.scheduler_info["workers"][w]["metrics"]["memory"] for w in
+                                  cluster.scheduler_info["workers"]) / 1024**3
+            print(f"  (LocalCluster start-up {ready - start:.1f} s, not counted; a worker held "
+                  f"{worker_peak:.2f} GB at the end)")
+        took = time.perf_counter() - start if name == "local" else took
+        assert result.failed == 0 and result.measured == args.photos, (result.failed, result.measured)
+        figures[name] = args.photos / took
+        print(f"{name:>5}: {args.photos} photos in {took:.1f} s = {figures[name]:.2f} photos/s "
+              f"(target >= {TARGET}): {'ok' if figures[name] >= TARGET else 'BELOW TARGET'}")
+    print(f"peak memory: this process {peak_gb(resource.RUSAGE_SELF):.2f} GB; largest local worker process "
+          f"{peak_gb(resource.RUSAGE_CHILDREN):.2f} GB")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
