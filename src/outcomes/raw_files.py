@@ -163,7 +163,7 @@ DENSE_COLUMNS = frozenset({"photo_id"})
 _BOM = b"\xef\xbb\xbf"
 
 
-def read_raw_table(path: str | os.PathLike, table: str, source: str = contract.DEFAULT_SOURCE) -> RawTable:
+def read_raw_table(path: str | os.PathLike, table: str) -> RawTable:
     """Read one raw file into a RawTable (canonical headers), or raise RawDataError naming it."""
     path = Path(path)
     data = _read_bytes(path)
@@ -171,7 +171,7 @@ def read_raw_table(path: str | os.PathLike, table: str, source: str = contract.D
     return RawTable(
         name=table, path=path, frame=frame, delimiter=delimiter,
         decimal_comma=delimiter == ";", ignored_columns=ignored,
-        renamed={headers[p]: c for p, c in positions.items() if headers[p] != c}, source=source,
+        renamed={headers[p]: c for p, c in positions.items() if headers[p] != c},
     )
 
 

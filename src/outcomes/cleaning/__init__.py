@@ -400,9 +400,10 @@ def read_tables(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
     # a missing file is reported (above) before any is read, and a problem in a small file (the
     # first in table order) before the biggest is read
     biggest = max(found, key=lambda key: found[key][2].stat().st_size)
-    raws = {key: read_raw_table(path, table, source) for key, (table, source, path, _) in found.items() if key != biggest}
-    table, source, path, _ = found[biggest]
-    raws[biggest] = read_raw_table(path, table, source)
+    raws = {key: read_raw_table(path, table) for key, (table, _, path, _) in found.items() if key != biggest}
+    raws[biggest] = read_raw_table(found[biggest][2], found[biggest][0])
+    for key, raw in raws.items():
+        raw.source = found[key][1]
     notes: list[dict] = []
     for key, (table, _, path, ignored) in found.items():
         notes += [_file_note(table, other.name, "", f"ignored: {path.name} is read instead") for other in ignored]

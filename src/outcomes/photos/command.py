@@ -141,6 +141,9 @@ def plan(entries: list[Entry], earlier: pd.DataFrame | None, source: str = DEFAU
         if taken_at is None:
             rows.append(_row(entry, None, source, digest, photo_error="no_capture_time"))
             continue
+        if entry.region is not None and (entry.region[2] > probe.size[0] or entry.region[3] > probe.size[1]):
+            rows.append(_row(entry, taken_at, source, digest, photo_error="region_outside"))
+            continue
         ready.append(Photo(entry=entry, taken_at=taken_at, sha256=digest, measure=True, source=source))
     done, failed, references = _earlier(earlier)
     tasks = []

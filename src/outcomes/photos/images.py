@@ -46,6 +46,7 @@ ERRORS = {
     "too_small": f"the shorter side is under {MIN_SIDE} pixels",
     "too_large": f"more than {MAX_PIXELS:,} pixels",
     "no_capture_time": "no taken_at in the index and no EXIF DateTimeOriginal in the file",
+    "region_outside": "the index's region is not inside the photo (full-resolution pixels, as displayed)",
     "measure_failed": "the image was read but the measurement failed on it",
 }
 
