@@ -313,3 +313,15 @@ def test_local_processes_and_a_dask_cluster_give_the_same_rows(tmp_path):
     pd.testing.assert_frame_equal(pool, inline)
     pd.testing.assert_frame_equal(dask, inline)
     assert len(inline) == 8 + 7
+
+
+def test_hostile_ids_are_data_kept_exactly_in_parquet_and_made_inert_in_csv(tmp_path):
+    photos = tmp_path / "photos"
+    photo(photos / "p0.jpg", 100)
+    hostile = '=HYPERLINK("http://x","click")'
+    index(photos, ['"=HYPERLINK(""http://x"",""click"")","a,""b",2025-01-10,front,p0.jpg'])
+    exact = command.run(photos, tmp_path / "out.parquet", measure=measure, pose=pose, workers=1).frame
+    assert set(pd.read_parquet(tmp_path / "out.parquet")["patient_id"]) == {hostile}
+    assert set(exact["photo_id"]) == {'a,"b'}
+    command.run(photos, tmp_path / "out.csv", measure=measure, pose=pose, workers=1)
+    assert set(pd.read_csv(tmp_path / "out.csv", dtype=str)["patient_id"]) == {"'" + hostile}
