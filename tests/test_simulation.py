@@ -71,7 +71,7 @@ def test_tidy_vocabularies(tidy):
     assert set(t["patients"]["concern"].astype(str)) == set(contract.CONCERNS)
     assert set(t["sessions"]["status"].astype(str)) == set(contract.SESSION_STATUSES)
     pm = t["photo_metrics"]
-    assert set(pm["metric"].astype(str)) == set(contract.METRICS)
+    assert set(pm["metric"].astype(str)) == set(contract.METRICS) - set(contract.PHOTO_MEASURED_METRICS)
     assert set(pm["view"].astype(str)) == set(P.PHOTO_VIEWS)
     inst = pm[pm["metric"].isin(P.INSTRUMENT_METRICS)]
     assert (inst["view"] == "front").all() and inst["makeup"].isna().all() and inst["blur"].isna().all()
@@ -144,8 +144,8 @@ def test_truth_matches_the_data(tidy, messy):
                 "skin_type_multiplier", "half_life_weeks", "metrics", "dropout", "messiness", "gais", "patients"):
         assert key in truth
     assert truth["synthetic"] is True and truth["k"] == 0.55 and truth["n_patients"] == 2000
-    assert set(truth["metrics"]) == set(contract.METRICS)
-    assert all(truth["metrics"][m]["better"] == contract.METRICS[m].better for m in contract.METRICS)
+    assert set(truth["metrics"]) == set(contract.METRICS) - set(contract.PHOTO_MEASURED_METRICS)
+    assert all(truth["metrics"][m]["better"] == contract.METRICS[m].better for m in truth["metrics"])
     pat = tidy.tables["patients"].set_index("patient_id")
     tp = pd.DataFrame(truth["patients"]).T
     assert list(tp.index) == list(pat.index)

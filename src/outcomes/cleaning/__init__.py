@@ -477,9 +477,12 @@ def _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summa
             "qc_max_delta_e": contract.QC_MAX_DELTA_E,
             "qc_max_yaw_diff_deg": contract.QC_MAX_YAW_DIFF_DEG,
             "qc_max_blur": contract.QC_MAX_BLUR,
+            "qc_max_clipped": contract.QC_MAX_CLIPPED,
+            "qc_max_pose_error": contract.QC_MAX_POSE_ERROR,
         },
         "metric_registry": {m.name: {"better": m.better, "unit": m.unit, "low": m.low,
-                                     "high": None if np.isinf(m.high) else m.high} for m in registry.values()},
+                                     "high": None if np.isinf(m.high) else m.high, "scale": m.scale,
+                                     "min_important": m.min_important} for m in registry.values()},
     }
 
 

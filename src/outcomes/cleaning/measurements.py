@@ -28,6 +28,7 @@ COLUMNS = ("patient_id", "photo_id", "taken_at", "metric", "view", "value", "dev
            "source", "photo_hash", "sessions")
 QC_NUMBERS = {"color_delta_e": (0.0, np.inf), "head_yaw_deg": (-180.0, 180.0), "blur": (0.0, 1.0),
               "clipped": (0.0, 1.0), "pose_error": (0.0, np.inf)}
+QC_YES_NO = ("makeup", "chart")  # yes/no readings: int8 -1 not recorded, 0 no, 1 yes
 QUALITY_NOTE = "quality reading not usable; ignored"
 
 
@@ -46,7 +47,7 @@ class Photos:
     value: np.ndarray
     quality: dict[str, np.ndarray]  # QC_NUMBERS columns (NaN = none)
     makeup: np.ndarray  # int8: -1 not recorded, 0 no, 1 yes
-    chart: np.ndarray  # int8: colour chart found in the photo; -1 not recorded, 0 no, 1 yes
+    chart: np.ndarray  # int8: -1 not recorded, 0 no colour chart found in the photo, 1 found
     source: nz.Texts  # where the row comes from (the `source` cell, else the file's name part)
     photo_hash: pa.Array  # sha256 of the photo's bytes (null when not given)
     photo_error: np.ndarray  # bool: the photo could not be measured (the row is rejected)
@@ -69,16 +70,15 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
         "view": lambda: nz.normalise_column(f["view"], nz.view, categories=views) if "view" in f else nz.Column(
             pd.Categorical.from_codes(np.full(n, views.index(contract.DEFAULT_VIEW), np.int8), categories=views),
             pd.Categorical.from_codes(np.zeros(n, np.int8), [""])),
-        "makeup": lambda: nz.normalise_column(f["makeup"], nz.yes_no, categories=[False, True]) if "makeup" in f
-        else nz.Column(pd.Categorical.from_codes(np.full(n, -1, np.int8), categories=[False, True]), _absent(n)),
+        **{c: (lambda c=c: nz.normalise_column(f[c], nz.yes_no, categories=[False, True]) if c in f
+               else nz.Column(pd.Categorical.from_codes(np.full(n, -1, np.int8), categories=[False, True]), _absent(n)))
+           for c in QC_YES_NO},
         "taken_at": lambda: nz.dates(f["taken_at"], monthfirst=monthfirst, until=until),
         "value": lambda: nz.numbers(f["value"], raw.decimal_comma),
         **{c: (lambda c=c: nz.numbers(f[c], raw.decimal_comma) if c in f else missing) for c in QC_NUMBERS},
         "patient_id": lambda: nz.texts(f["patient_id"]),
         "photo_id": lambda: nz.dense_texts(f["photo_id"]),
         "device": lambda: nz.texts(f["device"] if "device" in f else pd.Series(pd.NA, index=f.index, dtype="str")),
-        "chart": lambda: nz.normalise_column(f["chart"], nz.yes_no, categories=[False, True]) if "chart" in f
-        else nz.Column(pd.Categorical.from_codes(np.full(n, -1, np.int8), categories=[False, True]), _absent(n)),
         "source": lambda: _with_default(nz.texts(f["source"]) if "source" in f else None, n, raw.source),
         "photo_hash": lambda: nz.dense_texts(f["photo_hash"]) if "photo_hash" in f else pa.nulls(n, pa.large_string()),
         "photo_error": lambda: (nz.texts(f["photo_error"]).codes >= 0) if "photo_error" in f else np.zeros(n, bool),
@@ -86,7 +86,7 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
     done = {column: job() for column, job in jobs.items()}
     return Photos(
         ledger=new_ledger(raw),
-        reasons={c: done[c].reasons for c in ("taken_at", "metric", "value", "view", "makeup", "chart", *QC_NUMBERS)},
+        reasons={c: done[c].reasons for c in ("taken_at", "metric", "value", "view", *QC_YES_NO, *QC_NUMBERS)},
         patient=done["patient_id"],
         photo_id=done["photo_id"],
         device=done["device"],
@@ -174,7 +174,10 @@ def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric])
             found[impossible] = "impossible"
             reasons[column] = found
             photos.quality[column] = np.where(impossible, np.nan, numbers)
-    photos.own = qc.photo_flags(photos.makeup == 1, photos.quality["blur"], photos.quality["color_delta_e"])
+    colour = np.array([m in contract.COLOUR_METRICS for m in registry] + [False])[metric]  # -1 (unknown): False
+    q = photos.quality
+    photos.own = qc.photo_flags(photos.makeup == 1, q["blur"], q["color_delta_e"], no_chart=colour & (photos.chart == 0),
+                                clipped=q["clipped"], pose_error=q["pose_error"])
 
 
 def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
@@ -201,7 +204,7 @@ def link(photos: Photos, keys: np.ndarray, patients: pd.DataFrame,
     duplicate = timeline.exact_duplicates(cells, {
         "photo_id": lambda rows: photos.photo_id.take(pa.array(rows)),
         "device": photos.device.codes, "taken": photos.taken_at.view(np.int64), "value": photos.value,
-        "makeup": photos.makeup, **q,
+        "makeup": photos.makeup, "chart": photos.chart, **q,
     })
     marked = np.zeros(len(usable), dtype=bool)
     marked[cells.order[duplicate]] = True
@@ -217,7 +220,7 @@ def batches(photos: Photos, linked: timeline.Linked, patients: pd.DataFrame,
     q = photos.quality
     for start in range(0, max(len(kept), 1), size):
         rows = kept[start:start + size]
-        makeup = photos.makeup[rows]
+        makeup, chart = photos.makeup[rows], photos.chart[rows]
         yield pa.record_batch({
             "patient_id": timeline.dictionary(ids[linked.patient[rows]], id_texts, complete=True),
             "photo_id": photos.photo_id.take(pa.array(rows)),
@@ -230,7 +233,7 @@ def batches(photos: Photos, linked: timeline.Linked, patients: pd.DataFrame,
             "head_yaw_deg": pa.array(q["head_yaw_deg"][rows]),
             "makeup": pa.array(makeup == 1, mask=makeup < 0),
             "blur": pa.array(q["blur"][rows]),
-            "chart": pa.array(photos.chart[rows] == 1, mask=photos.chart[rows] < 0),
+            "chart": pa.array(chart == 1, mask=chart < 0),
             "clipped": pa.array(q["clipped"][rows]),
             "pose_error": pa.array(q["pose_error"][rows]),
             "source": photos.source.dictionary(rows),
@@ -248,5 +251,5 @@ def outcome_batches(photos: Photos, linked: timeline.Linked, chosen: timeline.Ch
 
 def note(photos: Photos) -> None:
     """Data-quality notes for kept rows whose quality readings were unreadable."""
-    for column in (*QC_NUMBERS, "makeup", "chart"):
+    for column in (*QC_NUMBERS, *QC_YES_NO):
         photos.ledger.note(photos.reasons[column], column, QUALITY_NOTE)

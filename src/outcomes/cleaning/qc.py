@@ -20,19 +20,34 @@ FLAGS = (
     "color_delta_e",  # colour-card ΔE > 5 against the reference
     "yaw_vs_baseline",  # head yaw differs from the baseline photo by more than 10°
     "view_differs_from_baseline",  # compared with the front baseline for lack of one in this view
+    # measured from the pixels (outcomes photos, issue 13); last, so the earlier flags keep their bits
+    "no_chart",  # a colour metric (contract.COLOUR_METRICS) of a photo without a colour chart: uncorrected
+    "exposure",  # more than 2% of the skin region's pixels clipped
+    "pose_vs_baseline",  # the face's pose differs from the baseline photo's by more than 0.10
 )
 BIT = {name: np.uint16(1 << i) for i, name in enumerate(FLAGS)}
-PHOTO_FLAGS = ("makeup", "blur", "color_delta_e")  # properties of the photo itself
+# properties of the photo itself: they count in choosing one photo per cell, and a baseline with
+# one of them flags the rows compared with it (baseline_qc). Pose is a comparison with the
+# baseline photo (as yaw), so it is not one of them.
+PHOTO_FLAGS = ("makeup", "blur", "color_delta_e", "no_chart", "exposure")
 PHOTO_BITS = np.uint16(sum(int(BIT[f]) for f in PHOTO_FLAGS))
 
 
-def photo_flags(makeup: np.ndarray, blur: np.ndarray, delta_e: np.ndarray) -> np.ndarray:
-    """Bit mask of the photo's own problems. NaN/unknown readings raise no flag."""
+def photo_flags(makeup: np.ndarray, blur: np.ndarray, delta_e: np.ndarray, no_chart: np.ndarray | None = None,
+                clipped: np.ndarray | None = None, pose_error: np.ndarray | None = None) -> np.ndarray:
+    """Bit mask of the problems read off the photo's own row (its quality readings; pose_error is
+    already measured against the baseline photo). NaN/unknown readings raise no flag."""
     mask = np.zeros(len(blur), dtype=np.uint16)
     add(mask, "makeup", np.asarray(makeup, dtype=bool))
     with np.errstate(invalid="ignore"):
         add(mask, "blur", blur > contract.QC_MAX_BLUR)
         add(mask, "color_delta_e", delta_e > contract.QC_MAX_DELTA_E)
+        if no_chart is not None:
+            add(mask, "no_chart", np.asarray(no_chart, dtype=bool))
+        if clipped is not None:
+            add(mask, "exposure", clipped > contract.QC_MAX_CLIPPED)
+        if pose_error is not None:
+            add(mask, "pose_vs_baseline", pose_error > contract.QC_MAX_POSE_ERROR)
     return mask
 
 

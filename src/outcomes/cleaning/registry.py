@@ -1,7 +1,7 @@
 """The metric registry: built-in metrics plus a clinic's own, from `metrics.csv` in the raw folder.
 
 Why a file and not code: a clinic with a new camera system or instrument can add its metrics
-(name, which direction is better, unit, valid range) without touching the package.
+(name, which direction is better, unit, valid range, scale) without touching the package.
 """
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ def find_registry_file(raw_dir: Path) -> Path | None:
 def load_registry(path: Path | None) -> tuple[dict[str, contract.Metric], str | None, int]:
     """Built-in metrics, extended (or overridden) by the user's file. Returns (registry, sha256, rows).
 
-    The file needs columns `metric` and `better` (lower/higher); `unit`, `low`, `high` are optional
-    (default: no unit, 0, no upper bound). Any bad row stops the run: the registry is configuration.
+    The file needs columns `metric` and `better` (lower/higher); `unit`, `low`, `high`, `scale`
+    are optional (default: no unit, 0, no upper bound, ratio). Any bad row stops the run: the
+    registry is configuration.
     """
     registry = dict(contract.METRICS)
     if path is None:
@@ -58,5 +59,10 @@ def load_registry(path: Path | None) -> tuple[dict[str, contract.Metric], str | 
                 bounds.append(parsed.value)
         if bounds[0] > bounds[1]:
             raise RawDataError(f"{path.name}: row {line}: low > high", file=path, column="low")
-        registry[key] = contract.Metric(key, better, nz.text(row.get("unit")) or "", bounds[0], bounds[1])
+        scale = (nz.text(row.get("scale")) or "ratio").lower()
+        if scale not in contract.SCALES_OF_MEASUREMENT:
+            raise RawDataError(f"{path.name}: row {line}: 'scale' must be ratio or interval (or blank: ratio), "
+                               f"not {row.get('scale')!r}", file=path, column="scale")
+        registry[key] = contract.Metric(key, better, nz.text(row.get("unit")) or "", bounds[0], bounds[1],
+                                        scale=scale)
     return registry, digest, len(frame)

@@ -100,6 +100,7 @@ def processed_schemas(metrics: list[str] | None = None) -> dict[str, pa.DataFram
             "value": pa.Column(float),
             "change": pa.Column(float, nullable=True),
             "improvement_pct": pa.Column(float, nullable=True),
+            "improvement": pa.Column(float, nullable=True),
             "age": _AGE, "skin_type": _SKIN, "sex": _SEX, "concern": _CONCERN,
             "clinic_id": _str(nullable=True),
             "qc_ok": pa.Column(bool),

@@ -7,8 +7,11 @@ Rules (the raw-data contract):
   most 90 days before the first session;
 - several measurements of one metric and view at the same count: the best quality one, then
   the latest;
-- improvement_pct = 100 x (baseline - value) / baseline when lower is better, and
-  100 x (value - baseline) / baseline when higher is better: positive is always better.
+- improvement is signed so that positive is always better: on a ratio scale
+  improvement_pct = 100 x (baseline - value) / baseline when lower is better, and
+  100 x (value - baseline) / baseline when higher is better; on an interval scale (CIELAB, ITA°,
+  no true zero) there is no percentage (NaN) and the change is counted in the metric's own unit.
+  `improvement`, what the models fit, is the one or the other.
 
 Why arrays and sorting rather than groupby-apply: this runs on millions of rows. Patients are
 integer codes; a (patient, day) pair becomes one int64 key, so counting sessions before a date
@@ -307,9 +310,16 @@ def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback
     improvement *= 100.0
     lower_is_better = np.array([mt.sign < 0 for mt in registry.values()])[metric]
     np.negative(improvement, out=improvement, where=lower_is_better)  # positive is better
+    interval = np.array([mt.scale == "interval" for mt in registry.values()])[metric]
     zero_base = base_value == 0
+    zero_base &= ~interval  # a zero is an ordinary value on an interval scale
     improvement[zero_base] = np.nan
     improvement += 0.0  # no -0.0
+    # on an interval scale: no percentage of the baseline; the signed change in the metric's own unit
+    gained = np.where(lower_is_better, -change, change)
+    gained += 0.0
+    improvement_pct = np.where(interval, np.nan, improvement)
+    improvement = np.where(interval, gained, improvement)
     day = m.day[rows]
     days_since = (day - m.day[base]).astype(float)
     days_since[~has_base] = np.nan
@@ -340,7 +350,8 @@ def _outcome_batch(m: Linked, rows: np.ndarray, base: np.ndarray, front_fallback
         "baseline": pa.array(base_value),
         "value": pa.array(value),
         "change": pa.array(change),
-        "improvement_pct": pa.array(improvement),
+        "improvement_pct": pa.array(improvement_pct),
+        "improvement": pa.array(improvement),
         "age": pa.array(per_patient["age"][patient]),
         "skin_type": dictionary(per_patient["skin_type"][patient],
                                 pa.array(contract.SKIN_TYPES, type=pa.string()), ordered=True),

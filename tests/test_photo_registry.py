@@ -1,0 +1,168 @@
+"""Photo metrics in the registry: scale, interval-scale improvement, the photo QC flags (issue 13)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import outcomes
+from outcomes import contract
+from outcomes.cleaning import qc
+from raw_factory import write_raw
+
+ONE = [{"patient_id": "P1", "age": 45, "sex": "F", "skin_type": "III", "concern": "pigmentation"}]
+BOOKED = [{"patient_id": "P1", "session_date": d, "status": "completed"} for d in ("2025-01-10", "2025-02-10")]
+PHOTO = ("cielab_l", "cielab_a", "cielab_b", "ita", "spot_area", "line_density", "roughness")
+
+
+def photo(day, metric, value, photo_id=None, **extra):
+    return {"patient_id": "P1", "photo_id": photo_id or f"ph-{day}", "taken_at": day, "metric": metric,
+            "value": value, **extra}
+
+
+def clean(tmp_path, photos, **more):
+    return outcomes.clean(write_raw(tmp_path / "raw", patients=ONE, sessions=BOOKED, photo_metrics=photos, **more))
+
+
+def after(result, metric, sessions=1):
+    o = result.tables["outcomes"]
+    found = o[(o.metric == metric) & (o.sessions == sessions)]
+    assert len(found) == 1, found
+    return found.iloc[0]
+
+
+# --- the registry -----------------------------------------------------------------------------
+def test_photo_metrics_are_registered_with_scale_range_and_direction():
+    for name in PHOTO:
+        m = contract.METRICS[name]
+        assert m.display and m.unit and m.better in ("lower", "higher")
+    assert {n for n, m in contract.METRICS.items() if m.scale == "interval"} == {"cielab_l", "cielab_a", "cielab_b", "ita"}
+    assert all(m.scale == "ratio" for n, m in contract.METRICS.items() if n not in ("cielab_l", "cielab_a", "cielab_b", "ita"))
+    ranges = {n: (contract.METRICS[n].low, contract.METRICS[n].high) for n in ("cielab_l", "cielab_a", "cielab_b", "ita", "spot_area")}
+    assert ranges == {"cielab_l": (0, 100), "cielab_a": (-128, 128), "cielab_b": (-128, 128), "ita": (-90, 90),
+                      "spot_area": (0, 100)}
+    assert contract.METRICS["ita"].better == "higher" and contract.METRICS["cielab_a"].better == "lower"
+
+
+def test_photo_metrics_come_after_the_instrument_metrics_so_the_default_grid_keeps_its_first_two():
+    before = {"fine_lines": ("wrinkles", "elasticity_r7"), "skin_quality": ("hydration", "elasticity_r7"),
+              "pigmentation": ("brown_spots", "melanin_index"), "acne_scars": ("texture", "pores"),
+              "cellulite": ("elasticity_r7", "hydration"), "localized_fat": ("elasticity_r7", "hydration")}
+    assert {c: ms[:2] for c, ms in contract.CONCERN_METRICS.items() if ms} == before
+    assert {"spot_area", "ita"} <= set(contract.CONCERN_METRICS["pigmentation"])
+    assert "cielab_a" in contract.CONCERN_METRICS["acne_scars"] and "line_density" in contract.CONCERN_METRICS["fine_lines"]
+    assert "roughness" in contract.CONCERN_METRICS["skin_quality"]
+
+
+def test_min_important_is_set_per_metric_in_the_units_improvement_is_counted_in():
+    assert len({m.min_important for m in contract.METRICS.values()}) > 3  # not one threshold for all
+    assert all(m.min_important > 0 for m in contract.METRICS.values())
+    # a colour difference below about 2 CIELAB units is not visible; ITA in degrees
+    assert contract.METRICS["cielab_a"].min_important == 2.0 and contract.METRICS["ita"].min_important == 4.0
+
+
+def test_metrics_csv_may_give_a_scale(tmp_path):
+    photos = [photo("2025-01-05", "Skin Tone", -2.0), photo("2025-02-05", "skin_tone", 1.0),
+              photo("2025-01-05", "glow", 4.0), photo("2025-02-05", "glow", 5.0)]
+    raw = write_raw(tmp_path / "raw", patients=ONE, sessions=BOOKED, photo_metrics=photos)
+    pd.DataFrame([{"metric": "Skin Tone", "better": "higher", "low": -50, "high": 50, "scale": "interval"},
+                  {"metric": "glow", "better": "higher", "low": 0, "high": 10, "scale": ""}]).to_csv(raw / "metrics.csv", index=False)
+    result = outcomes.clean(raw)
+    tone, glow = after(result, "skin_tone"), after(result, "glow")
+    assert tone["improvement"] == pytest.approx(3.0) and np.isnan(tone["improvement_pct"])
+    assert glow["improvement"] == pytest.approx(25.0) == glow["improvement_pct"]  # blank scale: ratio
+    assert result.manifest["metric_registry"]["skin_tone"]["scale"] == "interval"
+    (raw / "metrics.csv").write_text("metric,better,scale\nglow,higher,nominal\n")
+    with pytest.raises(outcomes.raw_files.RawDataError, match="scale"):
+        outcomes.clean(raw)
+
+
+# --- interval-scale improvement -----------------------------------------------------------------
+@pytest.mark.parametrize(("metric", "before", "later", "expected"), [
+    ("ita", -5.0, 10.0, 15.0),  # higher is better, crossing zero: 15 degrees gained, not -300%
+    ("cielab_a", 1.5, -0.5, 2.0),  # lower is better (less red): 2 a* units gained
+    ("cielab_a", 0.0, 3.0, -3.0),  # a zero baseline is an ordinary value on an interval scale
+    ("cielab_l", 60.0, 58.0, -2.0),
+])
+def test_an_interval_metric_is_compared_as_absolute_change_never_as_a_percentage(tmp_path, metric, before, later, expected):
+    result = clean(tmp_path, [photo("2025-01-05", metric, before), photo("2025-02-05", metric, later)])
+    r = after(result, metric)
+    assert r["improvement"] == pytest.approx(expected) and r["change"] == pytest.approx(later - before)
+    assert np.isnan(r["improvement_pct"])  # no percentage of an interval-scale baseline
+    assert r["qc_ok"] and r["qc_reasons"] == ""  # in particular no baseline_zero
+    assert after(result, metric, 0)["improvement"] == 0
+
+
+def test_a_ratio_metric_keeps_its_percentage_as_improvement(tmp_path):
+    result = clean(tmp_path, [photo("2025-01-05", "spot_area", 4.0), photo("2025-02-05", "spot_area", 3.0),
+                              photo("2025-01-05", "wrinkles", 10.0), photo("2025-02-05", "wrinkles", 12.0)])
+    assert after(result, "spot_area")["improvement_pct"] == pytest.approx(25.0) == after(result, "spot_area")["improvement"]
+    assert after(result, "wrinkles")["improvement_pct"] == pytest.approx(-20.0) == after(result, "wrinkles")["improvement"]
+
+
+def test_a_zero_baseline_of_a_ratio_metric_still_gives_no_improvement(tmp_path):
+    result = clean(tmp_path, [photo("2025-01-05", "spot_area", 0.0), photo("2025-02-05", "spot_area", 1.0)])
+    r = after(result, "spot_area")
+    assert np.isnan(r["improvement"]) and np.isnan(r["improvement_pct"]) and r["qc_reasons"] == "baseline_zero"
+
+
+# --- the photo QC flags --------------------------------------------------------------------------
+def test_no_chart_flags_only_the_colour_metrics_of_a_photo_without_a_chart(tmp_path):
+    photos = [photo("2025-01-05", m, v, chart="yes") for m, v in (("ita", 20.0), ("spot_area", 4.0))]
+    photos += [photo("2025-02-05", m, v, chart="no") for m, v in (("ita", 25.0), ("spot_area", 3.0))]
+    photos += [photo("2025-02-06", "cielab_a", 9.0, photo_id="x", chart=""), photo("2025-01-06", "cielab_a", 10.0,
+                                                                                  photo_id="y", chart="yes")]
+    result = clean(tmp_path, photos)
+    assert after(result, "ita")["qc_reasons"] == "no_chart" and not after(result, "ita")["qc_ok"]
+    assert after(result, "spot_area")["qc_ok"]  # not a colour metric: a missing chart does not matter
+    assert after(result, "cielab_a")["qc_ok"]  # chart not recorded: no flag
+    m = result.tables["measurements"].set_index(["photo_id", "metric"])
+    assert m.loc[("ph-2025-02-05", "ita"), "chart"] == False and pd.isna(m.loc[("x", "cielab_a"), "chart"])  # noqa: E712
+
+
+def test_a_baseline_photo_without_a_chart_flags_the_colour_rows_compared_with_it(tmp_path):
+    result = clean(tmp_path, [photo("2025-01-05", "ita", 20.0, chart="no"), photo("2025-02-05", "ita", 25.0, chart="yes")])
+    assert after(result, "ita", 0)["qc_reasons"] == "no_chart" and after(result, "ita")["qc_reasons"] == "baseline_qc"
+
+
+@pytest.mark.parametrize(("clipped", "flagged"), [(0.0, False), (contract.QC_MAX_CLIPPED, False), (0.0201, True), (1.0, True)])
+def test_exposure_flag_above_the_clipped_share(tmp_path, clipped, flagged):
+    result = clean(tmp_path, [photo("2025-01-05", "roughness", 5.0), photo("2025-02-05", "roughness", 4.0, clipped=clipped)])
+    assert after(result, "roughness")["qc_reasons"] == ("exposure" if flagged else "")
+
+
+@pytest.mark.parametrize(("pose_error", "flagged"), [(0.0, False), (contract.QC_MAX_POSE_ERROR, False), (0.1001, True)])
+def test_pose_flag_above_the_pose_error_against_the_baseline(tmp_path, pose_error, flagged):
+    result = clean(tmp_path, [photo("2025-01-05", "line_density", 5.0, pose_error=0.0),
+                              photo("2025-02-05", "line_density", 4.0, pose_error=pose_error)])
+    assert after(result, "line_density")["qc_reasons"] == ("pose_vs_baseline" if flagged else "")
+
+
+def test_flags_keep_their_fixed_order_and_unusable_readings_are_noted_not_flagged(tmp_path):
+    photos = [photo("2025-01-05", "ita", 20.0),
+              photo("2025-02-05", "ita", 25.0, chart="no", clipped=0.5, pose_error=0.3, blur=0.9, makeup="yes"),
+              photo("2025-01-05", "roughness", 5.0),
+              photo("2025-02-05", "roughness", 4.0, photo_id="odd", chart="maybe", clipped="1.5", pose_error="-1")]
+    result = clean(tmp_path, photos)
+    assert after(result, "ita")["qc_reasons"] == "makeup;blur;no_chart;exposure;pose_vs_baseline"
+    assert after(result, "roughness")["qc_reasons"] == ""
+    m = result.tables["measurements"].set_index("photo_id")
+    assert m.loc["odd", ["chart", "clipped", "pose_error"]].isna().all()
+    notes = result.notes.query("table == 'photo_metrics'")
+    assert {(n.column, n.value) for n in notes.itertuples()} == {("chart", "maybe"), ("clipped", "1.5"), ("pose_error", "-1")}
+    assert list(qc.FLAGS[-3:]) == ["no_chart", "exposure", "pose_vs_baseline"]
+
+
+def test_flagged_photo_rows_stay_out_of_the_models_by_default():
+    from outcomes.models.improvement import model_rows
+
+    rows = []
+    for i in range(8):
+        for s in range(3):
+            bad = s == 2 and i < 3
+            rows.append({"patient_id": f"P{i}", "metric": "ita", "view": "front", "sessions": s, "improvement": 2.0 * s,
+                         "improvement_pct": np.nan, "age": 45.0, "skin_type": "III", "qc_ok": not bad,
+                         "qc_reasons": "no_chart" if bad else ""})
+    kept, dropped = model_rows(pd.DataFrame(rows), "ita")
+    assert len(kept) == 8 * 2 - 3 and dict(zip(dropped["reason"], dropped["rows"]))["quality-flagged (qc_ok False)"] == 3
+    assert kept["improvement"].notna().all()  # an interval metric's rows are not lost as "missing outcome"
