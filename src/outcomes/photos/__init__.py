@@ -1,5 +1,5 @@
-"""Photos as a first-class input (issue 13): loading, measuring, quality, panels.
+"""Photos as a first-class input (issue 13): measured, quality-checked and shown before/after.
 
-Imported only by the photos command, the panels and tests: its modules pull in heavy image
-libraries, which `import outcomes` must not load.
+Heavy imports (OpenCV, colour-science, scikit-image, dask) live inside the submodules, so
+``import outcomes`` stays light; import a submodule where it is needed.
 """
