@@ -77,16 +77,32 @@ def stand_in_pose(reference: np.ndarray, moving: np.ndarray) -> float:
     return float(abs(reference.mean() - moving.mean()))
 
 
+def stand_in_with_quality(rgb: np.ndarray, region):
+    """The stand-in skin metrics, with H2's real blur and clipping readings."""
+    from outcomes.photos import quality
+
+    reading = stand_in_measure(rgb, region)
+    return type(reading)(metrics=reading.metrics, chart=False, color_delta_e=float("nan"),
+                         blur=quality.blur_score(rgb, region), clipped=quality.clipped_fraction(rgb, region))
+
+
 def measurement():
+    """The project's measurement where its modules are installed, a stand-in for the parts that are not."""
     from outcomes.photos import command
 
-    try:
-        import outcomes.photos.measure  # noqa: F401
-        import outcomes.photos.quality  # noqa: F401
-        import outcomes.photos.registration  # noqa: F401
-    except ImportError:
-        return stand_in_measure, stand_in_pose, "stand-in (outcomes.photos.measure/quality/registration not installed)"
-    return command.measure_photo, command.pose_error, "the project's (measure_skin, quality, pose_error)"
+    def installed(name: str) -> bool:
+        try:
+            __import__(f"outcomes.photos.{name}")
+        except ImportError:
+            return False
+        return True
+
+    if installed("measure") and installed("quality") and installed("registration"):
+        return command.measure_photo, command.pose_error, "the project's (measure_skin, quality, pose_error)"
+    if installed("quality") and installed("registration"):
+        return (stand_in_with_quality, command.pose_error,
+                "stand-in skin metrics (outcomes.photos.measure not installed); the project's blur, clipping and pose_error")
+    return stand_in_measure, stand_in_pose, "stand-in (outcomes.photos.measure/quality/registration not installed)"
 
 
 def peak_gb(who: int) -> float:

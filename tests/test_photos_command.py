@@ -156,6 +156,7 @@ def test_the_working_size_of_a_12_megapixel_jpeg_is_half(tmp_path):
     loaded = images.decode(data.getvalue())
     assert loaded.rgb.shape == (1500, 2000, 3) and loaded.full_size == (4000, 3000)
     assert loaded.scale_box((1000, 500, 3001, 2999)) == (500, 250, 1501, 1500)
+    assert images.shrink(loaded.rgb, command.POSE_LONG_SIDE).shape == (500, 667, 3)  # what pose is compared on
 
 
 # --- bad photos ---------------------------------------------------------------------------

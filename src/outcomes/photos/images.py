@@ -154,6 +154,14 @@ def working_factor(width: int, height: int) -> int:
     return factor
 
 
+def shrink(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    """`rgb` reduced by the largest whole factor keeping its long side at least `long_side` (box average)."""
+    factor = max(1, max(rgb.shape[:2]) // long_side)
+    if factor == 1:
+        return rgb
+    return np.asarray(Image.fromarray(rgb).reduce(factor))
+
+
 def decode(data: bytes) -> Loaded:
     """Decode a photo at its working size, oriented, as uint8 RGB (PhotoError when it cannot be)."""
     image = _open(data)
