@@ -113,6 +113,20 @@ def test_the_command_line_stops_on_a_bad_index_with_exit_2_and_writes_nothing(tm
     assert not out.exists()
 
 
+def test_the_command_line_measures_writes_and_reports(tmp_path, monkeypatch):
+    photos = folder_of_good_photos(tmp_path)
+    (photos / "p3.jpg").unlink()
+    monkeypatch.setattr(command, "measure_photo", measure)  # the default, looked up when the command runs
+    monkeypatch.setattr(command, "pose_error", pose)
+    out = tmp_path / "raw" / "photo_metrics.photos.csv"
+    with unchanged(photos):
+        result = CliRunner().invoke(app, ["photos", "--photos", str(photos), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "4 photos in the index, 3 measured in this run; 1 could not be measured" in result.output
+    assert "measuring photos" not in result.output  # no progress bar without a terminal
+    assert set(pd.read_csv(out)["source"]) == {"photos"}
+
+
 # --- loading ------------------------------------------------------------------------------
 def test_exif_orientation_is_applied_and_date_time_original_used_when_taken_at_is_blank(tmp_path):
     rgb = np.zeros((300, 400, 3), np.uint8)
@@ -326,3 +340,12 @@ def test_hostile_ids_are_data_kept_exactly_in_parquet_and_made_inert_in_csv(tmp_
     assert set(exact["photo_id"]) == {'a,"b'}
     command.run(photos, tmp_path / "out.csv", measure=measure, pose=pose, workers=1)
     assert set(pd.read_csv(tmp_path / "out.csv", dtype=str)["patient_id"]) == {"'" + hostile}
+
+
+def test_the_progress_bar_counts_photos_on_stderr(tmp_path, capsys):
+    photos = folder_of_good_photos(tmp_path)
+    command.run(photos, tmp_path / "out.csv", measure=measure, pose=pose, workers=1, progress=True)
+    bar = capsys.readouterr().err
+    assert "measuring photos" in bar and "4/4" in bar
+    command.run(photos, tmp_path / "again.csv", measure=measure, pose=pose, workers=1, progress=False)
+    assert capsys.readouterr().err == ""

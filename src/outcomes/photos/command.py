@@ -211,6 +211,8 @@ def run_task(task: Task, measure: Measure = measure_photo, pose: Pose = pose_err
         try:
             pose_value = 0.0 if first else float(pose(reference, images.shrink(loaded.rgb, POSE_LONG_SIDE)))
             reading = measure(loaded.rgb, loaded.scale_box(entry.region))
+        except ImportError:  # the measurement is not installed: no photo's fault, stop
+            raise
         except Exception:  # a measurement crashing on one photo must not stop the run
             rows.append(_row(entry, photo.taken_at, photo.source, digest, photo_error="measure_failed"))
             continue
@@ -336,13 +338,15 @@ class Result:
     failed: int  # photos with photo_error
 
 
-def run(photos: str | Path, out: str | Path, *, measure: Measure = measure_photo, pose: Pose = pose_error,
+def run(photos: str | Path, out: str | Path, *, measure: Measure | None = None, pose: Pose | None = None,
         scheduler: str | None = None, workers: int | None = None, progress: bool = False) -> Result:
     """Measure every photo of `photos/index.csv` into `out` (see the module docstring).
 
-    Raises PhotoIndexError (a bad index) or OutputRefused (`out` not this command's) before
-    anything is measured or written. The photos are only read.
+    `measure`, `pose`: default measure_photo and pose_error (looked up when called). Raises
+    PhotoIndexError (a bad index) or OutputRefused (`out` not this command's) before anything
+    is measured or written. The photos are only read.
     """
+    measure, pose = measure or measure_photo, pose or pose_error
     photos, out = Path(photos), Path(out)
     if not photos.is_dir():
         raise PhotoIndexError("the photos folder does not exist", file=photos)
