@@ -24,21 +24,22 @@ from outcomes.photos.colour import Box, lab_to_linear, linear_to_srgb, reference
 # Scene layout, as fractions of the image height (skin box) or width/height (chart).
 SKIN_SIDE = 0.5  # the skin box is a square of this share of the image height ...
 SKIN_CENTRE = (0.70, 0.50)  # ... centred here (x as share of width, y of height)
-CHART_AT = (0.04, 0.55, 0.36)  # chart's left, top (shares of width, height) and right; 3:2 as the real one
+CHART_AT = (0.06, 0.52, 0.38)  # chart's left, top (shares of width, height) and right; 3:2 as the real one
 MIN_CANVAS_H = 1024  # texture is drawn at least this tall, then resampled to the output size
 FEATURE_UNIT = 1 / 256  # feature sizes in shares of the skin box side (1 px at the measuring size)
 
 # Texture constants (ASSUMPTIONS, chosen to look like facial skin at ~0.1 mm per unit)
 SPOT_SIGMA = 4.0  # units: smoothing of the spot field (spots ~10-25 units across)
 SPOT_DL, SPOT_DA, SPOT_DB = -10.0, 1.5, 6.0  # CIELAB change inside a spot (pigment: darker, yellower)
-LINE_SIGMA = 1.2  # units: half-width (Gaussian sigma) of a line's profile
-LINE_DL, LINE_DA, LINE_DB = -9.0, -0.5, -1.0  # CIELAB change at a line's centre (a shadow)
+LINE_SIGMA = 1.5  # units: half-width (Gaussian sigma) of a line's profile
+LINE_DL, LINE_DA, LINE_DB = -12.0, -0.5, -1.0  # CIELAB change at a line's centre (a shadow)
 RELIEF_SIGMA = 1.0  # units: correlation length of the fine relief
 RELIEF_HIGHPASS = 4.0  # units: relief is high-passed above this scale (no slow shading)
 EXPOSURE_WHITE = 0.8  # linear level of a perfect white at exposure 1 in the brightest channel
 NOISE_SD = 0.004  # sensor noise (sRGB-encoded 0..1) before quantisation
 JPEG_QUALITY = 90
 FRAME_REFLECTANCE = 0.03  # the chart's black frame (linear)
+CARD_REFLECTANCE, CARD_MARGIN = 0.35, 0.3  # plain card around the chart: linear grey, margin in patch pitches
 
 
 @dataclass(frozen=True)
@@ -169,12 +170,15 @@ def skin_lab(truth: SkinTruth, width: int, height: int, texture_seed: int) -> np
 
 
 def _draw_chart(scene: np.ndarray) -> Box:
-    """Draw the 24 patches (reference linear sRGB) on a black frame; return the chart's box."""
+    """Draw the 24 patches (reference linear sRGB) on a black frame, held on a plain grey card
+    (so no skin blemish touches the frame); return the chart's box (frame, without the card)."""
     h, w = scene.shape[:2]
     x0, y0, x1 = CHART_AT[0] * w, CHART_AT[1] * h, CHART_AT[2] * w
     y1 = y0 + (x1 - x0) / 1.5
-    scene[int(y0):int(y1), int(x0):int(x1)] = FRAME_REFLECTANCE
     pitch = (x1 - x0) / 6.3
+    m = CARD_MARGIN * pitch
+    scene[max(0, int(y0 - m)):int(y1 + m), max(0, int(x0 - m)):int(x1 + m)] = CARD_REFLECTANCE
+    scene[int(y0):int(y1), int(x0):int(x1)] = FRAME_REFLECTANCE
     side = 0.84 * pitch
     ox, oy = x0 + 0.15 * pitch + (pitch - side) / 2, y0 + 0.15 * pitch + (pitch - side) / 2
     for k, colour_ in enumerate(reference_linear()):
