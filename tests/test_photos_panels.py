@@ -62,11 +62,11 @@ def test_png_has_no_exif_even_from_a_photo_that_had_it(tmp_path):
     assert b"LeakyCam" not in png and b"SerialX" not in png and b"eXIf" not in png
 
 
-def _literal(text: str, bold: bool) -> np.ndarray:
+def _literal(text: str, bold: bool, size: float) -> np.ndarray:
     """`text` drawn by matplotlib with math parsing off: how it looks when taken literally."""
-    fig = Figure(figsize=(8, 0.5), dpi=panels.DPI, facecolor="white")
+    fig = Figure(figsize=(12, 1), dpi=panels.DPI, facecolor="white")
     FigureCanvasAgg(fig)
-    fig.text(0.01, 0.5, text, fontsize=panels.FONT_PT, family="DejaVu Sans", fontweight="bold" if bold else "normal",
+    fig.text(0.01, 0.5, text, fontsize=size, family="DejaVu Sans", fontweight="bold" if bold else "normal",
              va="center", parse_math=False)
     fig.canvas.draw()
     grey = np.asarray(fig.canvas.buffer_rgba())[..., :3].mean(axis=2)
@@ -81,14 +81,20 @@ def test_hostile_texts_are_drawn_literally():
     left, _ = panels.aligned_pair(before, before.copy())
     _, _, strip = _split(png, left.shape[1], left.shape[0])
     grey = strip.astype(float).mean(axis=2)
+    size = panels.font_pt(strip.shape[1])
     for text, bold in [(HOSTILE[0], True), (HOSTILE[1], True), ("Redness: <i>12</i>", False), ("=1+1 & $$", False)]:
-        assert match_template(grey, _literal(text, bold)).max() > 0.95, text
+        assert match_template(grey, _literal(text, bold, size)).max() > 0.95, text
     # the check can fail: the same label typeset as mathtext (x squared) is not what the panel shows
-    typeset = Figure(figsize=(8, 0.5), dpi=panels.DPI, facecolor="white")
+    typeset = Figure(figsize=(12, 1), dpi=panels.DPI, facecolor="white")
     FigureCanvasAgg(typeset)
-    typeset.text(0.01, 0.5, HOSTILE[0], fontsize=panels.FONT_PT, family="DejaVu Sans", fontweight="bold", va="center")
+    typeset.text(0.01, 0.5, HOSTILE[0], fontsize=size, family="DejaVu Sans", fontweight="bold", va="center")
     typeset.canvas.draw()
     maths = np.asarray(typeset.canvas.buffer_rgba())[..., :3].mean(axis=2)
     ink = np.argwhere(maths < 250)
     (y0, x0), (y1, x1) = ink.min(axis=0), ink.max(axis=0) + 1
     assert match_template(grey, maths[y0 - 1:y1 + 1, x0 - 1:x1 + 1]).max() < 0.9
+
+
+def test_photos_that_cannot_be_aligned_are_not_paired():
+    with pytest.raises(ValueError, match="could not be aligned"):
+        panels.aligned_pair(skin((400, 300), seed=10), skin((400, 300), seed=11))

@@ -17,15 +17,20 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from outcomes.escaping import plot_text
-from outcomes.photos.registration import Similarity, register
+from outcomes.photos.registration import MIN_MATCH, Similarity, register
 
 Box = tuple[int, int, int, int]
 Correction = Callable[[np.ndarray], np.ndarray]  # float H×W×3 in 0..1 -> the same, corrected
 
 MAX_SIDE = 700  # longer side (px) of each photo in the panel: a page column, not the camera's resolution
 GAP = 12  # px of white between the two photos
-FONT_PT, DPI = 10, 100  # text under the photos: 10 pt at 100 dpi
-LINE_PX = 18  # height of one text line
+DPI = 100  # of the text strip
+PRINT_PT, PAGE_WIDTH_IN = 8.5, 6.7  # the texts print at 8.5 pt when the panel fills the page width (reports.show)
+
+
+def font_pt(width: int) -> float:
+    """Font size (pt at DPI) of the texts of a panel `width` px wide: 8.5 pt once printed page-wide."""
+    return PRINT_PT * width / (PAGE_WIDTH_IN * DPI)
 
 
 def _corrected(rgb: np.ndarray, correct: Correction | None) -> np.ndarray:
@@ -58,11 +63,14 @@ def aligned_pair(before: np.ndarray, after: np.ndarray, *, correct_before: Corre
                  correct_after: Correction | None = None, region: Box | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """The two photos as the panel shows them: corrected, `after` aligned onto `before`, both
-    cropped to their :func:`shared_box` and scaled alike to at most MAX_SIDE px."""
+    cropped to their :func:`shared_box` and scaled alike to at most MAX_SIDE px. A ValueError
+    when they cannot be aligned credibly: two photos side by side unaligned would mislead."""
     from skimage.transform import resize
 
     first, latest = _corrected(before, correct_before), _corrected(after, correct_after)
     sim = register(first, latest)
+    if sim.match < MIN_MATCH:
+        raise ValueError("the two photos could not be aligned (another view, person or framing?)")
     x0, y0, x1, y1 = shared_box(sim, region)
     pair = [first[y0:y1, x0:x1], sim.apply(latest)[y0:y1, x0:x1]]
     factor = MAX_SIDE / max(y1 - y0, x1 - x0)
@@ -78,16 +86,17 @@ def _text_strip(width: int, half: int, columns: Sequence[Sequence[str]]) -> np.n
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    lines = max(len(c) for c in columns)
-    height = LINE_PX * lines + 10
+    size = font_pt(width)
+    line = size * DPI / 72 * 1.5  # px
+    height = int(line * max(len(c) for c in columns) + line / 2)
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
     FigureCanvasAgg(fig)
-    chars = max(8, half // 7)  # what fits under one photo at FONT_PT
+    chars = max(8, int(half / (0.62 * size * DPI / 72)))  # what fits under one photo
     for i, column in enumerate(columns):
         for j, text in enumerate(column):
-            fig.text((i * (half + GAP) + 4) / width, 1 - (6 + j * LINE_PX) / height, plot_text(text, max_length=chars),
-                     fontsize=FONT_PT, family="DejaVu Sans", fontweight="bold" if j == 0 else "normal",
-                     ha="left", va="top", color="black")
+            fig.text((i * (half + GAP) + 4) / width, 1 - (line / 3 + j * line) / height,
+                     plot_text(text, max_length=chars), fontsize=size, family="DejaVu Sans",
+                     fontweight="bold" if j == 0 else "normal", ha="left", va="top", color="black")
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
