@@ -83,7 +83,7 @@ def synthetic(n_patients: int, n_sessions: int = 6, seed: int = 0) -> pd.DataFra
     y = np.where(n == 0, 0.0, mean + rng.normal(0, 5, n.size))
     return pd.DataFrame({
         "patient_id": np.char.add("P", i.astype(str)), "metric": METRIC, "view": "front", "sessions": n,
-        "improvement_pct": y, "age": age[i], "skin_type": pd.Categorical(skin[i], categories=list(skin_types),
+        "improvement_pct": y, "improvement": y, "age": age[i], "skin_type": pd.Categorical(skin[i], categories=list(skin_types),
                                                                            ordered=True),
         "qc_ok": True, "qc_reasons": "",
     })

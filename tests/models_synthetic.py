@@ -54,6 +54,7 @@ def cohort(n_patients: int = 400, seed: int = 1, n_sessions: int = 6, dropout: f
     df["clinic_id"] = "C1"
     df["qc_ok"] = True
     df["qc_reasons"] = ""
+    df["improvement"] = df["improvement_pct"]  # what the models fit: the percentage, on a ratio scale
     cols = ["patient_id", "metric", "view", "sessions", "days_since_baseline", "baseline", "value", "change",
-            "improvement_pct", "age", "skin_type", "sex", "concern", "clinic_id", "qc_ok", "qc_reasons"]
+            "improvement_pct", "improvement", "age", "skin_type", "sex", "concern", "clinic_id", "qc_ok", "qc_reasons"]
     return df[cols]

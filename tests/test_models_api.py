@@ -146,7 +146,7 @@ def _with_clinics(effect: float, seed: int = 2) -> pd.DataFrame:
     ids = d["patient_id"].unique()
     clinic = dict(zip(ids, np.array(["C1", "C2", "C3"])[np.arange(len(ids)) % 3]))
     d["clinic_id"] = d["patient_id"].map(clinic)
-    d.loc[(d["clinic_id"] == "C2") & (d["sessions"] > 0), "improvement_pct"] += effect
+    d.loc[(d["clinic_id"] == "C2") & (d["sessions"] > 0), ["improvement_pct", "improvement"]] += effect
     return d
 
 

@@ -22,12 +22,12 @@ def model(cohort):
 def test_rows_left_out_are_counted_and_reasons_named(cohort):
     d = cohort.copy()
     d.loc[d.index[:40], "qc_ok"] = False
-    d.loc[d.index[40:55], "improvement_pct"] = np.nan
+    d.loc[d.index[40:55], ["improvement_pct", "improvement"]] = np.nan
     d.loc[d["patient_id"] == "P00100", "skin_type"] = np.nan
     m = fit_improvement(d, "hydration", interactions=(), time_transform="log1p")
     dropped = m.dropped_.set_index("reason")["rows"]
     assert dropped["quality-flagged (qc_ok False)"] == 40
-    assert dropped["missing outcome"] == d.loc[d.index[40:55], "improvement_pct"].isna().sum()
+    assert dropped["missing outcome"] == d.loc[d.index[40:55], "improvement"].isna().sum()
     assert dropped["unknown skin type"] == (d["patient_id"] == "P00100").sum()  # all its rows, baseline too
     assert len(d) == m.mixed_.n_obs_ + dropped.sum()  # nothing lost in silence
     assert "P00100" not in set(m.rows_["patient_id"])

@@ -85,7 +85,7 @@ def test_censoring_on_a_hand_made_case():
     rows = pd.DataFrame({
         "patient_id": list("AAABBCCCDDDDE"),
         "sessions": [0, 1, 2, 0, 1, 0, 1, 2, 0, 1, 2, 3, 0],
-        "improvement_pct": [0, 12, 15, 0, 4, 0, 8, 11, 0, 2, 5, 9, 0],
+        "improvement": [0, 12, 15, 0, 4, 0, 8, 11, 0, 2, 5, 9, 0],
     })
     per = first_response(rows, threshold=10).set_index("patient_id")
     assert per.to_dict("index") == {"A": {"responded": True, "sessions": 1}, "B": {"responded": False, "sessions": 1},

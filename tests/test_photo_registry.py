@@ -166,3 +166,87 @@ def test_flagged_photo_rows_stay_out_of_the_models_by_default():
     kept, dropped = model_rows(pd.DataFrame(rows), "ita")
     assert len(kept) == 8 * 2 - 3 and dict(zip(dropped["reason"], dropped["rows"]))["quality-flagged (qc_ok False)"] == 3
     assert kept["improvement"].notna().all()  # an interval metric's rows are not lost as "missing outcome"
+
+
+# --- models and reports say which unit --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ita_model():
+    """A cohort of an interval-scale metric: ITA° from about -3 to +3 at baseline (crossing zero),
+    improvement in degrees gained; improvement_pct is empty, as clean leaves it."""
+    import models_synthetic as ms
+    from outcomes import models
+
+    d = ms.cohort(150, seed=4, metric="ita")
+    d["improvement"] = d["improvement_pct"] / 4  # degrees: at most 5 gained
+    d["improvement_pct"] = np.nan
+    d["baseline"] = np.resize([-3.0, -1.0, 1.0, 3.0], len(d))
+    d["value"] = d["baseline"] + d["improvement"]
+    return d, models.fit_improvement(d, "ita", interactions=(), time_transform="log1p")
+
+
+def test_the_models_fit_an_interval_metrics_change_in_its_own_unit(ita_model):
+    import models_synthetic as ms
+
+    d, model = ita_model
+    assert dict(zip(model.dropped_["reason"], model.dropped_["rows"]))["missing outcome"] == 0  # none lost for no %
+    truth = (ms.expected(3, d.drop_duplicates("patient_id")["age"], d.drop_duplicates("patient_id")["skin_type"]) / 4).mean()
+    at3 = model.marginal().set_index("sessions").loc[3]
+    assert at3["ci_low"] - 0.3 < truth < at3["ci_high"] + 0.3 and 2 < at3["estimate"] < 5  # degrees, not percent
+    assert model.plot().get_ylabel() == "expected improvement (degrees)"
+
+
+def test_reports_name_the_unit_from_the_registry(ita_model):
+    from outcomes.reports import findings
+
+    _, model = ita_model
+    marginal = model.marginal()
+    headline = findings.headline(marginal, model.n_patients_, "ita")
+    assert "degrees on average" in headline and "%" not in headline.split("(95% CI")[0]
+    assert "not in percent" in findings.sessions_cover("ita", "all patients")
+    assert "in percent" in findings.sessions_cover("hydration", "all patients")
+    unsure = pd.Series({"sessions": 3, "estimate": 1.0, "ci_low": -0.5, "ci_high": 2.5})
+    text = findings.plateau(pd.DataFrame(), pd.DataFrame(), "III", unsure, 4.0, metric="ita")
+    assert "(1.0 degrees, 95% CI" in text and "(4 degrees)" in text and "not credibly above zero" in text
+    assert "(2 points)" in findings.plateau(pd.DataFrame(), pd.DataFrame(), "III", unsure, 2.0)
+    assert "gain 1.5 degrees more" in findings.age_difference(
+        pd.Series({"estimate": 1.5, "ci_low": 0.5, "ci_high": 2.5}), 3, "ita")
+
+
+def test_patient_reading_table_gives_each_improvement_with_its_unit():
+    from outcomes.reports import patient
+
+    summary = pd.DataFrame([
+        {"metric": "Hydration", "unit": "AU (corneometer)", "sessions": 3, "visit": "during the course", "baseline": 40.0,
+         "latest": 50.0, "change": 10.0, "patient": 25.0, "improvement unit": "%", "percentile": 50.0,
+         "comparable patients": 12, "compared with": "same concern", "verdict": "about average", "personal expected": ""},
+        {"metric": "Individual typology angle (ITA°)", "unit": "degrees", "sessions": 3, "visit": "during the course",
+         "baseline": -2.0, "latest": 1.0, "change": 3.0, "patient": 3.0, "improvement unit": "degrees",
+         "percentile": 50.0, "comparable patients": 12, "compared with": "same concern", "verdict": "about average",
+         "personal expected": ""}])
+    table = patient.reading_table(patient.Progress({}, summary, []))
+    assert table["improvement"].tolist() == ["+25.0%", "+3.0 degrees"]
+
+
+def test_the_plateau_uses_the_metrics_smallest_important_change_by_default(ita_model):
+    _, model = ita_model
+    assert (model.plateau(n_draws=20)["gain"] == contract.METRICS["ita"].min_important).all()
+    assert (model.plateau(gain=1.0, n_draws=20)["gain"] == 1.0).all()
+
+
+def test_the_plateau_sentence_says_which_condition_failed():
+    from outcomes.reports import findings
+
+    empty = pd.DataFrame()
+    unsure = pd.Series({"sessions": 3, "estimate": 9.0, "ci_low": -1.0, "ci_high": 19.0})
+    small = pd.Series({"sessions": 3, "estimate": 5.0, "ci_low": 3.0, "ci_high": 7.0})  # hydration: 7 points matter
+    assert "is not credibly above zero (its interval includes 0), let alone at least the smallest important change " \
+           "(7 points)" in findings.plateau(empty, empty, "III", unsure, 7.0, metric="hydration")
+    said = findings.plateau(empty, empty, "III", small, contract.METRICS["hydration"].min_important, metric="hydration")
+    assert "is credibly above zero but smaller than the smallest important change (7 points)" in said
+
+
+def test_every_quality_flag_has_words_for_the_patient_flow():
+    from outcomes.reports import flow
+
+    assert set(flow.FLAG_WORDS) == set(qc.FLAGS)
+    assert flow.FLAG_WORDS["exposure"] == "over- or under-exposed photos (> 2% of the skin clipped)"

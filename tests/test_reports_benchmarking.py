@@ -43,7 +43,7 @@ def _planted(shift: float, clinic: str = "C03", n: int = 300):
     tables = simulation.demo_tables(n_patients=n, seed=5)
     out = tables["outcomes"]
     rows = (out["clinic_id"] == clinic) & (out["sessions"] > 0)
-    out.loc[rows, "improvement_pct"] += shift
+    out.loc[rows, ["improvement_pct", "improvement"]] += shift
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return tables, models.fit_improvement(tables, "hydration", covariates=["concern", "clinic_id"],

@@ -66,7 +66,7 @@ def small_fit():
         b0, b1 = rng.normal(0, 4), rng.normal(0, 1.5)
         for s in range(1, 6):
             rows.append({"patient_id": f"P{i:03d}", "metric": "hydration", "view": "front", "sessions": s,
-                         "improvement_pct": 5 + 3 * s + b0 + b1 * s + rng.normal(0, 2), "age": age,
+                         "improvement": 5 + 3 * s + b0 + b1 * s + rng.normal(0, 2), "age": age,
                          "skin_type": skin, "qc_ok": True})
     return models.fit_improvement(pd.DataFrame(rows), "hydration")
 
@@ -86,9 +86,9 @@ def test_personal_course_is_statsmodels_blup(small_fit):
 
 def test_personal_course_follows_the_patients_own_measurements(small_fit):
     model = small_fit
-    own = model.rows_.loc[model.rows_["patient_id"] == "P007"][["sessions", "improvement_pct"]]
+    own = model.rows_.loc[model.rows_["patient_id"] == "P007"][["sessions", "improvement"]]
     age, skin = float(model.rows_["age"].iloc[0]), "II"
-    low = patient.personal_course(model, own.assign(improvement_pct=0.0), age, skin)
-    high = patient.personal_course(model, own.assign(improvement_pct=40.0), age, skin)
+    low = patient.personal_course(model, own.assign(improvement=0.0), age, skin)
+    high = patient.personal_course(model, own.assign(improvement=40.0), age, skin)
     pop = model.predict(model.frame(low["sessions"], age, skin))["estimate"].to_numpy()
     assert (low["estimate"].to_numpy() < pop).all() and (high["estimate"].to_numpy() > pop).all()

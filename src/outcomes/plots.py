@@ -352,7 +352,8 @@ def partial_dependence(table: _pd.DataFrame, feature: str, ax=None, title: str |
     return ax
 
 
-def naive_vs_model(naive: _pd.DataFrame, model: _pd.DataFrame, ax=None, title: str | None = None):
+def naive_vs_model(naive: _pd.DataFrame, model: _pd.DataFrame, ax=None, title: str | None = None,
+                   ylabel: str = "expected improvement (%)"):
     """Per-session means of the observed rows against the mixed model's population curve.
 
     Parameters
@@ -366,6 +367,8 @@ def naive_vs_model(naive: _pd.DataFrame, model: _pd.DataFrame, ax=None, title: s
         Where to draw; a new figure when None.
     title : str, optional
         Axes title.
+    ylabel : str, optional
+        y-axis label: name the unit of improvement (``contract.METRICS[m].improvement_unit``).
 
     Returns
     -------
@@ -388,4 +391,4 @@ def naive_vs_model(naive: _pd.DataFrame, model: _pd.DataFrame, ax=None, title: s
     ax = _axes(ax)
     table = _pd.concat([naive.assign(source="naive per-session mean"), model.assign(source="mixed model")])
     table["source"] = _pd.Categorical(table["source"], categories=["naive per-session mean", "mixed model"])
-    return expected_curves(table, hue="source", ax=ax, title=title)
+    return expected_curves(table, hue="source", ax=ax, title=title, ylabel=ylabel)

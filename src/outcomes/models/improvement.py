@@ -1,7 +1,10 @@
 """The domain model: improvement after n sessions, by age and skin type.
 
-``improvement_pct ~ f(sessions) + age_c + skin_type + f(sessions):age_c + f(sessions):skin_type``
-with a random intercept and slope per patient. Why a mixed model and not per-session means:
+``improvement ~ f(sessions) + age_c + skin_type + f(sessions):age_c + f(sessions):skin_type``
+with a random intercept and slope per patient. ``improvement`` is the outcomes' column the models
+fit: percent of the baseline for a ratio-scale metric, the change in the metric's own unit for an
+interval-scale one (CIELAB, ITA°; docs/data-contract.md §4); ``contract.METRICS[m].improvement_unit``
+names it. Why a mixed model and not per-session means:
 patients who see no gain stop coming, so the later session counts hold mostly responders and
 naive means climb. The mixed model uses every patient's early visits to learn their own
 curve, so under dropout that depends on what was observed (missing at random) its population
@@ -18,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..contract import DEFAULT_VIEW, SKIN_TYPE_DTYPE
+from ..contract import DEFAULT_VIEW, METRICS, SKIN_TYPE_DTYPE
 from ._design import require_columns
 from ._tidy import Coefficients, interval
 from .mixed import OPTIMIZERS, MixedModel
@@ -29,7 +32,7 @@ AGE_SCALE = 10.0
 AGE_BANDS = ("<35", "35-44", "45-54", "55+")
 AGE_BAND_EDGES = (-np.inf, 35, 45, 55, np.inf)
 AGE_BAND_DTYPE = pd.CategoricalDtype(list(AGE_BANDS), ordered=True)
-OUTCOME = "improvement_pct"
+OUTCOME = "improvement"
 # A skin type seen in fewer patients (or at fewer session counts than its curve has parameters)
 # cannot carry its own curve (a spline x skin-type interaction is 4 parameters per type); its rows
 # are left out of the improvement model and counted.
@@ -166,8 +169,9 @@ def thin_skin_types(rows: pd.DataFrame, interactions: Sequence[str] = ("age", "s
 class ImprovementModel(Coefficients):
     """Expected improvement after 1..N sessions by age band and skin type, and the plateau.
 
-    ``improvement_pct ~ f(sessions) + age_c + skin_type [+ covariates] + f(sessions):age_c +
-    f(sessions):skin_type`` with a random intercept and slope per patient (a :class:`MixedModel`,
+    ``improvement ~ f(sessions) + age_c + skin_type [+ covariates] + f(sessions):age_c +
+    f(sessions):skin_type`` (``improvement``: percent of baseline, or the metric's own unit on an
+    interval scale) with a random intercept and slope per patient (a :class:`MixedModel`,
     kept as ``mixed_``). Fitted attributes end in ``_``: ``fixed_`` (= ``summary``), ``random_``,
     ``converged_``, ``singular_``, ``singular_reason_``, ``llf_``, ``dropped_`` (rows left out,
     by reason), ``rows_``, ``n_patients_``.
@@ -360,7 +364,7 @@ class ImprovementModel(Coefficients):
         return frame
 
     def expected(self, sessions=None, skin_types=None, level: float = 0.95) -> pd.DataFrame:
-        """Expected improvement_pct after 1..N sessions for each age band x skin type, with CI.
+        """Expected improvement after 1..N sessions for each age band x skin type, with CI.
 
         ``age`` is the mean age of the fitted patients in the band.
         """
@@ -383,14 +387,20 @@ class ImprovementModel(Coefficients):
         return pd.DataFrame({"sessions": np.asarray(sessions, dtype=int), "estimate": est, "std_error": se,
                              "ci_low": low, "ci_high": high})
 
-    def plateau(self, gain: float = 2.0, n_draws: int = 1000, seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-        """First session count n after which one more session adds less than ``gain`` points.
+    def plateau(self, gain: float | None = None, n_draws: int = 1000, seed: int = 0, level: float = 0.95
+                ) -> pd.DataFrame:
+        """First session count n after which one more session adds less than ``gain`` (percentage
+        points, or the metric's own unit on an interval scale); None: the metric's smallest
+        important change from the registry (``contract.METRICS[metric].min_important``; 2 for a
+        metric it does not know).
 
         Uncertainty by parametric bootstrap of the fixed effects: ``n_draws`` draws from their
         estimated sampling distribution N(beta, cov), the plateau recomputed for each draw;
         ci_low/ci_high are percentiles of those plateaus. ``inf`` means "not reached within
         the session counts observed" (one more session still adds at least ``gain``).
         """
+        if gain is None:
+            gain = METRICS[self.metric].min_important if self.metric in METRICS else 2.0
         grid = self._grid()
         x = self.mixed_.design_matrix(grid).to_numpy()
         beta = self.fixed_["estimate"].to_numpy()
@@ -424,6 +434,7 @@ class ImprovementModel(Coefficients):
             skin_type = self.mixed_.rows_["skin_type"].mode().iloc[0]
         table = self.expected(skin_types=[skin_type])
         kwargs.setdefault("title", f"{self.metric}: expected improvement, skin type {skin_type}")
+        kwargs.setdefault("ylabel", f"expected improvement ({improvement_unit(self.metric)})")
         return plots.expected_curves(table, hue="age_band", ax=ax, **kwargs)
 
     def __repr__(self) -> str:
@@ -431,6 +442,13 @@ class ImprovementModel(Coefficients):
             return f"ImprovementModel({self.metric!r}; unfitted)"
         return (f"ImprovementModel({self.metric!r}; patients={self.n_patients_}, rows={self.mixed_.n_obs_}, "
                 f"converged={self.converged_}" + (f", SINGULAR: {self.singular_reason_}" if self.singular_ else "") + ")")
+
+
+def improvement_unit(metric: str) -> str:
+    """The unit the improvement of `metric` is counted in: "%" of the baseline, or the metric's own
+    unit on an interval scale (a metric the built-in registry does not know: "%")."""
+    known = METRICS.get(metric)
+    return known.improvement_unit if known is not None else "%"
 
 
 def _first_small_gain(values: np.ndarray, sessions: np.ndarray, gain: float) -> float:

@@ -24,7 +24,8 @@ import pandas as pd
 from ..contract import DEFAULT_VIEW, SKIN_TYPE_DTYPE
 from ._design import Design, as_categories
 from ._tidy import Coefficients, tidy_table
-from .improvement import AGE_BAND_DTYPE, OUTCOME, age_band, attach_columns, centred_age, model_rows, split_tables
+from .improvement import (AGE_BAND_DTYPE, OUTCOME, age_band, attach_columns, centred_age, improvement_unit, model_rows,
+                          split_tables)
 
 if TYPE_CHECKING:
     from statsmodels.duration.survfunc import SurvfuncRight
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 def first_response(rows: pd.DataFrame, threshold: float = 10.0) -> pd.DataFrame:
     """One row per patient: ``sessions`` (event or censoring count) and ``responded`` (bool).
 
-    Rows must hold patient_id, sessions and improvement_pct; baseline rows (sessions 0) are
+    Rows must hold patient_id, sessions and improvement; baseline rows (sessions 0) are
     ignored. Patients without any post-baseline measurement are left out (nothing to say).
 
     Examples
@@ -41,7 +42,7 @@ def first_response(rows: pd.DataFrame, threshold: float = 10.0) -> pd.DataFrame:
     >>> import pandas as pd
     >>> from outcomes import models
     >>> rows = pd.DataFrame({"patient_id": ["a", "a", "a", "b", "b"], "sessions": [0, 1, 2, 0, 1],
-    ...                      "improvement_pct": [0.0, 4.0, 12.0, 0.0, 3.0]})
+    ...                      "improvement": [0.0, 4.0, 12.0, 0.0, 3.0]})
     >>> models.first_response(rows, threshold=10).to_dict("records")
     [{'patient_id': 'a', 'responded': True, 'sessions': 2}, {'patient_id': 'b', 'responded': False, 'sessions': 1}]
     """
@@ -67,7 +68,8 @@ class ResponseModel(Coefficients):
     metric : str
         The metric whose improvement is followed.
     threshold : float
-        Improvement (%) that counts as a response.
+        Improvement that counts as a response (percent of baseline; the metric's own unit on an
+        interval scale).
     by : str or None
         Column that splits the curves: ``age_band``, ``skin_type``, or any patient-level column
         (``clinic_id``, ``concern``, ``sex``, a column of the patients table) or session-level one
@@ -177,8 +179,12 @@ class ResponseModel(Coefficients):
         """The Cox model: log hazard ratios (estimate ... p_value) and hazard ratios."""
         return self.fixed_
 
+    def _threshold_text(self) -> str:
+        unit = improvement_unit(self.metric)
+        return f"{self.threshold:g}%" if unit == "%" else f"{self.threshold:g} {unit}"
+
     def _summary_title(self) -> str:
-        return f"ResponseModel: sessions until {self.metric} improves by >= {self.threshold:g}%"
+        return f"ResponseModel: sessions until {self.metric} improves by >= {self._threshold_text()}"
 
     def _summary_lines(self) -> list[str]:
         return [f"{len(self.data_)} patients, {int(self.data_['responded'].sum())} responded; Cox model (Efron ties), "
@@ -206,7 +212,7 @@ class ResponseModel(Coefficients):
         """Kaplan-Meier curves by group; ``kwargs`` go to :func:`outcomes.plots.survival_curves`."""
         from .. import plots
 
-        kwargs.setdefault("title", f"{self.metric}: sessions until improvement ≥ {self.threshold:g}%")
+        kwargs.setdefault("title", f"{self.metric}: sessions until improvement ≥ {self._threshold_text()}")
         return plots.survival_curves(self.curves_, ax=ax, **kwargs)
 
     def __repr__(self) -> str:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from outcomes import config
 from outcomes.escaping import markdown_text, plot_text
+from outcomes.models.improvement import improvement_unit
 
 LEVELS = (0.95, 0.998)
 CLINIC = "clinic_id"
@@ -82,7 +83,8 @@ def clinic_table(model, sessions: int, *, min_cell: int = config.MIN_CELL, show_
     ``low_998``, ``high_998``) and ``position``: ``"within"``, ``"outside 95%"`` or
     ``"outside 99.8%"``. The overall mean is the patient-weighted mean of every clinic's
     adjusted mean (small ones too). ``attrs``: metric, sessions, n_clinics, suppressed (clinics
-    not shown), min_cell, adjusted_for. ``sessions`` must lie in the model's observed range.
+    not shown), min_cell, adjusted_for, unit (what improvement is counted in: "%" of the baseline,
+    or the metric's own unit on an interval scale). ``sessions`` must lie in the model's observed range.
     """
     if CLINIC not in getattr(model, "covariates", ()):
         raise ValueError("the model must be fitted with covariates including 'clinic_id' "
@@ -110,7 +112,8 @@ def clinic_table(model, sessions: int, *, min_cell: int = config.MIN_CELL, show_
                    "difference", "low_95", "high_95", "low_998", "high_998", "position"]]
     shown.attrs = {"metric": model.metric, "sessions": int(sessions), "n_clinics": len(table),
                    "suppressed": int(len(table) - len(shown)), "min_cell": int(min_cell),
-                   "adjusted_for": ["age", "skin type", *(c.replace("_", " ") for c in model.covariates if c != CLINIC)]}
+                   "adjusted_for": ["age", "skin type", *(c.replace("_", " ") for c in model.covariates if c != CLINIC)],
+                   "unit": improvement_unit(model.metric)}
     return shown
 
 
@@ -144,7 +147,8 @@ def funnel_plot(table: pd.DataFrame, ax=None, title: str | None = None):
                     textcoords="offset points", fontsize=8)
     ax.set_xlim(0, top)
     ax.set_xlabel("patients in the clinic")
-    ax.set_ylabel(f"adjusted improvement after {table.attrs.get('sessions', '')} sessions (%)".replace("  ", " "))
+    ax.set_ylabel(f"adjusted improvement after {table.attrs.get('sessions', '')} sessions ({_unit(table)})"
+                  .replace("  ", " "))
     if title:
         ax.set_title(plot_text(title, max_length=90))
     ax.legend(fontsize=8, loc="best", frameon=True)
@@ -157,8 +161,17 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     ci = [f"{e:.1f} ({lo:.1f} to {hi:.1f})" for e, lo, hi in zip(table["estimate"], table["ci_low"], table["ci_high"])]
     limits = [f"{lo:.1f} to {hi:.1f}" for lo, hi in zip(table["low_998"], table["high_998"])]
     return pd.DataFrame({"clinic": table["clinic"], "patients": table["n_patients"],
-                         "adjusted improvement, % (95% CI)": ci, "difference from the chain": table["difference"],
+                         f"adjusted improvement, {_unit(table)} (95% CI)": ci, "difference from the chain": table["difference"],
                          "99.8% limits": limits, "position": table["position"]})
+
+
+def _unit(table: pd.DataFrame) -> str:
+    return table.attrs.get("unit", "%")
+
+
+def _amount(table: pd.DataFrame, value: float) -> str:
+    unit = _unit(table)
+    return f"{value:.1f}%" if unit == "%" else f"{value:.1f} {unit}"
 
 
 def suppressed_text(table: pd.DataFrame) -> str:
@@ -182,15 +195,17 @@ def findings(table: pd.DataFrame) -> list[str]:
         more = "more" if row.difference > 0 else "less"
         limits = "99.8%" if row.position == "outside 99.8%" else "95%"
         low, high = (row.low_998, row.high_998) if limits == "99.8%" else (row.low_95, row.high_95)
-        out.append(f"**{markdown_text(row.clinic)}**'s patients improved {abs(row.difference):.1f} points {more} than "
-                   f"the chain's {overall:.1f}% after {k} sessions: {row.estimate:.1f}% (95% CI {row.ci_low:.1f} to "
+        points = "points" if _unit(table) == "%" else _unit(table)
+        out.append(f"**{markdown_text(row.clinic)}**'s patients improved {abs(row.difference):.1f} {points} {more} "
+                   f"than the chain's {_amount(table, overall)} after {k} sessions: {_amount(table, row.estimate)} "
+                   f"(95% CI {row.ci_low:.1f} to "
                    f"{row.ci_high:.1f}), outside the {limits} limits for a clinic of {row.n_patients} patients "
                    f"({low:.1f} to {high:.1f})"
                    + (", a difference chance alone gives less than 1 time in 500." if limits == "99.8%" else
                       "; outside the 95% limits only, which 1 clinic in 20 is by chance alone."))
     if not (table["position"] == "outside 99.8%").any():
         out.insert(0, f"No clinic's adjusted improvement after {k} sessions lies outside the 99.8% control limits "
-                      f"around the chain's {overall:.1f}%: the clinics' differences are within what chance gives "
+                      f"around the chain's {_amount(table, overall)}: the clinics' differences are within what chance gives "
                       f"({len(table)} clinics compared).")
     adjusted = [markdown_text(a) for a in table.attrs.get("adjusted_for", ["age", "skin type"])]
     words = ", ".join(adjusted[:-1]) + f" and {adjusted[-1]}" if len(adjusted) > 1 else adjusted[0]
@@ -216,6 +231,6 @@ def model_text(model, label: str) -> str:
 def caption(table: pd.DataFrame) -> str:
     """The funnel plot's caption (markdown)."""
     k = table.attrs.get("sessions", "")
-    return (f"Adjusted mean improvement after {k} sessions (%) of each clinic against its number of patients. "
+    return (f"Adjusted mean improvement after {k} sessions ({_unit(table)}) of each clinic against its number of patients. "
             "Solid line: the chain's mean; dashed: 95% control limits; dotted: 99.8% control limits. "
             "Circles lie within the 95% limits, triangles outside them, squares outside the 99.8% limits.")

@@ -11,10 +11,11 @@ from outcomes import contract
 
 
 def plot_course(expected: pd.DataFrame, points: pd.DataFrame, n_sessions: int | None = None, ax=None,
-                title: str | None = None):
+                title: str | None = None, unit: str = "%"):
     """The patient's measurements over the expected course (line), its confidence band (dark
     grey) and prediction band (light grey). Dots: during the course; open circles: after it
-    (sessions >= `n_sessions`); crosses: quality-flagged photos. Grey-print safe."""
+    (sessions >= `n_sessions`); crosses: quality-flagged photos. Grey-print safe. `unit`: what
+    improvement is counted in (``contract.METRICS[m].improvement_unit``: "%" or e.g. "degrees")."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -26,20 +27,20 @@ def plot_course(expected: pd.DataFrame, points: pd.DataFrame, n_sessions: int | 
     ax.plot(x, expected["estimate"], color="0.15", lw=1.4, ls="--")
     flagged = ~points["qc_ok"].astype(bool)
     good = points.loc[~flagged]
-    ax.plot(good["sessions"], good["improvement_pct"], "-", color="black", lw=1)
+    ax.plot(good["sessions"], good["improvement"], "-", color="black", lw=1)
     during = good["sessions"] < n_sessions if n_sessions is not None else pd.Series(True, index=good.index)
-    ax.plot(good.loc[during, "sessions"], good.loc[during, "improvement_pct"], "o", color="black", ms=4.5,
+    ax.plot(good.loc[during, "sessions"], good.loc[during, "improvement"], "o", color="black", ms=4.5,
             label="this patient")
     if (~during).any():
-        ax.plot(good.loc[~during, "sessions"], good.loc[~during, "improvement_pct"], "o", mfc="white", mec="black",
+        ax.plot(good.loc[~during, "sessions"], good.loc[~during, "improvement"], "o", mfc="white", mec="black",
                 ms=5, label="after the course")
     if flagged.any():
-        ax.plot(points.loc[flagged, "sessions"], points.loc[flagged, "improvement_pct"], "x", color="black", ms=6,
+        ax.plot(points.loc[flagged, "sessions"], points.loc[flagged, "improvement"], "x", color="black", ms=6,
                 label="flagged photo")
     ax.axhline(0, color="0.4", lw=0.6)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("completed sessions")
-    ax.set_ylabel("improvement (%)")
+    ax.set_ylabel(f"improvement ({unit})")
     if title:
         ax.set_title(title, fontsize=9)
     return ax
@@ -62,7 +63,7 @@ def patient_panels(progress, n_sessions: int):
             ax.set_title(f"{label}: {why}", fontsize=9)
             ax.set_axis_off()
             continue
-        plot_course(expected, points, n_sessions, ax=ax, title=label)
+        plot_course(expected, points, n_sessions, ax=ax, title=label, unit=contract.METRICS[metric].improvement_unit)
         personal = progress.personal.get(metric)
         if personal is not None:
             ax.plot(personal["sessions"], personal["estimate"], ":", marker="s", ms=3, color="0.25", lw=1.3,

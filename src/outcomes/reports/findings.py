@@ -26,12 +26,27 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _amount(metric: str | None, value: float) -> str:
+    """An improvement in the unit it is counted in: "12.3%" (of the baseline), or "3.1 degrees" for
+    a metric on an interval scale (CIELAB, ITA°: absolute change, never a percentage)."""
+    return contract.METRICS[metric].amount(value) if metric in contract.METRICS else f"{value:.1f}%"
+
+
+def _points(metric: str | None) -> str:
+    """What a difference between two improvements is counted in: "points" (percentage points) or
+    the metric's own unit on an interval scale."""
+    return contract.METRICS[metric].points if metric in contract.METRICS else "points"
+
+
 def sessions_cover(metric: str, description: str) -> str:
     """The title and first paragraph of a sessions-response report."""
     m = contract.METRICS[metric]
+    counted = ("in percent" if m.scale == "ratio" else
+               f"in {markdown_text(m.unit)}, not in percent ({name(metric)} has no true zero, so a percentage of "
+               "the baseline would mean nothing)")
     return (f"# Sessions and response: {m.label}\n\n"
             f"How much {name(metric)} improves after each mesotherapy session, and whether it depends on age and "
-            f"skin type. Improvement is the change from the patient's own baseline in percent, positive = "
+            f"skin type. Improvement is the change from the patient's own baseline {counted}, positive = "
             f"better ({m.better} {name(metric)}, measured in {markdown_text(m.unit)}, is better). "
             f"Selection: {markdown_text(description)}.")
 
@@ -62,7 +77,8 @@ def headline(marginal: pd.DataFrame, n_patients: int, metric: str, at: int = 3,
     row = marginal.loc[marginal["sessions"] == min(at, int(marginal["sessions"].max()))].iloc[0]
     n = int(row["sessions"])
     sure = ("" if row["ci_low"] > 0 else "; the data cannot rule out no improvement")
-    return (f"After {n} session{'' if n == 1 else 's'}, {name(metric)} improved by {row['estimate']:.1f}% on average "
+    return (f"After {n} session{'' if n == 1 else 's'}, {name(metric)} improved by {_amount(metric, row['estimate'])} "
+            "on average "
             f"(95% CI {row['ci_low']:.1f} to {row['ci_high']:.1f}) across the "
             f"{privacy.count_text(n_patients, 'patients', min_cell)} modelled{sure}.")
 
@@ -76,41 +92,50 @@ def naive_vs_model(naive: pd.DataFrame, marginal: pd.DataFrame, metric: str) -> 
     raw = float(naive.loc[naive["sessions"] == last, "estimate"].iloc[0])
     fit = float(marginal.loc[marginal["sessions"] == last, "estimate"].iloc[0])
     gap = raw - fit
-    numbers = f"after {last} sessions: {raw:.1f}% against the model's {fit:.1f}%"
+    numbers = f"after {last} sessions: {_amount(metric, raw)} against the model's {_amount(metric, fit)}"
+    points = _points(metric)
     if abs(gap) < 1:
-        return f"Simple per-session averages of {name(metric)} agree with the model within 1 point ({numbers})."
+        within = "1 point" if points == "points" else f"1.0 {points}"
+        return f"Simple per-session averages of {name(metric)} agree with the model within {within} ({numbers})."
     if gap > 0:
-        return (f"Simple per-session averages of {name(metric)} overstate the gain by {gap:.1f} points ({numbers}): "
+        return (f"Simple per-session averages of {name(metric)} overstate the gain by {gap:.1f} {points} ({numbers}): "
                 "the patients still measured that late responded better than those who stopped.")
-    return (f"Simple per-session averages of {name(metric)} understate the gain by {-gap:.1f} points ({numbers}): "
+    return (f"Simple per-session averages of {name(metric)} understate the gain by {-gap:.1f} {points} ({numbers}): "
             "the patients still measured that late responded less than the model expects of everyone.")
 
 
-def age_difference(diff: pd.Series, at: int) -> str:
-    """An older patient against a reference one, in points, with its CI and what it means."""
+def age_difference(diff: pd.Series, at: int, metric: str | None = None) -> str:
+    """An older patient against a reference one, in points (or `metric`'s own unit on an interval
+    scale), with its CI and what it means."""
     word = "less" if diff["estimate"] < 0 else "more"
     clear = diff["ci_low"] > 0 or diff["ci_high"] < 0
-    return (f"A {OLDER_AGE}-year-old is expected to gain {abs(diff['estimate']):.1f} points {word} than a "
+    return (f"A {OLDER_AGE}-year-old is expected to gain {abs(diff['estimate']):.1f} {_points(metric)} {word} than a "
             f"{REFERENCE_AGE}-year-old after {at} sessions (95% CI {diff['ci_low']:.1f} to {diff['ci_high']:.1f})"
             + ("." if clear else "; the data cannot rule out no difference."))
 
 
-def spread(between: float, within: float, at: int) -> str:
+def spread(between: float, within: float, at: int, metric: str | None = None) -> str:
     """How much patients and visits vary around the average curve."""
+    points = _points(metric)
     return (f"Patients differ a lot: beyond age and skin type, a patient's own improvement after {at} sessions "
-            f"typically sits about {between:.1f} points above or below the average curve, and single measurements "
-            f"vary by about {within:.1f} points from visit to visit (photo and instrument noise).")
+            f"typically sits about {between:.1f} {points} above or below the average curve, and single measurements "
+            f"vary by about {within:.1f} {points} from visit to visit (photo and instrument noise).")
 
 
 def plateau(table: pd.DataFrame, cells: pd.DataFrame, common_skin: str, overall: pd.Series, min_important: float,
-            min_cell: int = config.MIN_CELL) -> str:
+            min_cell: int = config.MIN_CELL, metric: str | None = None) -> str:
     """The plateau of the largest group (`table`: ``model.plateau()``), claimed only when the
     overall gain (`overall`: a row of ``model.marginal()``) is credibly above zero (its 95% CI
-    excludes 0) and at least `min_important` points; else the sentence says it cannot be told."""
+    excludes 0) and at least `min_important` (``contract.METRICS[metric].min_important``, in points,
+    or in `metric`'s own unit on an interval scale); else the sentence says it cannot be told."""
     if not (overall["ci_low"] > 0 and overall["estimate"] >= min_important):
+        smallest = f"the smallest important change ({min_important:g} {_points(metric)})"
+        why = (f"is not credibly above zero (its interval includes 0), let alone at least {smallest}"
+               if not overall["ci_low"] > 0 else f"is credibly above zero but smaller than {smallest}, too small a "
+               "gain to say where it levels off")
         return (f"Whether the gain levels off cannot be told: the overall gain after {int(overall['sessions'])} "
-                f"sessions ({overall['estimate']:.1f}%, 95% CI {overall['ci_low']:.1f} to {overall['ci_high']:.1f}) "
-                f"is not credibly above zero and at least the smallest important change ({min_important:g} points).")
+                f"sessions ({_amount(metric, overall['estimate'])}, 95% CI {overall['ci_low']:.1f} to "
+                f"{overall['ci_high']:.1f}) {why}.")
     table = table.merge(cells, on=["age_band", "skin_type"], how="inner")
     main = table.loc[(table["skin_type"] == common_skin) & (table["n_patients"] >= min_cell)]
     if main.empty:
@@ -129,8 +154,10 @@ def responders(responded: int, total: int, threshold: float, metric: str, min_ce
     """Patients who reached the threshold, out of those with a measurement after a session of
     their course (said, so the count is not mistaken for the selection's)."""
     share = privacy.share_text(responded, total, "patients", min_cell)
+    reached = f"{threshold:g}%" if contract.METRICS[metric].scale == "ratio" else \
+        f"{threshold:g} {contract.METRICS[metric].unit}"
     return (f"{_capital(share)} with a {name(metric)} measurement after a session of their course reached a "
-            f"{threshold:g}% improvement at some visit.")
+            f"{reached} improvement at some visit.")
 
 
 def gais(responders_: int, total: int, min_cell: int = config.MIN_CELL) -> str:
@@ -142,7 +169,8 @@ def gais(responders_: int, total: int, min_cell: int = config.MIN_CELL) -> str:
 def best_predictor(scores: pd.DataFrame, metric: str) -> str:
     best = scores.sort_values("mae", kind="stable").iloc[0]
     return (f"Predicting one new patient's {name(metric)} improvement is hard: the best model "
-            f"({markdown_text(best['model'])}) is off by {best['mae']:.1f} points on average (R² {best['r2']:.2f}).")
+            f"({markdown_text(best['model'])}) is off by {best['mae']:.1f} {_points(metric)} on average "
+            f"(R² {best['r2']:.2f}).")
 
 
 # -- data quality -----------------------------------------------------------------------------------
@@ -202,13 +230,14 @@ def elsewhere(metric: str, concern: str = "") -> str:
             f"{contract.METRICS[metric].label}{of}*.")
 
 
-def gee_agreement(both: pd.DataFrame) -> str:
+def gee_agreement(both: pd.DataFrame, metric: str | None = None) -> str:
     """The mixed model's and the GEE's average after the last session count, side by side
-    (`both`: ``tables.gee_and_mixed``)."""
+    (`both`: ``tables.gee_and_mixed``; `metric` names the unit)."""
     last = both.loc[both["sessions"] == both["sessions"].max()].set_index("model")
     n, mixed, gee = int(both["sessions"].max()), last.loc["mixed model"], last.loc["GEE"]
     overlap = mixed["ci_low"] <= gee["ci_high"] and gee["ci_low"] <= mixed["ci_high"]
-    return (f"After {n} sessions the mixed model expects {mixed['estimate']:.1f}% (95% CI {mixed['ci_low']:.1f} to "
-            f"{mixed['ci_high']:.1f}) and GEE {gee['estimate']:.1f}% ({gee['ci_low']:.1f} to {gee['ci_high']:.1f}): "
+    return (f"After {n} sessions the mixed model expects {_amount(metric, mixed['estimate'])} (95% CI "
+            f"{mixed['ci_low']:.1f} to {mixed['ci_high']:.1f}) and GEE {_amount(metric, gee['estimate'])} "
+            f"({gee['ci_low']:.1f} to {gee['ci_high']:.1f}): "
             + ("their intervals overlap." if overlap else "their intervals do not overlap, so dropout may depend on "
                "the outcome."))

@@ -73,7 +73,7 @@ MIN_CELLS_FOR_MODELS = 4
 
 def measured_patients(outcomes, metric: str) -> int:
     """Patients with an improvement of `metric` measured after a session."""
-    rows = outcomes.loc[(outcomes["metric"] == metric) & (outcomes["sessions"] > 0) & outcomes["improvement_pct"].notna()]
+    rows = outcomes.loc[(outcomes["metric"] == metric) & (outcomes["sessions"] > 0) & outcomes["improvement"].notna()]
     return int(rows["patient_id"].nunique())
 
 

@@ -34,6 +34,9 @@ FLAG_WORDS = {
     "blur": "blurred photos", "color_delta_e": "colour card off (ΔE > 5)",
     "yaw_vs_baseline": "head turned from the baseline pose (> 10°)",
     "view_differs_from_baseline": "view differs from the baseline",
+    "no_chart": "no colour chart in the photo (colour not corrected)",
+    "exposure": f"over- or under-exposed photos (> {contract.QC_MAX_CLIPPED:.0%} of the skin clipped)",
+    "pose_vs_baseline": "face posed differently from the baseline photo",
 }
 UNKNOWN = "unknown"
 

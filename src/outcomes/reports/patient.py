@@ -35,7 +35,7 @@ def eligible_patients(outcomes: pd.DataFrame, metrics: Sequence[str], view: str 
     different session counts in one of `metrics`, sorted by id (a stable choice for `pick`)."""
     rows = outcomes.loc[
         outcomes["metric"].isin(list(metrics)) & (outcomes["view"] == view) & (outcomes["sessions"] > 0)
-        & outcomes["improvement_pct"].notna() & outcomes["skin_type"].notna() & outcomes["age"].notna()
+        & outcomes["improvement"].notna() & outcomes["skin_type"].notna() & outcomes["age"].notna()
     ]
     counts = rows.groupby("patient_id")["sessions"].nunique()
     return sorted(counts.index[counts >= MIN_SESSIONS_FOR_REPORT].astype(str))
@@ -139,7 +139,7 @@ def verdict(pct: float | None, n: int, min_cell: int) -> str:
 def personal_course(model: models.ImprovementModel, own: pd.DataFrame, age: float, skin_type: str,
                     sessions: Sequence[int] | None = None, level: float = 0.95) -> pd.DataFrame:
     """This patient's expected course given their own measurements `own` (sessions,
-    improvement_pct): the fixed effects plus their predicted random effects (BLUP,
+    improvement): the fixed effects plus their predicted random effects (BLUP,
     b = D Z' V^-1 (y - X beta), V = Z D Z' + sigma^2 I). `ci_*`: the interval of their personal
     mean (fixed-effect uncertainty plus what their measurements leave open of b); `pred_*`: of
     one new measurement (adds the residual variance). Also returns `b` in `attrs["random_effects"]`."""
@@ -150,7 +150,7 @@ def personal_course(model: models.ImprovementModel, own: pd.DataFrame, age: floa
     x, z = mm.design_.build(mine).to_numpy(), mm.re_design_.build(mine).to_numpy()
     beta, d, s2 = mm.fixed_["estimate"].to_numpy(), mm.cov_re_.to_numpy(), mm.residual_var_
     v = z @ d @ z.T + s2 * np.eye(len(z))
-    b = d @ z.T @ np.linalg.solve(v, own["improvement_pct"].to_numpy(float) - x @ beta)
+    b = d @ z.T @ np.linalg.solve(v, own["improvement"].to_numpy(float) - x @ beta)
     left = d - d @ z.T @ np.linalg.solve(v, z @ d)  # covariance of b given the patient's measurements
     sessions = np.arange(1, model.max_sessions_ + 1) if sessions is None else np.asarray(sessions)
     new = model.frame(sessions, age, skin_type)
@@ -252,10 +252,10 @@ def _others_at(out: pd.DataFrame, metric: str, sessions: int, exclude_flagged: b
                ) -> pd.DataFrame:
     """Every patient's improvement in `metric` after `sessions` sessions (one value each), with their traits."""
     rows = out.loc[(out["metric"] == metric) & (out["view"] == contract.DEFAULT_VIEW) & (out["sessions"] == sessions)
-                   & out["improvement_pct"].notna()]
+                   & out["improvement"].notna()]
     if exclude_flagged:
         rows = rows.loc[rows["qc_ok"].astype(bool)]
-    values = rows.groupby(rows["patient_id"].astype(str))["improvement_pct"].mean().rename("improvement_pct")
+    values = rows.groupby(rows["patient_id"].astype(str))["improvement"].mean().rename("improvement")
     return kinds.merge(values, left_on="patient_id", right_index=True)
 
 
@@ -266,7 +266,7 @@ def progress(me: Patient, metrics: Sequence[str], exclude_flagged: bool = True,
     min_cell = privacy.check_min_cell(min_cell)
     out = me.tables["outcomes"]
     measured = out.loc[(out["patient_id"] == me.patient_id) & out["metric"].isin(list(metrics))
-                       & (out["view"] == contract.DEFAULT_VIEW) & (out["sessions"] > 0) & out["improvement_pct"].notna()]
+                       & (out["view"] == contract.DEFAULT_VIEW) & (out["sessions"] > 0) & out["improvement"].notna()]
     spec = {"include_flagged": not exclude_flagged, "patients": me.tables["patients"]}
     kinds = traits(me.tables)
     mine = kinds.loc[kinds["patient_id"] == str(me.patient_id)].iloc[0].to_dict()
@@ -285,12 +285,13 @@ def progress(me: Patient, metrics: Sequence[str], exclude_flagged: bool = True,
             others = _others_at(out, metric, int(latest["sessions"]), exclude_flagged, kinds)
             group, step = comparable(mine, others, min_cell)
             n = int(group["patient_id"].nunique())
-            pct = percentile(float(latest["improvement_pct"]), group["improvement_pct"]) if n >= min_cell else None
+            pct = percentile(float(latest["improvement"]), group["improvement"]) if n >= min_cell else None
             summary.append({
                 "metric": label, "unit": spec_m.unit, "sessions": int(latest["sessions"]),
                 "visit": "after the course" if latest["sessions"] >= me.n_sessions else "during the course",
                 "baseline": float(latest["baseline"]), "latest": float(latest["value"]),
-                "change": float(latest["change"]), "patient": float(latest["improvement_pct"]),
+                "change": float(latest["change"]), "patient": float(latest["improvement"]),
+                "improvement unit": spec_m.improvement_unit,
                 "percentile": pct, "comparable patients": n if n >= min_cell else f"fewer than {min_cell}",
                 "compared with": describe_step(step) if step else "nobody (too few)",
                 "verdict": verdict(pct, n, min_cell), "personal expected": ""})
@@ -317,7 +318,7 @@ def progress(me: Patient, metrics: Sequence[str], exclude_flagged: bool = True,
         end = course.loc[course["sessions"] == min(last + (last < me.n_sessions), model.max_sessions_)]
         if summary and summary[-1]["metric"] == label and not end.empty:
             e = end.iloc[0]
-            summary[-1]["personal expected"] = (f"{e['estimate']:.1f}% after {int(e['sessions'])} sessions "
+            summary[-1]["personal expected"] = (f"{spec_m.amount(e['estimate'])} after {int(e['sessions'])} sessions "
                                                 f"(95% interval {e['pred_low']:.1f} to {e['pred_high']:.1f})")
     if too_few:
         notes.append(f"{', '.join(too_few)}: the cohort model saw fewer than {min_cell} patients of this age band and "
@@ -335,9 +336,16 @@ def reading_table(prog: Progress) -> pd.DataFrame:
     return pd.DataFrame({
         "metric (unit)": r["metric"] + " (" + r["unit"] + ")", "after sessions": r["sessions"],
         "baseline": r["baseline"].map("{:.3g}".format), "latest": r["latest"].map("{:.3g}".format),
-        "change": r["change"].map("{:+.3g}".format), "improvement (%)": r["patient"],
+        "change": r["change"].map("{:+.3g}".format),
+        # percent of the baseline, or the metric's own unit on an interval scale (CIELAB, ITA°)
+        "improvement": [_signed(v, unit) for v, unit in zip(r["patient"], r["improvement unit"])],
         "percentile": pct, "comparable patients": r["comparable patients"].astype(str),
         "compared with": r["compared with"], "verdict": r["verdict"]})
+
+
+def _signed(value: float, unit: str) -> str:
+    """An improvement with its sign and unit: "+12.3%", "+3.1 degrees"."""
+    return f"{value:+.1f}%" if unit == "%" else f"{value:+.1f} {unit}"
 
 
 def personal_table(prog: Progress) -> pd.DataFrame:
@@ -358,7 +366,8 @@ def findings(me: Patient, prog: Progress) -> list[str]:
         where = (f", percentile {r['percentile']:.0f} among {r['comparable patients']} comparable patients "
                  f"({r['compared with']})" if r["percentile"] is not None and not pd.isna(r["percentile"]) else "")
         found.append(f"{markdown_text(r['metric'])}: {r['baseline']:.3g} to {r['latest']:.3g} "
-                     f"{markdown_text(r['unit'])} after {r['sessions']} sessions, {r['visit']} ({r['patient']:+.1f}%): "
+                     f"{markdown_text(r['unit'])} after {r['sessions']} sessions, {r['visit']} "
+                     f"({markdown_text(_signed(r['patient'], r['improvement unit']))}): "
                      f"{r['verdict']}{where}."
                      + (f" Personal expected course: {r['personal expected']}." if r["personal expected"] else ""))
     events = me.adverse_events()
