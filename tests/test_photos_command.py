@@ -349,3 +349,27 @@ def test_the_progress_bar_counts_photos_on_stderr(tmp_path, capsys):
     assert "measuring photos" in bar and "4/4" in bar
     command.run(photos, tmp_path / "again.csv", measure=measure, pose=pose, workers=1, progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_the_projects_measurement_through_the_command_and_clean(tmp_path):
+    """The default measurement (measure_skin, quality, pose_error) on two rendered photos of one skin."""
+    from outcomes.photos.simulate import Capture, SkinTruth, render_photo
+
+    truth = SkinTruth(L=62, a=12, b=16, spot_fraction=4.0, line_density=2.0, roughness=1.5)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, (cct, shift) in enumerate([(6500, (0, 0)), (3000, (12, -8))]):
+        rendered = render_photo(truth, Capture(cct_k=cct, shift_px=shift, size=(800, 600), seed=i), texture_seed=7)
+        (photos / f"p{i}.jpg").write_bytes(rendered.jpeg)
+    index(photos, ["P1,a,2025-01-10,front,p0.jpg", "P1,b,2025-02-10,front,p1.jpg"])
+    raw = write_raw(tmp_path / "raw")
+    frame = command.run(photos, raw / "photo_metrics.photos.csv", workers=1).frame
+    assert set(frame["metric"]) == {"cielab_l", "cielab_a", "cielab_b", "ita", "spot_area", "line_density", "roughness"}
+    assert frame["chart"].eq("yes").all() and frame["photo_error"].eq("").all()
+    lightness = frame.loc[frame["metric"] == "cielab_l"].set_index("photo_id")["value"]
+    assert abs(lightness - truth.L).max() < 2  # under 6500 K and under 3000 K alike
+    pose_b = frame.loc[frame["photo_id"] == "b", "pose_error"].iloc[0]
+    assert pose_b == pytest.approx(100 * np.hypot(12, 8) / np.hypot(800, 600), abs=0.5)  # % of the diagonal
+    measurements = outcomes.clean(raw, as_of="2100-01-01").tables["measurements"]
+    ours = measurements.loc[measurements["source"] == "photos"]
+    assert len(ours) == 14 and ours["chart"].all()
