@@ -1,7 +1,8 @@
 """Benchmark: `outcomes photos` on 12-megapixel JPEGs, on local cores and on a Dask LocalCluster.
 
-Generates N 4000×3000 JPEGs (a skin-like texture with a colour chart, 4 photos per patient,
-cached under benchmarks/_work/photos), then measures them with the command's runner
+Generates N 4000×3000 JPEGs (H1's renderer: a skin with a colour chart under 2700-6500 K and
+small pose changes, 4 photos per patient; a noisy texture of its own when the simulator is not
+installed; cached under benchmarks/_work/photos: rendering takes about 10 s a photo), then measures them with the command's runner
 (`outcomes.photos.command.run`): once on the local process pool (every core), once on a
 `distributed.LocalCluster` with 2 worker processes of one thread. Prints photos per second for
 both (target: at least 2 on a 2-core machine) and the peak memory (this process, and the
@@ -13,7 +14,7 @@ the same pixels (mean colour, gradient roughness, clipped share) and says so. Ev
 command does besides (hashing, header probe, decoding at the working size, orientation,
 planning, writing) is the real thing either way.
 
-    .venv/bin/python benchmarks/bench_photos.py [--photos 40] [--workers 2]
+    .venv/bin/python benchmarks/bench_photos.py [--photos 24] [--workers 2]
 """
 from __future__ import annotations
 
@@ -34,31 +35,59 @@ TARGET = 2.0  # photos per second on 2 cores
 SIZE = (4000, 3000)
 
 
-def make_photos(folder: Path, n: int) -> None:
-    """n 12-megapixel JPEGs and their index (kept between runs: same n, same files)."""
+def _rendered(i: int) -> bytes:
+    """Photo i: H1's renderer, 4 captures per skin (illuminant 2700-6500 K, small shifts and turns)."""
+    from outcomes.photos.simulate import Capture, SkinTruth, render_photo
+
+    rng = np.random.default_rng(i // 4)
+    truth = SkinTruth(L=rng.uniform(45, 70), a=rng.uniform(8, 16), b=rng.uniform(12, 20),
+                      spot_fraction=rng.uniform(1, 8), line_density=rng.uniform(0.5, 3), roughness=rng.uniform(0.5, 2))
+    visit = np.random.default_rng(1000 + i)
+    capture = Capture(cct_k=float(visit.uniform(2700, 6500)), shift_px=tuple(visit.uniform(-40, 40, 2)),
+                      rotation_deg=float(visit.uniform(-2, 2)), size=SIZE, seed=i)
+    return render_photo(truth, capture, texture_seed=i // 4).jpeg
+
+
+def _own(i: int) -> bytes:
+    """Photo i without the simulator: a noisy skin-like texture with a colour chart."""
     from PIL import Image
 
-    if (folder / "index.csv").is_file() and len((folder / "index.csv").read_text().splitlines()) == n + 1:
-        return
+    rng = np.random.default_rng(i)
+    small = rng.normal(0, 1, (SIZE[1] // 8, SIZE[0] // 8, 3))
+    base = np.array([205, 160, 135]) * (0.9 + 0.2 * rng.random())
+    tile = np.clip(base + 12 * small + rng.normal(0, 4, small.shape), 0, 255).astype(np.uint8)
+    pixels = np.asarray(Image.fromarray(tile).resize(SIZE, Image.BILINEAR)).copy()
+    pixels += rng.integers(0, 6, pixels.shape, dtype=np.uint8)  # sensor noise: realistic JPEG sizes
+    for k in range(24):  # a colour chart, 6×4 patches, bottom right
+        x, y = 2900 + (k % 6) * 170, 2300 + (k // 6) * 170
+        pixels[y:y + 150, x:x + 150] = rng.integers(30, 230, 3)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=92)
+    return buffer.getvalue()
+
+
+def make_photos(folder: Path, n: int) -> str:
+    """n 12-megapixel JPEGs and their index, kept between runs (same n and kind, same files)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    try:
+        import outcomes.photos.simulate  # noqa: F401
+        kind, make = "rendered by outcomes.photos.simulate (colour chart, 2700-6500 K, small pose changes)", _rendered
+    except ImportError:
+        kind, make = "own noisy texture with a chart (outcomes.photos.simulate not installed)", _own
+    stamp = folder / "made.txt"
+    if stamp.is_file() and stamp.read_text() == f"{n} {kind}":
+        return kind
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    rng = np.random.default_rng(13)
-    small = rng.normal(0, 1, (SIZE[1] // 8, SIZE[0] // 8, 3))
+    with ProcessPoolExecutor(os.cpu_count()) as pool:
+        for i, data in enumerate(pool.map(make, range(n))):
+            (folder / f"photo{i:04d}.jpg").write_bytes(data)
     rows = ["patient_id,photo_id,taken_at,view,file"]
-    for i in range(n):
-        base = np.array([205, 160, 135]) * (0.9 + 0.2 * rng.random())
-        tile = np.clip(base + 12 * small + rng.normal(0, 4, small.shape), 0, 255).astype(np.uint8)
-        image = Image.fromarray(tile).resize(SIZE, Image.BILINEAR)
-        pixels = np.asarray(image).copy()
-        pixels += rng.integers(0, 6, pixels.shape, dtype=np.uint8)  # sensor noise: realistic JPEG sizes
-        for k in range(24):  # a colour chart, 6×4 patches, bottom right
-            x, y = 2900 + (k % 6) * 170, 2300 + (k // 6) * 170
-            pixels[y:y + 150, x:x + 150] = rng.integers(30, 230, 3)
-        buffer = io.BytesIO()
-        Image.fromarray(pixels).save(buffer, "JPEG", quality=92)
-        (folder / f"photo{i:04d}.jpg").write_bytes(buffer.getvalue())
-        rows.append(f"B{i // 4:04d},ph{i:04d},2025-{1 + i % 4:02d}-15,front,photo{i:04d}.jpg")
+    rows += [f"B{i // 4:04d},ph{i:04d},2025-{1 + i % 4:02d}-15,front,photo{i:04d}.jpg" for i in range(n)]
     (folder / "index.csv").write_text("\n".join(rows) + "\n")
+    stamp.write_text(f"{n} {kind}")
+    return kind
 
 
 def stand_in_measure(rgb: np.ndarray, region):
@@ -151,7 +180,7 @@ class Workers:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--photos", type=int, default=40)
+    parser.add_argument("--photos", type=int, default=24)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     from distributed import LocalCluster
@@ -160,9 +189,9 @@ def main() -> None:
 
     photos = WORK / "in"
     start = time.perf_counter()
-    make_photos(photos, args.photos)
+    kind = make_photos(photos, args.photos)
     megabytes = sum(p.stat().st_size for p in photos.glob("*.jpg")) / 1e6
-    print(f"{args.photos} photos of {SIZE[0]}×{SIZE[1]} ({megabytes:.0f} MB of JPEG) ready in "
+    print(f"{args.photos} photos of {SIZE[0]}×{SIZE[1]}, {kind} ({megabytes:.0f} MB of JPEG) ready in "
           f"{time.perf_counter() - start:.1f} s; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     measure, pose, which = measurement()
     print(f"measurement: {which}")

@@ -373,3 +373,15 @@ def test_the_projects_measurement_through_the_command_and_clean(tmp_path):
     measurements = outcomes.clean(raw, as_of="2100-01-01").tables["measurements"]
     ours = measurements.loc[measurements["source"] == "photos"]
     assert len(ours) == 14 and ours["chart"].all()
+
+
+def test_clean_reads_a_sourced_photo_metrics_file_alone_and_notes_a_second_format_of_it(tmp_path):
+    from raw_factory import PHOTO_METRICS
+
+    raw = write_raw(tmp_path / "raw")
+    (raw / "photo_metrics.csv").rename(raw / "photo_metrics.Clinic_B.csv")
+    pd.DataFrame(PHOTO_METRICS).to_parquet(raw / "photo_metrics.Clinic_B.parquet")
+    result = outcomes.clean(raw, as_of="2100-01-01")
+    assert set(result.tables["measurements"]["source"]) == {"Clinic_B"} and len(result.tables["measurements"]) == 4
+    assert [i["file"] for i in result.manifest["inputs"] if i["table"] == "photo_metrics"] == ["photo_metrics.Clinic_B.csv"]
+    assert "ignored: photo_metrics.Clinic_B.csv is read instead" in set(result.notes["note"])
