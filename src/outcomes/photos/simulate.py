@@ -25,11 +25,13 @@ from outcomes.photos.colour import Box, lab_to_linear, linear_to_srgb, reference
 SKIN_SIDE = 0.5  # the skin box is a square of this share of the image height ...
 SKIN_CENTRE = (0.70, 0.50)  # ... centred here (x as share of width, y of height)
 CHART_AT = (0.06, 0.52, 0.38)  # chart's left, top (shares of width, height) and right; 3:2 as the real one
-MIN_CANVAS_H = 1024  # texture is drawn at least this tall, then resampled to the output size
+MIN_CANVAS_H = 1024  # texture is drawn at least this tall (but at most CANVAS_OVERSAMPLING x the
+CANVAS_OVERSAMPLING = 2.0  # output), then resampled to the output size
 FEATURE_UNIT = 1 / 256  # feature sizes in shares of the skin box side (1 px at the measuring size)
 
 # Texture constants (ASSUMPTIONS, chosen to look like facial skin at ~0.1 mm per unit)
 SPOT_SIGMA = 6.0  # units: smoothing of the spot field (spots ~15-40 units across)
+SPOT_MIN_AREA = 100.0  # units²: no spot is smaller (about 11 units across)
 SPOT_DL, SPOT_DA, SPOT_DB = -10.0, 1.5, 6.0  # CIELAB change inside a spot (pigment: darker, yellower)
 LINE_SIGMA = 1.5  # units: half-width (Gaussian sigma) of a line's profile
 LINE_DL, LINE_DA, LINE_DB = -12.0, -0.5, -1.0  # CIELAB change at a line's centre (a shadow)
@@ -141,14 +143,30 @@ def skin_lab(truth: SkinTruth, width: int, height: int, texture_seed: int) -> np
     unit = side * FEATURE_UNIT
     box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
     bx = tuple(int(round(v)) for v in box)
-    # spots: the top spot_fraction % of a smooth random field inside the skin box
+    # spots: the highest parts of a smooth random field, blobs of at least SPOT_MIN_AREA, covering
+    # exactly spot_fraction % of the skin box (threshold found by bisection)
     field_ = _smooth_noise(rng, (height, width), SPOT_SIGMA * unit)
-    inside = field_[bx[1]:bx[3], bx[0]:bx[2]]
     spots = np.zeros((height, width), np.float32)
     if truth.spot_fraction > 0:
-        threshold = np.quantile(inside, 1 - truth.spot_fraction / 100)
-        spots = (field_ > threshold).astype(np.float32)
-        spots = cv2.GaussianBlur(spots, (0, 0), 0.7 * unit)
+        inside = np.sort(field_[bx[1]:bx[3], bx[0]:bx[2]].ravel())
+        min_area = SPOT_MIN_AREA * unit * unit
+
+        m = int(0.15 * side)  # the bisection looks at the box and a margin around it (fast)
+        near = field_[max(0, bx[1] - m):bx[3] + m, max(0, bx[0] - m):bx[2] + m]
+        oy, ox = bx[1] - max(0, bx[1] - m), bx[0] - max(0, bx[0] - m)
+
+        def blobs(values: np.ndarray, level: float) -> np.ndarray:
+            n, labels, stats, _ = cv2.connectedComponentsWithStats((values > level).astype(np.uint8), connectivity=8)
+            keep = stats[:, cv2.CC_STAT_AREA] >= min_area
+            keep[0] = False
+            return keep[labels]
+
+        lo, hi = 0, inside.size - 1  # indices into the sorted field: lower threshold, more spots
+        for _ in range(14):
+            mid = (lo + hi) // 2
+            share = blobs(near, inside[mid])[oy:oy + bx[3] - bx[1], ox:ox + bx[2] - bx[0]].mean() * 100
+            lo, hi = (mid, hi) if share > truth.spot_fraction else (lo, mid)
+        spots = cv2.GaussianBlur(blobs(field_, inside[hi]).astype(np.float32), (0, 0), 0.7 * unit)
     # lines: the pooled lines in order, until their length inside the box reaches the density
     canvas = np.zeros((height, width), np.float32)
     wanted, drawn = truth.line_density * side, 0.0
@@ -229,7 +247,7 @@ def render_photo(truth: SkinTruth, capture: Capture, texture_seed: int) -> Rende
     from PIL import Image
 
     out_w, out_h = capture.size
-    canvas_scale = max(1.0, MIN_CANVAS_H / out_h)
+    canvas_scale = max(1.0, min(MIN_CANVAS_H / out_h, CANVAS_OVERSAMPLING))
     w, h = int(round(out_w * canvas_scale)), int(round(out_h * canvas_scale))
     scene = lab_to_linear(skin_lab(truth, w, h, texture_seed)).astype(np.float32)
     chart_box = _draw_chart(scene) if capture.chart else None
