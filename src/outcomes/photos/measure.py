@@ -23,11 +23,11 @@ from outcomes.photos.colour import (
 
 REGION_PX = 256  # the skin region is resampled to this square before measuring
 SPOT_DL, SPOT_DB = -5.0, 2.0  # a spot pixel: L* at least 5 below and b* 2 above the region's median skin
-SPOT_OPEN_PX = 5  # px: structures thinner than this (lines) are not spots
+SPOT_OPEN_PX = 7  # px: structures thinner than this (lines) are not spots
 SPOT_MIN_PX = 12  # smaller specks (at REGION_PX) are noise, not spots
-SMOOTH_SIGMA = 1.0  # px: colour is smoothed this much before spots are segmented
+SMOOTH_SIGMA = 1.0  # px: L* is smoothed this much before spots are segmented
 LINE_SIGMAS = (2.0, 3.0)  # px: scales of the ridge filter (lines ~3-6 px wide at REGION_PX)
-LINE_LOW, LINE_HIGH = 2.0, 3.0  # ridge response (L* units): hysteresis thresholds of a line
+LINE_LOW, LINE_HIGH = 2.5, 3.0  # ridge response (L* units): hysteresis thresholds of a line
 LINE_MIN_PX = 15  # skeleton pieces shorter than this (px) are relief, not lines
 PLAIN_MARGIN_PX = 3  # px: colour and roughness are read this far from spots and lines
 RELIEF_SIGMA = 4.0  # px: roughness is the RMS of L* above this scale (high-pass)
@@ -115,6 +115,24 @@ def measure_skin(rgb: np.ndarray, region: Box | None = None) -> SkinMeasures:
                         region=box, correction=correction)
 
 
+def _spots(lab: np.ndarray, med: np.ndarray) -> np.ndarray:
+    """Pigmented spots: blobs (not lines) of L* at least SPOT_DL below the median skin, whose mean
+    b* is at least SPOT_DB above it (pigment is yellow-brown; a shadow is not)."""
+    import cv2
+
+    dark = cv2.GaussianBlur(lab[..., 0], (0, 0), SMOOTH_SIGMA) - med[0] <= SPOT_DL
+    # opening removes thin structures (lines; also a spot's outermost pixel, consistently)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SPOT_OPEN_PX, SPOT_OPEN_PX))
+    blobs = cv2.morphologyEx(dark.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(blobs, connectivity=8)
+    # colour is judged per blob: JPEG keeps chroma at half resolution, so single pixels are unreliable
+    sums = np.bincount(labels.ravel(), weights=(lab[..., 2] - med[2]).ravel(), minlength=n)
+    mean_db = sums / np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
+    keep = (mean_db >= SPOT_DB) & (stats[:, cv2.CC_STAT_AREA] >= SPOT_MIN_PX)
+    keep[0] = False
+    return keep[labels]
+
+
 def _drop_small(mask: np.ndarray, min_px: int) -> np.ndarray:
     import cv2
 
@@ -132,19 +150,8 @@ def skin_metrics(lab: np.ndarray) -> dict[str, float]:
 
     lab = lab.astype(np.float32)
     L = lab[..., 0]
-    smooth = cv2.GaussianBlur(lab, (0, 0), SMOOTH_SIGMA)
     med = np.median(lab.reshape(-1, 3), axis=0)
-    raw_spots = (smooth[..., 0] - med[0] <= SPOT_DL) & (smooth[..., 2] - med[2] >= SPOT_DB)
-    # opening removes thin structures: a dark line looks yellower after JPEG's halved chroma
-    spots = cv2.morphologyEx(raw_spots.astype(np.uint8), cv2.MORPH_OPEN,
-                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (SPOT_OPEN_PX, SPOT_OPEN_PX))) > 0
-    spots = _drop_small(spots, SPOT_MIN_PX)
-    # ... but a spot that survives it counts whole (opening by reconstruction)
-    n, labels = cv2.connectedComponents(raw_spots.astype(np.uint8), connectivity=8)
-    kept = np.zeros(n, bool)
-    kept[np.unique(labels[spots])] = True
-    kept[0] = False
-    spots = kept[labels]
+    spots = _spots(lab, med)
     ridge = sato(L, sigmas=LINE_SIGMAS, black_ridges=True, mode="reflect")
     near_spot = cv2.dilate(spots.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     on_line = apply_hysteresis_threshold(np.where(near_spot, 0.0, ridge), LINE_LOW, LINE_HIGH)
@@ -155,7 +162,8 @@ def skin_metrics(lab: np.ndarray) -> dict[str, float]:
     plain = ~(_grow(spots, PLAIN_MARGIN_PX) | _grow(on_line, PLAIN_MARGIN_PX))
     if plain.sum() < 0.1 * plain.size:  # hardly any plain skin: use all of it rather than nothing
         plain = np.ones_like(plain)
-    Lp, ap, bp = (float(np.median(lab[..., i][plain])) for i in range(3))
+    # mean, not median: the median of 8-bit values keeps their rounding, the mean averages it out
+    Lp, ap, bp = (float(np.mean(lab[..., i][plain])) for i in range(3))
     highpass = L - cv2.GaussianBlur(L, (0, 0), RELIEF_SIGMA)
     return {
         "cielab_l": Lp,
