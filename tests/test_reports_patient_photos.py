@@ -46,7 +46,7 @@ def test_panel_per_view_from_the_first_and_latest_photo_with_values_and_orientat
     folder = _folder(tmp_path, [
         ("P001", "ph-1", "2025-01-06", "front", "a.png", ""),
         ("P001", "ph-2", "2025-02-03", "front", "b.png", ""),  # a middle photo: not shown
-        ("P001", "ph-3", "2025-03-17", "front", "c.jpg", ""),  # the latest, stored sideways
+        ("P001", "ph-3", "2025-03-17T10:00:00+01:00", "front", "c.jpg", ""),  # the latest, stored sideways
         ("P001", "ph-4", "2025-01-06", "left45", "a.png", ""),  # one photo of this view only
         ("P002", "ph-9", "2025-01-06", "front", "a.png", ""),  # someone else
         ("P001", "ph-5", "2025-04-01", "front", "../outside.png", ""),  # leads out of the folder: ignored

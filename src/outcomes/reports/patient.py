@@ -394,7 +394,8 @@ def photo_index(folder: Path) -> pd.DataFrame:
     out = pd.DataFrame({"patient_id": index["patient_id"].str.strip(), "photo_id": index["photo_id"].str.strip(),
                         "view": index.get("view", pd.Series("", index=index.index)).str.strip()
                         .replace("", contract.DEFAULT_VIEW),
-                        "taken_at": pd.to_datetime(index.get("taken_at"), errors="coerce"),
+                        "taken_at": pd.to_datetime(index.get("taken_at", pd.Series("", index=index.index)),
+                                                   errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None),
                         "region": index.get("region", pd.Series("", index=index.index))})
     root = folder.resolve()
     out["file"] = [p if p.is_relative_to(root) else None
