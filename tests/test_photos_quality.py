@@ -30,6 +30,25 @@ def test_blur_flag_separates_blurred_from_sharp_photos():
     assert ((0 <= scores) & (scores <= 1)).all()
 
 
+def test_blur_flag_separates_blurred_from_sharp_rendered_photos():
+    """H1's rendered photos (chart in frame, illuminants 2700-6500 K, exposure, small poses): the
+    skin region of sharp shots against defocused ones (sigma 3.5-5 px at the 400-px working size)."""
+    from outcomes.photos.simulate import Capture, SkinTruth, render_photo
+
+    truth = SkinTruth(L=62, a=14, b=17, spot_fraction=4.0, line_density=3.0, roughness=2.0)
+    scores, blurred_truth = [], []
+    for i in range(12):
+        blur = [0.0, 0.6, 3.5, 5.0][i % 4]
+        capture = Capture(cct_k=[2700, 4000, 5000, 6500][i // 3], exposure=[0.85, 1.0, 1.15][i % 3],
+                          shift_px=(3 * (i % 3), -2.0 * (i % 2)), rotation_deg=i % 5 - 2, blur_sigma_px=blur,
+                          size=(640, 480), seed=i)
+        photo = render_photo(truth, capture, texture_seed=i)
+        scores.append(blur_score(photo.rgb, photo.skin_box))
+        blurred_truth.append(blur > 1)
+    assert roc_auc_score(blurred_truth, scores) >= 0.95
+    assert ((np.array(scores) > contract.QC_MAX_BLUR) == np.array(blurred_truth)).mean() >= 0.9
+
+
 def test_blur_score_is_judged_relative_to_the_region_not_the_camera():
     """The same framing at 400 and 1200 px, blurred alike relative to its size, scores alike."""
     for sigma in (0.0, 3.0):

@@ -57,3 +57,15 @@ def test_pose_error_flags_a_clearly_different_pose_not_a_repeat_shot():
     assert pose_error(baseline, repeat) < POSE_ERROR_LIMIT / 2
     assert POSE_ERROR_LIMIT < pose_error(baseline, different) < NO_MATCH_ERROR  # measured, not given up on
     assert pose_error(baseline, skin((400, 300), seed=9)) == NO_MATCH_ERROR  # other skin: nothing aligns
+
+
+def test_rendered_photos_under_other_light_are_registered_within_2_px():
+    """H1's simulator: the same skin and chart under 6500 K and 3000 K, the second shot moved."""
+    from outcomes.photos.simulate import Capture, SkinTruth, render_photo
+
+    truth = SkinTruth(L=62, a=14, b=17, spot_fraction=4.0, line_density=3.0, roughness=2.0)
+    reference = render_photo(truth, Capture(size=(400, 300)), texture_seed=1).rgb
+    for shift, rotation, scale in [((8, 6), 4, 1.06), ((-12, 9), -8, 0.93)]:
+        moving = render_photo(truth, Capture(cct_k=3000, shift_px=shift, rotation_deg=rotation, scale=scale,
+                                             size=(400, 300), seed=5), texture_seed=1).rgb
+        assert _misalignment(register(reference, moving), *shift, rotation, scale) <= 2.0

@@ -46,7 +46,7 @@ def test_panel_per_view_from_the_first_and_latest_photo_with_values_and_orientat
     folder = _folder(tmp_path, [
         ("P001", "ph-1", "2025-01-06", "front", "a.png", ""),
         ("P001", "ph-2", "2025-02-03", "front", "b.png", ""),  # a middle photo: not shown
-        ("P001", "ph-3", "2025-03-17", "front", "c.jpg", ""),  # the latest, stored sideways
+        ("P001", "ph-3", "2025-03-17T10:00:00+01:00", "front", "c.jpg", ""),  # the latest, stored sideways
         ("P001", "ph-4", "2025-01-06", "left45", "a.png", ""),  # one photo of this view only
         ("P002", "ph-9", "2025-01-06", "front", "a.png", ""),  # someone else
         ("P001", "ph-5", "2025-04-01", "front", "../outside.png", ""),  # leads out of the folder: ignored
@@ -91,3 +91,26 @@ def test_cover_warns_only_when_a_photo_is_shown():
     assert patient.IDENTIFIABLE not in me.cover()
     assert patient.IDENTIFIABLE in me.cover(identifiable=True)
     assert patient.IDENTIFIABLE.lower().startswith("contains identifiable images: for the consultation only")
+
+
+def test_panel_is_colour_corrected_to_the_chart_and_cropped_to_the_region(tmp_path):
+    """H1's rendered photos with a chart: baseline under daylight (6500 K), the latest under warm
+    light (3000 K) and moved; the panel shows both corrected (the same skin colour) within the
+    baseline's skin region."""
+    from outcomes.photos.simulate import Capture, SkinTruth, render_photo
+
+    truth = SkinTruth(L=62, a=14, b=17, spot_fraction=4.0, line_density=3.0, roughness=2.0)
+    first = render_photo(truth, Capture(size=(640, 480)), texture_seed=3)
+    latest = render_photo(truth, Capture(size=(640, 480), cct_k=3000, shift_px=(6, -4), rotation_deg=3), texture_seed=3)
+    region = ",".join(map(str, first.skin_box))
+    folder = _folder(tmp_path, [("P001", "ph-1", "2025-01-06", "front", "a.png", region),
+                                ("P001", "ph-2", "2025-03-17", "front", "b.png", "")],
+                     {"a.png": (first.rgb, None), "b.png": (latest.rgb, None)})
+    found = patient.photo_panels(_patient(), folder, [])
+    (png, caption), = found.panels
+    assert "both colour-corrected to the chart" in caption
+    x0, y0, x1, y1 = first.skin_box
+    left, right = _halves(png, (y1 - y0, x1 - x0))
+    assert np.abs(left.mean(axis=(0, 1)) - right.mean(axis=(0, 1))).max() < 4  # same skin colour once corrected
+    raw = latest.rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0) - first.rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
+    assert np.abs(raw).max() > 30  # as taken, the warm light made it look otherwise

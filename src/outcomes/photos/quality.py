@@ -10,12 +10,17 @@ loses much (score near 0), an already blurred one little (near 1). It is compute
 region resampled so that its longer side is at most ``WORK_SIDE`` pixels, so the same framing
 scores the same at any camera resolution (blur is judged relative to the region's size), after a
 3×3 median filter: sensor and JPEG noise is sharp and would otherwise hide a blur.
-Calibration on textured skin with sensor noise (tests/photo_factory.py; seeds, sizes, tones
-varied), by the Gaussian blur sigma in px at the working size: sharp 0.29-0.37; 0.7 px 0.33-0.40;
-1.5 px 0.40-0.51; 2 px 0.46-0.58; 3 px 0.57-0.68; 5 px 0.64-0.76. So the QC threshold 0.5 sits
-at sigma ~2 px at 400 px (0.5% of the region's side, 8 px on a 1600-px region): beyond it fine
-lines one or two pixels wide (what line density counts) are smeared out.
-A region with no texture at all also scores high: there is nothing in it to measure lines on.
+Calibration (the score, by Gaussian blur sigma in px at the 400-px working size; sharp = 0):
+textured skin with sensor noise (tests/photo_factory.py; sizes 300-1200 px, three tones): sharp
+0.30-0.37, 0.7 px 0.31-0.40, 1.5 px 0.38-0.51, 2 px 0.43-0.61, 3 px 0.49-0.72, 5 px 0.51-0.77;
+H1's rendered photos (photos.simulate, skin region): 0.28-0.32, 0.30-0.34, 0.37-0.41, 0.43-0.46,
+0.53-0.57, 0.56-0.66. So the QC threshold 0.5 sits at sigma ~2-2.5 px at 400 px (about 0.6% of
+the region's side, 10 px on a 1600-px region): beyond it fine lines one or two pixels wide (what
+line density counts) are smeared out.
+The score is the larger of that reading and the same measure at ``COARSE_SIDE`` (100 px, no
+filter): a blur so heavy that only sensor noise is left at the fine scale (noise looks sharp) still
+shows there, while a sharp photo stays sharp when scaled down. A region with no texture at all
+also scores high: there is nothing in it to measure lines on.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import numpy as np
 Box = tuple[int, int, int, int]
 
 WORK_SIDE = 400  # longer side (px) of the grey region the blur is judged on
+COARSE_SIDE = 100  # ... and again at this size, where a heavy blur shows through the noise
 
 
 def _region(rgb: np.ndarray, region: Box | None) -> np.ndarray:
@@ -47,12 +53,16 @@ def blur_score(rgb: np.ndarray, region: Box | None = None) -> float:
     from skimage.transform import rescale
 
     grey = rgb2gray(_region(rgb, region))
-    if min(grey.shape) < 8:
+    if min(grey.shape) < 16:
         raise ValueError(f"region of {grey.shape[1]}×{grey.shape[0]} px is too small to judge blur")
-    factor = WORK_SIDE / max(grey.shape)
-    if factor < 1:  # downsample only: a small region is judged at the detail it has
-        grey = rescale(grey, factor, anti_aliasing=True)
-    return float(np.clip(blur_effect(median_filter(grey, size=3)), 0.0, 1.0))
+
+    def at(side: int) -> np.ndarray:  # downsample only: a small region is judged at the detail it has
+        factor = side / max(grey.shape)
+        return rescale(grey, factor, anti_aliasing=True) if factor < 1 else grey
+
+    fine = blur_effect(median_filter(at(WORK_SIDE), size=3))
+    coarse = blur_effect(at(COARSE_SIDE))
+    return float(np.clip(max(fine, coarse), 0.0, 1.0))
 
 
 def clipped_fraction(rgb: np.ndarray, region: Box | None = None) -> float:

@@ -403,7 +403,8 @@ def photo_index(folder: Path) -> pd.DataFrame:
     out = pd.DataFrame({"patient_id": index["patient_id"].str.strip(), "photo_id": index["photo_id"].str.strip(),
                         "view": index.get("view", pd.Series("", index=index.index)).str.strip()
                         .replace("", contract.DEFAULT_VIEW),
-                        "taken_at": pd.to_datetime(index.get("taken_at"), errors="coerce"),
+                        "taken_at": pd.to_datetime(index.get("taken_at", pd.Series("", index=index.index)),
+                                                   errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None),
                         "region": index.get("region", pd.Series("", index=index.index))})
     root = folder.resolve()
     out["file"] = [p if p.is_relative_to(root) else None
@@ -435,13 +436,12 @@ def _region(text: object, factor: float) -> tuple[int, int, int, int] | None:
 
 def _chart_correction(rgb: np.ndarray):
     """The colour correction fitted to the chart in frame (outcomes.photos.colour), or None
-    when no chart is found or that module is not installed with this version."""
-    try:
-        from outcomes.photos import colour
-    except ImportError:
-        return None
+    when no chart is found or too few of its patches are usable."""
+    from outcomes.photos import colour
+
     reading = colour.detect_chart(rgb)
-    return None if reading is None else colour.fit_correction(reading).apply
+    correction = None if reading is None else colour.fit_correction(reading)
+    return None if correction is None else correction.apply
 
 
 def _photo_values(me: Patient, photo_ids: tuple[str, str], metrics: Sequence[str]) -> list[tuple[str, str]]:
