@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import ast
+import base64
+import io
 import re
 import subprocess
 import sys
@@ -9,6 +11,7 @@ from html import unescape
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import papermill
 import pytest
@@ -147,7 +150,35 @@ def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
     sim = outcomes.simulate(n_patients=120, seed=11, out_dir=root / "raw")
     outcomes.clean(root / "raw", root / "processed")
+    _photos(root)
     return root, sim
+
+
+SKIN_TONE = np.array([200.0, 150.0, 125.0])  # photo_factory's default tone: what no chart is drawn in
+
+
+def _photos(root: Path) -> None:
+    """A photos folder where config.PHOTOS_DIR points when OUTCOMES_ROOT is `root`: a first and a
+    latest front photo of the patient report's patient (pick 1) and of ten others."""
+    from PIL import Image
+
+    from outcomes.reports import patient
+    from photo_factory import posed, skin
+
+    folder = root / "data" / "raw" / "photos"
+    folder.mkdir(parents=True)
+    patients = pd.read_parquet(root / "processed" / "patients.parquet").set_index("patient_id")
+    eligible = patient.eligible_patients(pd.read_parquet(root / "processed" / "outcomes.parquet"),
+                                         ["hydration", "wrinkles", "elasticity_r7", "brown_spots"])
+    rows = []
+    for i, pid in enumerate([eligible[1], *(p for p in patients.index[:11] if p != eligible[1])][:11]):
+        first = skin((480, 360), seed=i)
+        for k, (rgb, day) in enumerate([(first, 0), (posed(first, 8, -5, 3, 1.03), 70)]):
+            Image.fromarray(rgb).save(folder / f"{i}-{k}.png")
+            taken = pd.Timestamp(patients.loc[pid, "first_session"]) + pd.Timedelta(days=day)
+            rows.append((pid, f"ph{i}-{k}", taken.isoformat(), "front", f"{i}-{k}.png", ""))
+    pd.DataFrame(rows, columns=["patient_id", "photo_id", "taken_at", "view", "file", "region"]).to_csv(
+        folder / "index.csv", index=False)
 
 
 PAGES: dict[str, list[str]] = {}
@@ -160,12 +191,15 @@ def run(cohort):
     nb = {p.stem[:2]: p for p in NOTEBOOKS}
     specs = [
         runner.ReportSpec("sessions-response", nb["20"], {"metric": "hydration"}),
-        runner.ReportSpec("patient", nb["30"], {"pick": 1}),
+        runner.ReportSpec("patient", nb["30"], {"pick": 1}),  # photos from the default folder (OUTCOMES_ROOT)
+        runner.ReportSpec("patient-no-photos", nb["30"], {"pick": 0, "photos": str(root / "no-photos")}),
         runner.ReportSpec("data-quality", nb["10"], {}),
         runner.ReportSpec("explore", nb["00"], {}),
         runner.ReportSpec("technical", nb["25"], {"metric": "hydration", "concern": "skin_quality", "area": "face"}),
     ]
-    results = runner.run_reports(specs, root / "processed", root / "out", jobs=2, cell_timeout=300, day="today")
+    with pytest.MonkeyPatch.context() as env:  # every report could see the photos folder (config.PHOTOS_DIR)
+        env.setenv("OUTCOMES_ROOT", str(root))
+        results = runner.run_reports(specs, root / "processed", root / "out", jobs=2, cell_timeout=300, day="today")
     pages = {r.name: [p.extract_text() for p in PdfReader(str(r.pdf)).pages] if r.pdf else [] for r in results}
     texts = {name: "\n".join(p) for name, p in pages.items()}
     PAGES.update(pages)  # each report's pages, for the page-1 test
@@ -239,6 +273,49 @@ def test_no_identifiers_in_reports(run, cohort):
     assert birth_dates, "the simulated export should carry birth dates to check against"
     for name, text in texts.items():
         assert not [b for b in birth_dates if b in text], f"{name} shows a birth date"
+
+
+def _is_photo(image) -> bool:
+    """A picture mostly in the test photos' skin tone (a chart is mostly white)."""
+    rgb = np.asarray(image.convert("RGB").resize((200, 200)), dtype=float)
+    return float((np.linalg.norm(rgb - SKIN_TONE, axis=2) < 40).mean()) > 0.3
+
+
+def _photos_in_pdf(path: Path) -> int:
+    return sum(_is_photo(picture.image) for page in PdfReader(str(path)).pages for picture in page.images)
+
+
+def _photos_in_notebook(path: Path) -> int:
+    """Embedded images in the executed notebook's outputs (PNG/JPEG data and data: URLs in HTML)."""
+    from PIL import Image
+
+    blobs = []
+    for cell in nbformat.read(path, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            blobs += [base64.b64decode(data[kind]) for kind in ("image/png", "image/jpeg") if kind in data]
+            blobs += [base64.b64decode(b) for b in re.findall(r"data:image/(?:png|jpeg);base64,([A-Za-z0-9+/=]+)",
+                                                                  data.get("text/html", ""))]
+    return sum(_is_photo(Image.open(io.BytesIO(blob))) for blob in blobs)
+
+
+@pytest.mark.slow
+def test_photos_only_in_patient_reports_which_say_so(run):
+    """Issue 13, point 5: the patient report shows the before/after panel and warns on its cover;
+    without photos it says so and does not warn; no cohort report holds a photo, though every
+    report ran where the photos folder was the default."""
+    results, texts, _ = run
+    warning = "contains identifiable images: for the consultation only"
+    assert warning in " ".join(PAGES["patient"][0].split()).lower()
+    assert "Before and after" in texts["patient"] and _photos_in_pdf(results["patient"].pdf) >= 1
+    assert _photos_in_notebook(results["patient"].notebook) >= 1  # the scans below can see a photo
+    assert warning not in " ".join(texts["patient-no-photos"].split()).lower()
+    assert "No photos are available for this patient" in " ".join(texts["patient-no-photos"].split())
+    assert _photos_in_pdf(results["patient-no-photos"].pdf) == 0
+    for name, result in results.items():
+        if not name.startswith("patient"):
+            assert _photos_in_pdf(result.pdf) == 0, name
+            assert _photos_in_notebook(result.notebook) == 0 and "report-photo" not in result.notebook.read_text(), name
 
 
 def _html_table(nb, caption_start: str) -> list[list[str]]:

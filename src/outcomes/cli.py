@@ -1,4 +1,4 @@
-"""The `outcomes` command: simulate, demo, clean, report.
+"""The `outcomes` command: simulate, demo, clean, photos, report.
 
 Each command is a thin shell over the library; exit codes are part of the contract:
 0 ok, 1 a soft failure (--strict rejections, a failed report), 2 bad input or usage.
@@ -84,6 +84,23 @@ def clean(
     from outcomes.cleaning import cli_clean
 
     raise typer.Exit(cli_clean(raw, out, strict=strict, monthfirst=monthfirst))
+
+
+@app.command()
+def photos(
+    photos: Annotated[Path, typer.Option(help="Folder of photos with their index.csv (only read, never written).")],
+    out: Annotated[Path, typer.Option(help="The photo_metrics file to write, e.g. data/raw/photo_metrics.photos.csv (.csv or .parquet).")] = config.RAW_DIR / "photo_metrics.photos.csv",
+    scheduler: Annotated[Optional[str], typer.Option(help="A Dask scheduler's address (tcp://host:8786): measure on that cluster.")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Local processes (default: every core; 1: no pool).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Measure the photos of PHOTOS/index.csv into rows of the raw photo_metrics table.
+
+    Rerunnable: photos already in OUT (same bytes) are not measured again. OUT is replaced
+    atomically, and only when this command wrote it (otherwise exit 2, nothing touched)."""
+    from outcomes.photos.command import cli_photos
+
+    raise typer.Exit(cli_photos(photos, out, scheduler=scheduler, workers=workers, quiet=quiet))
 
 
 from outcomes.reports.params import PapermillStyleCommand  # noqa: E402 - accepts papermill's `-p name value`

@@ -18,6 +18,7 @@ def project_root() -> Path:
 
 ROOT = project_root()
 RAW_DIR = ROOT / "data" / "raw"
+PHOTOS_DIR = RAW_DIR / "photos"  # photos and their index.csv (docs/photos.md); raw data, never modified
 PROCESSED_DIR = ROOT / "data" / "processed"
 REPORTS_DIR = ROOT / "reports"
 NOTEBOOKS_DIR = ROOT / "notebooks"

@@ -17,6 +17,11 @@ REQUIRED_TABLES = ("patients", "sessions", "photo_metrics")
 OPTIONAL_TABLES = ("assessments", "adverse_events")
 TABLES = REQUIRED_TABLES + OPTIONAL_TABLES
 SUFFIXES = (".csv", ".csv.gz", ".parquet", ".xlsx")  # searched in this order
+# photo_metrics may come as several files, `photo_metrics.<suffix>` and `photo_metrics.<source>.<suffix>`
+# (an instrument's export, `outcomes photos`' output, ...): all are read; a row's `source` is its
+# cell, else the file's name part, else this
+SOURCED_TABLES = ("photo_metrics",)
+DEFAULT_SOURCE = "export"
 # A cell is missing when it is empty or, trimmed, one of these texts in any letter case ("-" is
 # not: it is a value, and unknown where a value is expected).
 MISSING_TEXTS = ("NA", "N/A", "NaN", "null", "None", "#N/A")
@@ -71,6 +76,10 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         Column("chart"),  # yes/no: a colour chart was found in the photo (colour metrics corrected to it)
         Column("clipped"),  # 0..1: share of the skin region's pixels at 0 or 255 in any channel
         Column("pose_error"),  # >= 0: how far the face's pose is from the baseline photo's (issue 13)
+        # written by `outcomes photos` (docs/photos.md §command); optional in any export
+        Column("source"),
+        Column("photo_hash"),
+        Column("photo_error"),
     ),
     "assessments": (
         Column("patient_id", True, ("patient", "pid", "subject_id")),
@@ -282,6 +291,9 @@ QC_MAX_CLIPPED = 0.02
 # pose against the baseline photo, in the unit of photos.registration.pose_error (docs/photos.md,
 # registration); provisional until set in that unit
 QC_MAX_POSE_ERROR = 0.10
+# a photo_metrics row with a `photo_error` (a photo `outcomes photos` could not measure) is rejected
+# with this reason; rejected.csv quotes the error code as the value
+PHOTO_ERROR_REASON = "photo_unreadable"
 
 # --- processed outputs ------------------------------------------------------
 OUTCOME_COLUMNS = (

@@ -54,6 +54,7 @@ class RawTable:
     decimal_comma: bool = False  # numbers may use ',' as decimal mark (';'-delimited CSV)
     ignored_columns: list[str] = field(default_factory=list)
     renamed: dict[str, str] = field(default_factory=dict)  # raw header -> canonical name
+    source: str = contract.DEFAULT_SOURCE  # photo_metrics.<source>.csv: the name part (else "export")
 
     @property
     def rows(self) -> int:
@@ -79,6 +80,22 @@ def find_raw_file(raw_dir: Path, table: str) -> tuple[Path | None, list[Path]]:
     by_lower = {p.name.lower(): p for p in sorted(raw_dir.iterdir()) if p.is_file()}
     found = [by_lower[table + suffix] for suffix in contract.SUFFIXES if table + suffix in by_lower]
     return (found[0] if found else None), found[1:]
+
+
+def find_sourced_files(raw_dir: Path, table: str) -> dict[str, tuple[Path, list[Path]]]:
+    """Every `<table>.<source>.<suffix>` file in `raw_dir` (several photo_metrics files, one per
+    source): {source: (the file read, other formats of it ignored)}, sources in name order.
+
+    `source` is letters, digits, `_` and `-`; matched case-insensitively, kept as written.
+    """
+    pattern = re.compile(re.escape(table) + r"\.([A-Za-z0-9_-]+)(" + "|".join(map(re.escape, contract.SUFFIXES)) + ")",
+                         re.IGNORECASE)
+    found: dict[str, list[tuple[int, Path]]] = {}
+    for path in sorted(raw_dir.iterdir()):
+        match = pattern.fullmatch(path.name)
+        if match and path.is_file():
+            found.setdefault(match.group(1), []).append((contract.SUFFIXES.index(match.group(2).lower()), path))
+    return {source: (min(paths)[1], [p for _, p in sorted(paths)[1:]]) for source, paths in sorted(found.items())}
 
 
 # --- headers ------------------------------------------------------------------

@@ -41,7 +41,7 @@ from outcomes.cleaning.columns import PatientIds, as_arrow
 from outcomes.cleaning.registry import find_registry_file, load_registry
 from outcomes.loader import frame_from_arrow, load_processed
 from outcomes.processed_folder import OutputError, ProcessedWriter
-from outcomes.raw_files import RawDataError, RawTable, find_raw_file, read_raw_table
+from outcomes.raw_files import RawDataError, RawTable, find_raw_file, find_sourced_files, read_raw_table
 
 __all__ = ["clean", "CleanResult", "cli_clean", "RawDataError", "OutputError"]
 
@@ -184,8 +184,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
         lap("outcomes")
         rejected, summary, notes = bookkeeping(tables, file_notes, writer)
         lap("bookkeeping")
-        inputs = [{"table": name, "file": raw.path.name, "sha256": raw.sha256, "rows": raw.rows,
-                   **({"delimiter": raw.delimiter} if raw.delimiter else {})} for name, raw in raws.items()]
+        inputs = [{"table": raw.name, "file": raw.path.name, "sha256": raw.sha256, "rows": raw.rows,
+                   **({"delimiter": raw.delimiter} if raw.delimiter else {})} for raw in raws.values()]
         manifest = _manifest(raw_dir, inputs, registry_path, registry_sha, registry_rows, summary, rejected, notes,
                              _no_baseline(linked, chosen), out.rows(), monthfirst, until, registry)
         result = CleanResult(rejected=rejected, summary=summary, manifest=manifest, notes=notes,
@@ -231,7 +231,8 @@ def parse_tables(raws: dict[str, RawTable], registry: dict[str, contract.Metric]
     return Tables(
         patients=patients,
         sessions=sessions_mod.parse(raws["sessions"], monthfirst, until),
-        photos=meas_mod.parse(raws["photo_metrics"], registry, monthfirst, until),
+        photos=meas_mod.concat([meas_mod.parse(raw, registry, monthfirst, until)
+                                for raw in raws.values() if raw.name == "photo_metrics"]),
         assessments=assess_mod.parse(raws["assessments"], monthfirst, until) if "assessments" in raws else None,
         adverse_events=adverse_mod.parse(raws["adverse_events"], monthfirst, until) if "adverse_events" in raws else None,
     )
@@ -379,14 +380,21 @@ def _stopwatch():
 
 def read_tables(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
     """Find and read every raw table (RawDataError for the first problem) and the notes on
-    ignored files and columns."""
-    found: dict[str, tuple[Path, list[Path]]] = {}
+    ignored files and columns.
+
+    Keys are table names; a table that may come as several files (contract.SOURCED_TABLES) has
+    its `<table>.<source>.<suffix>` files under `<table>.<source>` (each RawTable's `name` is the table's).
+    """
+    found: dict[str, tuple[str, str, Path, list[Path]]] = {}  # key -> (table, source, file read, ignored)
     missing = []
     for table in contract.TABLES:
         path, ignored = find_raw_file(raw_dir, table)
         if path is not None:
-            found[table] = (path, ignored)
-        elif table in contract.REQUIRED_TABLES:
+            found[table] = (table, contract.DEFAULT_SOURCE, path, ignored)
+        if table in contract.SOURCED_TABLES:
+            for source, (path, ignored) in find_sourced_files(raw_dir, table).items():
+                found[f"{table}.{source}"] = (table, source, path, ignored)
+        if table in contract.REQUIRED_TABLES and not any(t == table for t, *_ in found.values()):
             missing.append(table)
     if missing:
         table = missing[0]
@@ -394,16 +402,18 @@ def read_tables(raw_dir: Path) -> tuple[dict[str, RawTable], list[dict]]:
         raise RawDataError(f"required file {table} ({forms}) not found in {raw_dir}", file=raw_dir / f"{table}.csv")
     # a missing file is reported (above) before any is read, and a problem in a small file (the
     # first in table order) before the biggest is read
-    biggest = max(found, key=lambda table: found[table][0].stat().st_size)
-    raws = {table: read_raw_table(path, table) for table, (path, _) in found.items() if table != biggest}
-    raws[biggest] = read_raw_table(found[biggest][0], biggest)
+    biggest = max(found, key=lambda key: found[key][2].stat().st_size)
+    raws = {key: read_raw_table(path, table) for key, (table, _, path, _) in found.items() if key != biggest}
+    raws[biggest] = read_raw_table(found[biggest][2], found[biggest][0])
+    for key, raw in raws.items():
+        raw.source = found[key][1]
     notes: list[dict] = []
-    for table, (path, ignored) in found.items():
+    for key, (table, _, path, ignored) in found.items():
         notes += [_file_note(table, other.name, "", f"ignored: {path.name} is read instead") for other in ignored]
-        schemas.raw_schema(table).validate(raws[table].frame.head(0))
+        schemas.raw_schema(table).validate(raws[key].frame.head(0))
         notes += [_file_note(table, path.name, column, "column not in the contract; ignored")
-                  for column in raws[table].ignored_columns]
-    return {table: raws[table] for table in found}, notes
+                  for column in raws[key].ignored_columns]
+    return {key: raws[key] for key in found}, notes
 
 
 def _file_note(table: str, file: str, column: str, note: str) -> dict:

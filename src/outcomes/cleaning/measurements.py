@@ -24,7 +24,8 @@ from outcomes.cleaning.rejections import Ledger
 from outcomes.raw_files import RawTable
 
 COLUMNS = ("patient_id", "photo_id", "taken_at", "metric", "view", "value", "device",
-           "color_delta_e", "head_yaw_deg", "makeup", "blur", "chart", "clipped", "pose_error", "sessions")
+           "color_delta_e", "head_yaw_deg", "makeup", "blur", "chart", "clipped", "pose_error",
+           "source", "photo_hash", "sessions")
 QC_NUMBERS = {"color_delta_e": (0.0, np.inf), "head_yaw_deg": (-180.0, 180.0), "blur": (0.0, 1.0),
               "clipped": (0.0, 1.0), "pose_error": (0.0, np.inf)}
 QC_YES_NO = ("makeup", "chart")  # yes/no readings: int8 -1 not recorded, 0 no, 1 yes
@@ -47,6 +48,9 @@ class Photos:
     quality: dict[str, np.ndarray]  # QC_NUMBERS columns (NaN = none)
     makeup: np.ndarray  # int8: -1 not recorded, 0 no, 1 yes
     chart: np.ndarray  # int8: -1 not recorded, 0 no colour chart found in the photo, 1 found
+    source: nz.Texts  # where the row comes from (the `source` cell, else the file's name part)
+    photo_hash: pa.Array  # sha256 of the photo's bytes (null when not given)
+    photo_error: np.ndarray  # bool: the photo could not be measured (the row is rejected)
     patient_codes: np.ndarray | None = None  # position among kept patients (-1), set by check
     own: np.ndarray | None = None  # the photo's own quality bits (qc.photo_flags), set by check
 
@@ -75,6 +79,9 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
         "patient_id": lambda: nz.texts(f["patient_id"]),
         "photo_id": lambda: nz.dense_texts(f["photo_id"]),
         "device": lambda: nz.texts(f["device"] if "device" in f else pd.Series(pd.NA, index=f.index, dtype="str")),
+        "source": lambda: _with_default(nz.texts(f["source"]) if "source" in f else None, n, raw.source),
+        "photo_hash": lambda: nz.dense_texts(f["photo_hash"]) if "photo_hash" in f else pa.nulls(n, pa.large_string()),
+        "photo_error": lambda: (nz.texts(f["photo_error"]).codes >= 0) if "photo_error" in f else np.zeros(n, bool),
     }
     done = {column: job() for column, job in jobs.items()}
     return Photos(
@@ -90,6 +97,48 @@ def parse(raw: RawTable, registry: dict[str, contract.Metric], monthfirst: bool 
         quality={c: done[c].values for c in QC_NUMBERS},
         makeup=np.asarray(done["makeup"].values.codes).astype(np.int8),
         chart=np.asarray(done["chart"].values.codes).astype(np.int8),
+        source=done["source"], photo_hash=done["photo_hash"], photo_error=done["photo_error"],
+    )
+
+
+def _with_default(found: nz.Texts | None, n: int, default: str) -> nz.Texts:
+    """The texts with every blank (or the whole column when absent) set to `default`."""
+    if found is None:
+        return nz.Texts(np.zeros(n, np.int32), pa.array([default], pa.large_string()))
+    uniques = found.uniques.to_pylist()
+    if default not in uniques:
+        uniques.append(default)
+    codes = np.where(found.codes < 0, uniques.index(default), found.codes).astype(np.int32)
+    return nz.Texts(codes, pa.array(uniques, pa.large_string()))
+
+
+def _concat_texts(parts: list[nz.Texts]) -> nz.Texts:
+    uniques = pa.concat_arrays([p.uniques.cast(pa.large_string()) for p in parts])
+    offsets = np.cumsum([0] + [len(p.uniques) for p in parts[:-1]])
+    encoded = pc.dictionary_encode(uniques)
+    remap = np.append(encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32), np.int32(-1))
+    codes = np.concatenate([np.where(p.codes < 0, -1, p.codes + offset) for p, offset in zip(parts, offsets)])
+    return nz.Texts(remap[codes], encoded.dictionary)
+
+
+def concat(parts: list[Photos]) -> Photos:
+    """photo_metrics read from several files as one table (each row keeps its file and row number)."""
+    if len(parts) == 1:
+        return parts[0]
+    from pandas.api.types import union_categoricals
+
+    cat = np.concatenate
+    return Photos(
+        ledger=Ledger.concat([p.ledger for p in parts]),
+        reasons={c: union_categoricals([p.reasons[c] for p in parts]) for c in parts[0].reasons},
+        patient=_concat_texts([p.patient for p in parts]), photo_id=pa.concat_arrays([p.photo_id for p in parts]),
+        device=_concat_texts([p.device for p in parts]), taken_at=cat([p.taken_at for p in parts]),
+        metric=cat([p.metric for p in parts]), view=cat([p.view for p in parts]), value=cat([p.value for p in parts]),
+        quality={c: cat([p.quality[c] for p in parts]) for c in QC_NUMBERS},
+        makeup=cat([p.makeup for p in parts]), chart=cat([p.chart for p in parts]),
+        source=_concat_texts([p.source for p in parts]),
+        photo_hash=pa.concat_arrays([p.photo_hash.cast(pa.large_string()) for p in parts]),
+        photo_error=cat([p.photo_error for p in parts]),
     )
 
 
@@ -97,6 +146,7 @@ def check(photos: Photos, ids: PatientIds, registry: dict[str, contract.Metric])
     """Reject unusable measurement rows (first failing check wins); blank impossible quality
     readings, then set each photo's own quality flags."""
     ledger, reasons = photos.ledger, photos.reasons
+    ledger.reject(photos.photo_error, "photo_error", contract.PHOTO_ERROR_REASON)  # first: nothing else of it is usable
     photos.patient_codes = ids.check(ledger, photos.patient)
     ledger.reject(photos.photo_id.is_null().to_numpy(zero_copy_only=False), "photo_id", "missing_photo_id")
     for column in ("taken_at", "metric", "value"):
@@ -186,6 +236,8 @@ def batches(photos: Photos, linked: timeline.Linked, patients: pd.DataFrame,
             "chart": pa.array(chart == 1, mask=chart < 0),
             "clipped": pa.array(q["clipped"][rows]),
             "pose_error": pa.array(q["pose_error"][rows]),
+            "source": photos.source.dictionary(rows),
+            "photo_hash": photos.photo_hash.take(pa.array(rows)),
             "sessions": pa.array(linked.sessions[rows].astype(np.int64)),
         })
 

@@ -26,6 +26,22 @@ class Ledger:
     checks: list[tuple[str, str]] = field(default_factory=list)  # (column, reason) per check
     notes: list[dict] = field(default_factory=list)
     withheld: tuple[str, ...] = ("birth_date",)  # columns whose values never leave the raw folder
+    files: np.ndarray | None = None  # per row, its file's name, when the table was read from several
+
+    @classmethod
+    def concat(cls, ledgers: list["Ledger"]) -> "Ledger":
+        """One ledger for a table read from several files (before any check): each row keeps its file and row."""
+        if len(ledgers) == 1:
+            return ledgers[0]
+        files = np.concatenate([np.full(led.n_read, led.source_file, dtype=object) for led in ledgers])
+        return cls(table=ledgers[0].table, source_file=", ".join(led.source_file for led in ledgers),
+                   raw=pd.concat([led.raw for led in ledgers], ignore_index=True),
+                   source_rows=np.concatenate([led.source_rows for led in ledgers]),
+                   withheld=ledgers[0].withheld, files=files)
+
+    def files_of(self, rows: np.ndarray) -> np.ndarray:
+        """The source file of each of `rows`."""
+        return np.full(len(rows), self.source_file, dtype=object) if self.files is None else self.files[rows]
 
     def __post_init__(self) -> None:
         self.n_read = len(self.raw)
@@ -65,10 +81,11 @@ class Ledger:
             values = self.raw[column].iloc[rows].astype("str").fillna("").to_numpy(dtype=object)
             if column in self.withheld:
                 values[:] = f"(withheld: {column})"
-            found = pd.DataFrame({"value": values, "row": self.source_rows[rows]}).groupby("value")["row"].agg(["size", "min"])
-            for value, (count, first) in found.iterrows():
+            found = (pd.DataFrame({"file": self.files_of(rows), "value": values, "row": self.source_rows[rows]})
+                     .groupby(["file", "value"])["row"].agg(["size", "min"]))
+            for (file, value), (count, first) in found.iterrows():
                 self.notes.append({
-                    "table": self.table, "source_file": self.source_file, "column": column,
+                    "table": self.table, "source_file": file, "column": column,
                     "value": value, "note": note, "rows": int(count), "first_source_row": int(first),
                 })
 
@@ -103,7 +120,7 @@ class Ledger:
                 values[sel] = ""
         return pd.DataFrame({
             "table": pd.Series([self.table] * len(rows), dtype="str"),
-            "source_file": pd.Series([self.source_file] * len(rows), dtype="str"),
+            "source_file": pd.Series(self.files_of(rows), dtype="str"),
             "source_row": self.source_rows[rows].astype(np.int64),
             "column": pd.Series(columns, dtype="str"),
             "value": pd.Series(values, dtype="str"),

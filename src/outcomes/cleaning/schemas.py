@@ -87,6 +87,8 @@ def processed_schemas(metrics: list[str] | None = None) -> dict[str, pa.DataFram
             "chart": pa.Column("boolean", nullable=True),
             "clipped": pa.Column(float, _in_range(0, 1), nullable=True),
             "pose_error": pa.Column(float, _ge(0), nullable=True),
+            "source": _str(),
+            "photo_hash": _str(nullable=True),
             "sessions": pa.Column("int64", _ge(0)),
         }, strict=True, ordered=True, name="measurements"),
         "outcomes": pa.DataFrameSchema({

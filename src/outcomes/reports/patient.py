@@ -11,8 +11,10 @@ model saw at least ``min_cell`` patients of this age band and skin type.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,10 @@ from outcomes.escaping import markdown_text
 from outcomes.reports import cohort as cohorts, fitting
 
 MIN_SESSIONS_FOR_REPORT = 2
+# On the cover of every patient report that shows a photo (issue 13, point 5).
+IDENTIFIABLE = "Contains identifiable images: for the consultation only."
+NO_PHOTOS = "No photos are available for this patient (no photos folder, or no photo of this patient in it)."
+PANEL_VALUES = 6  # metric lines under each photo of a panel, at most
 
 
 def eligible_patients(outcomes: pd.DataFrame, metrics: Sequence[str], view: str = contract.DEFAULT_VIEW) -> list[str]:
@@ -175,13 +181,15 @@ class Patient:
     def weeks(self, dates: pd.Series) -> pd.Series:
         return ((pd.to_datetime(dates) - self.start).dt.days / 7).round(1)
 
-    def cover(self) -> str:
-        """The report's title and first paragraph."""
+    def cover(self, identifiable: bool = False) -> str:
+        """The report's title and first paragraph; with `identifiable` (the report shows photos
+        of the patient) the warning that it is for the consultation only."""
         return (f"# Patient progress: {markdown_text(self.patient_id)}\n\n"
                 f"One patient's course compared with patients of the same concern "
                 f"({markdown_text(contract.CONCERN_NAMES.get(self.concern, self.concern))}), treated area, age band ({markdown_text(self.band)}) "
                 f"and skin type ({markdown_text(self.skin or 'unknown')}) where there are enough of them, and with "
-                f"the course expected for this patient from their own measurements so far.")
+                f"the course expected for this patient from their own measurements so far."
+                + (f"\n\n**{IDENTIFIABLE}**" if identifiable else ""))
 
     def sessions(self) -> pd.DataFrame:
         """This patient's sessions, in weeks since the first, without identifiers or dates."""
@@ -369,3 +377,128 @@ def findings(me: Patient, prog: Progress) -> list[str]:
         meaning = contract.SCALES["gais"].meaning.split(", ")[score - 1][2:]
         found.append(f"Latest clinician GAIS: {score} ({meaning}).")
     return found
+
+
+# --- before/after photos ----------------------------------------------------------------
+@dataclass
+class Photos:
+    """The before/after section: (PNG panel, caption) per view, and notes (why a view has none)."""
+
+    panels: list[tuple[bytes, str]]
+    notes: list[str]
+
+
+def photo_index(folder: Path) -> pd.DataFrame:
+    """The rows of `folder`/index.csv (docs/photos.md) with the columns the panels use; `file`
+    resolved inside `folder` (a path leading out of it is None). A minimal reader: the full one,
+    with EXIF capture times, is outcomes.photos.index (the photos command)."""
+    index = pd.read_csv(folder / "index.csv", dtype=str, keep_default_na=False)
+    missing = {"patient_id", "photo_id", "file"} - set(index.columns)
+    if missing:
+        raise ValueError(f"{folder / 'index.csv'}: missing column(s) {', '.join(sorted(missing))}")
+    out = pd.DataFrame({"patient_id": index["patient_id"].str.strip(), "photo_id": index["photo_id"].str.strip(),
+                        "view": index.get("view", pd.Series("", index=index.index)).str.strip()
+                        .replace("", contract.DEFAULT_VIEW),
+                        "taken_at": pd.to_datetime(index.get("taken_at", pd.Series("", index=index.index)),
+                                                   errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None),
+                        "region": index.get("region", pd.Series("", index=index.index))})
+    root = folder.resolve()
+    out["file"] = [p if p.is_relative_to(root) else None
+                   for p in ((root / f.strip()).resolve() for f in index["file"])]
+    return out
+
+
+def _read_photo(path: Path, max_side: int = 1600) -> tuple[np.ndarray, float]:
+    """The photo as uint8 RGB with its EXIF orientation applied, at most `max_side` px (a panel
+    is a page column wide), and the factor it was scaled by."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as opened:
+        image = ImageOps.exif_transpose(opened).convert("RGB")
+    factor = min(1.0, max_side / max(image.size))
+    if factor < 1:
+        image = image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))),
+                             Image.Resampling.LANCZOS)
+    return np.asarray(image), factor
+
+
+def _region(text: object, factor: float) -> tuple[int, int, int, int] | None:
+    try:
+        x0, y0, x1, y1 = (float(v) for v in str(text).split(","))
+    except ValueError:
+        return None
+    return round(x0 * factor), round(y0 * factor), round(x1 * factor), round(y1 * factor)
+
+
+def _chart_correction(rgb: np.ndarray):
+    """The colour correction fitted to the chart in frame (outcomes.photos.colour), or None
+    when no chart is found or too few of its patches are usable."""
+    from outcomes.photos import colour
+
+    reading = colour.detect_chart(rgb)
+    correction = None if reading is None else colour.fit_correction(reading)
+    return None if correction is None else correction.apply
+
+
+def _photo_values(me: Patient, photo_ids: tuple[str, str], metrics: Sequence[str]) -> list[tuple[str, str]]:
+    """Per metric measured on either photo (the report's metrics first): its text under each."""
+    out = me.tables["outcomes"]
+    if "photo_id" not in out:
+        return []
+    rows = out.loc[(out["patient_id"] == me.patient_id) & out["photo_id"].astype(str).isin(photo_ids)]
+    order = list(metrics) + [m for m in contract.METRICS if m not in metrics]
+    lines = []
+    for metric in [m for m in order if (rows["metric"] == m).any()][:PANEL_VALUES]:
+        spec = contract.METRICS[metric]
+        texts = []
+        for pid in photo_ids:
+            value = rows.loc[(rows["metric"] == metric) & (rows["photo_id"].astype(str) == pid), "value"]
+            texts.append(f"{spec.label}: " + (f"{float(value.iloc[0]):.3g} {spec.unit}" if len(value) else "–"))
+        lines.append((texts[0], texts[1]))
+    return lines
+
+
+def photo_panels(me: Patient, photos: str | os.PathLike | None, metrics: Sequence[str]) -> Photos:
+    """Per view, the before/after panel of the patient's first and latest photo in the photos
+    folder (`photos`, empty: config.PHOTOS_DIR): colour-corrected where a chart is found,
+    aligned and cropped alike, with the photos' measured values under them."""
+    from PIL import Image
+
+    from outcomes.photos.panels import before_after
+
+    folder = Path(photos) if photos else config.PHOTOS_DIR
+    if not (folder / "index.csv").is_file():
+        return Photos([], [NO_PHOTOS])
+    index = photo_index(folder)
+    mine = index.loc[(index["patient_id"] == me.patient_id) & index["taken_at"].notna() & index["file"].notna()]
+    if mine.empty:
+        return Photos([], [NO_PHOTOS])
+    panels, notes = [], []
+    views = sorted(mine["view"].unique(), key=lambda v: (list(contract.VIEWS) + [v]).index(v))
+    for view in views:
+        shots = mine.loc[mine["view"] == view].sort_values("taken_at", kind="stable")
+        name = markdown_text(view)
+        if len(shots) < 2:
+            notes.append(f"{name} view: only one photo of this patient, so no before/after.")
+            continue
+        first, last = shots.iloc[0], shots.iloc[-1]
+        try:
+            (before, factor), (after, _) = _read_photo(first["file"]), _read_photo(last["file"])
+            corrections = _chart_correction(before), _chart_correction(after)
+            weeks = [int(round(w)) + 0 for w in me.weeks(pd.Series([first["taken_at"], last["taken_at"]]))]
+            png = before_after(before, after, correct_before=corrections[0], correct_after=corrections[1],
+                               labels=(f"Baseline: week {weeks[0]}", f"Latest: week {weeks[1]}"),
+                               values=_photo_values(me, (first["photo_id"], last["photo_id"]), metrics),
+                               region=_region(first["region"], factor))
+        except (OSError, Image.DecompressionBombError):  # the message would name the file's path
+            notes.append(f"{name} view: a photo file could not be read, so no before/after.")
+            continue
+        except ValueError as exc:  # photos that share too little of the frame
+            notes.append(f"{name} view: the photos could not be shown side by side ({markdown_text(exc)}).")
+            continue
+        colour = ("both colour-corrected to the chart in frame" if all(c is not None for c in corrections)
+                  else "not colour-corrected (no colour chart found in both): compare colours with care")
+        panels.append((png, f"{name} view: the first photo (left) and the latest (right), the latest aligned onto "
+                            f"the first (shift, rotation, scale) and both cropped alike; {colour}. Under each: its "
+                            f"measured values; weeks since the first session."))
+    return Photos(panels, notes)

@@ -130,6 +130,20 @@ def figure(fig, caption: str, height_in: float | None = None) -> _HTML:
     return _display(_HTML(body, f"[figure] {caption}"))
 
 
+def image(png: bytes, caption: str) -> _HTML:
+    """Show a PNG made elsewhere (a before/after photo panel) at page width with a numbered
+    caption, as :func:`figure` does; ``report-photo`` marks it as a photo of a patient."""
+    data = base64.b64encode(png).decode("ascii")
+    body = (f'<figure class="report-figure report-photo"><img alt="{html_text(_plain(caption))}" '
+            f'src="data:image/png;base64,{data}"/><figcaption>{_md_inline(caption)}</figcaption></figure>')
+    return _display(_HTML(body, f"[photo] {caption}"))
+
+
+def images(items: Iterable[tuple[bytes, str]]) -> list[_HTML]:
+    """:func:`image` for each (PNG, caption) (none for an empty list)."""
+    return [image(png, caption) for png, caption in items]
+
+
 def _missing(v: object) -> bool:
     return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, (float, np.floating)) and np.isnan(v))
 

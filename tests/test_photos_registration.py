@@ -1,0 +1,71 @@
+"""Registration of two photos of the same view (issue 13, points 4 and 5): a known shift,
+rotation and scale is recovered to within 2 px; pose_error separates a repeat shot from a
+clearly different pose."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.transform import resize
+
+from outcomes.photos.registration import NO_MATCH_ERROR, POSE_ERROR_LIMIT, Similarity, pose_error, register
+from photo_factory import posed, skin
+
+
+def _misalignment(found: Similarity, dx, dy, rotation_deg, scale) -> float:
+    """Largest distance (px) between where the found and the true transform put a frame corner."""
+    true = Similarity(dx, dy, rotation_deg, scale, 0.0, 1.0, found.reference_shape)
+    h, w = found.reference_shape
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], float)
+    return float(np.max(np.linalg.norm(corners @ found.matrix().T - corners @ true.matrix().T, axis=1)))
+
+
+@pytest.mark.parametrize("pose", [(10, -5, 0, 1.0), (0, 0, 6, 1.0), (0, 0, 0, 1.1), (12, 7, 8, 1.08),
+                                  (-20, 15, -12, 0.9)], ids=str)
+def test_known_shift_rotation_and_scale_recovered_within_2_px(pose):
+    reference = skin((400, 300), seed=1)
+    found = register(reference, posed(reference, *pose))
+    assert _misalignment(found, *pose) <= 2.0
+    assert found.match > 0.8
+
+
+def test_registration_at_camera_resolution_and_across_cameras():
+    reference = skin((800, 600), seed=4)
+    pose = (15, -9, 4, 1.05)
+    found = register(reference, posed(reference, *pose))
+    assert _misalignment(found, *pose) <= 2.0
+    # the same shot by a camera of 1.5× the resolution: the framing, not the pixel count, is compared
+    bigger = resize(posed(reference, *pose), (900, 1200), preserve_range=True, anti_aliasing=False).astype(np.uint8)
+    assert _misalignment(register(reference, bigger), *pose) <= 2.0
+
+
+def test_apply_puts_the_moving_photo_onto_the_reference():
+    reference = skin((400, 300), seed=2)
+    moving = posed(reference, 14, -6, 7, 1.06)
+    found = register(reference, moving)
+    aligned = found.apply(moving)
+    assert aligned.shape == reference.shape and aligned.dtype == np.uint8
+    inner = (slice(40, 260), slice(50, 350))  # away from the uncovered border
+    before = np.abs(moving[inner].astype(int) - reference[inner]).mean()
+    after = np.abs(aligned[inner].astype(int) - reference[inner]).mean()
+    assert after < 2.0 < before
+
+
+def test_pose_error_flags_a_clearly_different_pose_not_a_repeat_shot():
+    baseline = skin((400, 300), seed=3)
+    repeat = posed(baseline, 4, -3, 1.5, 1.02)  # the same standardised shot, a little off
+    different = posed(baseline, 45, 30, 18, 1.25)  # framed clearly otherwise
+    assert pose_error(baseline, repeat) < POSE_ERROR_LIMIT / 2
+    assert POSE_ERROR_LIMIT < pose_error(baseline, different) < NO_MATCH_ERROR  # measured, not given up on
+    assert pose_error(baseline, skin((400, 300), seed=9)) == NO_MATCH_ERROR  # other skin: nothing aligns
+
+
+def test_rendered_photos_under_other_light_are_registered_within_2_px():
+    """H1's simulator: the same skin and chart under 6500 K and 3000 K, the second shot moved."""
+    from outcomes.photos.simulate import Capture, SkinTruth, render_photo
+
+    truth = SkinTruth(L=62, a=14, b=17, spot_fraction=4.0, line_density=3.0, roughness=2.0)
+    reference = render_photo(truth, Capture(size=(400, 300)), texture_seed=1).rgb
+    for shift, rotation, scale in [((8, 6), 4, 1.06), ((-12, 9), -8, 0.93)]:
+        moving = render_photo(truth, Capture(cct_k=3000, shift_px=shift, rotation_deg=rotation, scale=scale,
+                                             size=(400, 300), seed=5), texture_seed=1).rgb
+        assert _misalignment(register(reference, moving), *shift, rotation, scale) <= 2.0

@@ -1,0 +1,116 @@
+"""The patient report's before/after section (issue 13, point 5): a panel per view from the
+photos folder, the warning on the cover only when a photo is shown, and 'no photos' otherwise."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from outcomes.reports import patient
+from photo_factory import posed, skin
+
+START = pd.Timestamp("2025-01-06")
+
+
+def _patient(outcomes: pd.DataFrame | None = None) -> patient.Patient:
+    outcomes = outcomes if outcomes is not None else pd.DataFrame(columns=["patient_id", "photo_id", "metric", "value"])
+    return patient.Patient("P001", "35-44", "III", "fine_lines", 4, 40.0, START, {"outcomes": outcomes})
+
+
+def _folder(tmp_path, rows, images):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, (rgb, exif) in images.items():
+        Image.fromarray(rgb).save(folder / name, exif=exif) if exif else Image.fromarray(rgb).save(folder / name)
+    pd.DataFrame(rows, columns=["patient_id", "photo_id", "taken_at", "view", "file", "region"]).to_csv(
+        folder / "index.csv", index=False)
+    return folder
+
+
+def _halves(png: bytes, shape) -> tuple[np.ndarray, np.ndarray]:
+    from outcomes.photos.panels import GAP
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    h, w = shape
+    return pixels[:h, :w], pixels[:h, w + GAP:2 * w + GAP]
+
+
+def test_panel_per_view_from_the_first_and_latest_photo_with_values_and_orientation(tmp_path):
+    baseline = skin((400, 300), seed=21)
+    latest = posed(baseline, 10, -6, 4, 1.04)
+    sideways = Image.Exif()
+    sideways[0x0112] = 6  # orientation: the stored pixels must be turned 90° clockwise to be upright
+    folder = _folder(tmp_path, [
+        ("P001", "ph-1", "2025-01-06", "front", "a.png", ""),
+        ("P001", "ph-2", "2025-02-03", "front", "b.png", ""),  # a middle photo: not shown
+        ("P001", "ph-3", "2025-03-17T10:00:00+01:00", "front", "c.jpg", ""),  # the latest, stored sideways
+        ("P001", "ph-4", "2025-01-06", "left45", "a.png", ""),  # one photo of this view only
+        ("P002", "ph-9", "2025-01-06", "front", "a.png", ""),  # someone else
+        ("P001", "ph-5", "2025-04-01", "front", "../outside.png", ""),  # leads out of the folder: ignored
+    ], {"a.png": (baseline, None), "b.png": (skin((400, 300), seed=99), None),
+        "c.jpg": (np.ascontiguousarray(np.rot90(latest, 1)), sideways)})
+    Image.fromarray(skin((400, 300), seed=5)).save(tmp_path / "outside.png")
+    outcomes = pd.DataFrame({"patient_id": "P001", "photo_id": ["ph-1", "ph-3", "ph-1"],
+                             "metric": ["wrinkles", "wrinkles", "hydration"], "value": [12.5, 9.25, 40.0]})
+    found = patient.photo_panels(_patient(outcomes), folder, ["hydration"])
+    assert len(found.panels) == 1 and any("left45" in n and "only one photo" in n for n in found.notes)
+    png, caption = found.panels[0]
+    assert caption.startswith("front view") and "not colour-corrected" in caption
+    # the right half shows the latest photo aligned onto the first: the sideways JPEG was turned upright
+    from outcomes.photos.panels import aligned_pair
+
+    left, right = aligned_pair(baseline, latest)
+    shown_left, shown_right = _halves(png, left.shape[:2])
+    np.testing.assert_array_equal(shown_left, left)
+    assert np.abs(shown_right - shown_left).mean() < 6  # JPEG-compressed, but the same skin in place
+    lines = patient._photo_values(_patient(outcomes), ("ph-1", "ph-3"), ["hydration"])
+    assert lines[0][0].startswith("Hydration: 40") and lines[0][1].endswith("–")  # the report's metrics first
+    assert lines[1][0].endswith("12.5 " + patient.contract.METRICS["wrinkles"].unit)
+    assert "9.25" in lines[1][1]
+
+
+@pytest.mark.parametrize("make", ["absent", "empty", "not_mine"])
+def test_no_photos_means_a_note_and_no_warning(tmp_path, make):
+    folder = tmp_path / "photos"
+    if make != "absent":
+        folder.mkdir()
+    if make == "not_mine":
+        Image.fromarray(skin((200, 150), seed=1)).save(folder / "a.png")
+        pd.DataFrame([("P777", "x", "2025-01-06", "front", "a.png", "")],
+                     columns=["patient_id", "photo_id", "taken_at", "view", "file", "region"]).to_csv(
+            folder / "index.csv", index=False)
+    found = patient.photo_panels(_patient(), folder, [])
+    assert found.panels == [] and found.notes == [patient.NO_PHOTOS]
+
+
+def test_cover_warns_only_when_a_photo_is_shown():
+    me = _patient()
+    assert patient.IDENTIFIABLE not in me.cover()
+    assert patient.IDENTIFIABLE in me.cover(identifiable=True)
+    assert patient.IDENTIFIABLE.lower().startswith("contains identifiable images: for the consultation only")
+
+
+def test_panel_is_colour_corrected_to_the_chart_and_cropped_to_the_region(tmp_path):
+    """H1's rendered photos with a chart: baseline under daylight (6500 K), the latest under warm
+    light (3000 K) and moved; the panel shows both corrected (the same skin colour) within the
+    baseline's skin region."""
+    from outcomes.photos.simulate import Capture, SkinTruth, render_photo
+
+    truth = SkinTruth(L=62, a=14, b=17, spot_fraction=4.0, line_density=3.0, roughness=2.0)
+    first = render_photo(truth, Capture(size=(640, 480)), texture_seed=3)
+    latest = render_photo(truth, Capture(size=(640, 480), cct_k=3000, shift_px=(6, -4), rotation_deg=3), texture_seed=3)
+    region = ",".join(map(str, first.skin_box))
+    folder = _folder(tmp_path, [("P001", "ph-1", "2025-01-06", "front", "a.png", region),
+                                ("P001", "ph-2", "2025-03-17", "front", "b.png", "")],
+                     {"a.png": (first.rgb, None), "b.png": (latest.rgb, None)})
+    found = patient.photo_panels(_patient(), folder, [])
+    (png, caption), = found.panels
+    assert "both colour-corrected to the chart" in caption
+    x0, y0, x1, y1 = first.skin_box
+    left, right = _halves(png, (y1 - y0, x1 - x0))
+    assert np.abs(left.mean(axis=(0, 1)) - right.mean(axis=(0, 1))).max() < 4  # same skin colour once corrected
+    raw = latest.rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0) - first.rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
+    assert np.abs(raw).max() > 30  # as taken, the warm light made it look otherwise
