@@ -131,7 +131,7 @@ def test_exposure_flag_above_the_clipped_share(tmp_path, clipped, flagged):
     assert after(result, "roughness")["qc_reasons"] == ("exposure" if flagged else "")
 
 
-@pytest.mark.parametrize(("pose_error", "flagged"), [(0.0, False), (contract.QC_MAX_POSE_ERROR, False), (0.1001, True)])
+@pytest.mark.parametrize(("pose_error", "flagged"), [(0.0, False), (contract.QC_MAX_POSE_ERROR, False), (contract.QC_MAX_POSE_ERROR + 0.01, True)])
 def test_pose_flag_above_the_pose_error_against_the_baseline(tmp_path, pose_error, flagged):
     result = clean(tmp_path, [photo("2025-01-05", "line_density", 5.0, pose_error=0.0),
                               photo("2025-02-05", "line_density", 4.0, pose_error=pose_error)])
@@ -140,7 +140,7 @@ def test_pose_flag_above_the_pose_error_against_the_baseline(tmp_path, pose_erro
 
 def test_flags_keep_their_fixed_order_and_unusable_readings_are_noted_not_flagged(tmp_path):
     photos = [photo("2025-01-05", "ita", 20.0),
-              photo("2025-02-05", "ita", 25.0, chart="no", clipped=0.5, pose_error=0.3, blur=0.9, makeup="yes"),
+              photo("2025-02-05", "ita", 25.0, chart="no", clipped=0.5, pose_error=30.0, blur=0.9, makeup="yes"),
               photo("2025-01-05", "roughness", 5.0),
               photo("2025-02-05", "roughness", 4.0, photo_id="odd", chart="maybe", clipped="1.5", pose_error="-1")]
     result = clean(tmp_path, photos)

@@ -288,9 +288,11 @@ QC_MAX_BLUR = 0.5
 # highlights clip, well under 1% of the skin, so 2% means the exposure itself was off
 # (ASSUMPTION, to be checked on simulated exposures, docs/photos.md, quality)
 QC_MAX_CLIPPED = 0.02
-# pose against the baseline photo, in the unit of photos.registration.pose_error (docs/photos.md,
-# registration); provisional until set in that unit
-QC_MAX_POSE_ERROR = 0.10
+# pose against the baseline photo of the same view: photos.registration.pose_error, the largest
+# displacement of a frame corner in % of the image diagonal. 10 is about 11.5 degrees of in-plane
+# rotation alone (in line with QC_MAX_YAW_DIFF_DEG), a 20% change of scale alone, or a shift of
+# 12.5% of a 4:3 photo's width; a repeat shot reads about 2.5 (docs/photos.md, quality)
+QC_MAX_POSE_ERROR = 10.0
 # a photo_metrics row with a `photo_error` (a photo `outcomes photos` could not measure) is rejected
 # with this reason; rejected.csv quotes the error code as the value
 PHOTO_ERROR_REASON = "photo_unreadable"

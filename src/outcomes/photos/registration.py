@@ -23,13 +23,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from outcomes import contract
+
 WORK_SIDE = 512  # longer side (px) of the grey images the transform is estimated on
 # Below this normalised cross-correlation of the aligned photos no credible alignment was
 # found (another view, another person, a blank frame): pose_error reports NO_MATCH_ERROR.
 MIN_MATCH = 0.2
 NO_MATCH_ERROR = 100.0
 # pose_vs_baseline: pose_error above this (% of the image diagonal) flags a photo (docs/photos.md §quality).
-POSE_ERROR_LIMIT = 10.0
+POSE_ERROR_LIMIT = contract.QC_MAX_POSE_ERROR
 
 
 @dataclass(frozen=True)
