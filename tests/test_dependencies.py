@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 # libraries whose internals the code relies on without a private import (the scan below finds those)
 INTERNALS = {"statsmodels": "models/_grouped_mixedlm.py subclasses MixedLM and reimplements its likelihood algebra"}
-IMPORT_NAMES = {"yaml": "pyyaml", "sklearn": "scikit-learn", "IPython": "ipython", "PIL": "pillow", "skimage": "scikit-image",
-                "cv2": "opencv-python-headless", "colour": "colour-science"}
+IMPORT_NAMES = {"yaml": "pyyaml", "sklearn": "scikit-learn", "IPython": "ipython", "PIL": "pillow",
+                "pillow_heif": "pillow-heif", "colour": "colour-science", "cv2": "opencv-python-headless",
+                "skimage": "scikit-image"}
 
 
 def _pyproject() -> dict[str, Requirement]:

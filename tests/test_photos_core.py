@@ -153,6 +153,13 @@ def test_simulate_photos_writes_index_and_truth_deterministically(tmp_path):
     front = pm[pm["metric"].astype(str).isin(PHOTO_METRICS) & (pm["view"].astype(str) == "front")]
     for pid, rows in index.groupby("patient_id"):
         assert set(rows["photo_id"]) == set(front.loc[front["patient_id"].astype(str) == pid, "photo_id"].astype(str))
+    # sessions: completed before the photo's day (a photo on a session day is taken before the injections)
+    sessions = cohort.tables["sessions"]
+    done = sessions[sessions["status"].astype(str) == "completed"]
+    for row in truth.itertuples():
+        dates = done.loc[done["patient_id"].astype(str) == row.patient_id, "session_date"].astype(str)
+        assert row.sessions == (dates < row.taken_at).sum()
+    assert truth["sessions"].max() >= 2
     # in course, the gain is the cohort's: r * expected improvement / Emax (no fading before the course ends)
     for row in truth.itertuples():
         p = cohort.truth["patients"][row.patient_id]

@@ -22,7 +22,7 @@ from outcomes.photos.colour import (
 )
 
 REGION_PX = 256  # the skin region is resampled to this square before measuring
-SPOT_DL, SPOT_DB = -5.0, 2.0  # a spot pixel: L* at least 5 below and b* 2 above the region's median skin
+SPOT_DL, SPOT_DB = -5.0, 2.0  # a spot: L* at least 5 below the region's median skin, its mean b* 2 above
 SPOT_OPEN_PX = 7  # px: structures thinner than this (lines) are not spots
 SPOT_MIN_PX = 12  # smaller specks (at REGION_PX) are noise, not spots
 SMOOTH_SIGMA = 1.0  # px: L* is smoothed this much before spots are segmented
