@@ -94,7 +94,7 @@ def test_cover_warns_only_when_a_photo_is_shown():
 
 
 def test_panel_is_colour_corrected_to_the_chart_and_cropped_to_the_region(tmp_path):
-    """H1's rendered photos with a chart: baseline under daylight (6500 K), the latest under warm
+    """Rendered photos (photos.simulate) with a chart: baseline under daylight (6500 K), the latest under warm
     light (3000 K) and moved; the panel shows both corrected (the same skin colour) within the
     baseline's skin region."""
     from outcomes.photos.simulate import Capture, SkinTruth, render_photo
@@ -113,4 +113,4 @@ def test_panel_is_colour_corrected_to_the_chart_and_cropped_to_the_region(tmp_pa
     left, right = _halves(png, (y1 - y0, x1 - x0))
     assert np.abs(left.mean(axis=(0, 1)) - right.mean(axis=(0, 1))).max() < 4  # same skin colour once corrected
     raw = latest.rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0) - first.rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
-    assert np.abs(raw).max() > 30  # as taken, the warm light made it look otherwise
+    assert np.abs(raw).max() > 20  # as taken, the warm light made it look otherwise (5x the corrected gap)
