@@ -330,6 +330,28 @@ def test_local_processes_and_a_dask_cluster_give_the_same_rows(tmp_path):
     assert len(inline) == 8 + 7
 
 
+BLAS_THREADS: list[int] = []  # the BLAS threads the in-process measurer ran with
+
+
+def measure_counting_blas_threads(rgb: np.ndarray, region) -> Reading:
+    from threadpoolctl import threadpool_info
+
+    BLAS_THREADS.extend(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+    return measure(rgb, region)
+
+
+def test_a_task_runs_its_blas_on_one_thread(tmp_path):
+    """One task per core is the parallelism: BLAS threads of their own only spin (0.61-0.72 CPU-s
+    a photo with OpenBLAS's default threads, 0.41 with one; docs/photos.md, speed)."""
+    from threadpoolctl import threadpool_limits
+
+    BLAS_THREADS.clear()
+    with threadpool_limits(limits=2, user_api="blas"):  # as a worker of a 2-core machine starts
+        command.run(folder_of_good_photos(tmp_path), tmp_path / "out.csv", measure=measure_counting_blas_threads,
+                    pose=pose, workers=1)
+    assert BLAS_THREADS and set(BLAS_THREADS) == {1}
+
+
 def test_hostile_ids_are_data_kept_exactly_in_parquet_and_made_inert_in_csv(tmp_path):
     photos = tmp_path / "photos"
     photo(photos / "p0.jpg", 100)

@@ -64,7 +64,7 @@ Pose = Callable[[np.ndarray, np.ndarray], float]
 
 
 def measure_photo(rgb: np.ndarray, region: Box | None) -> Reading:
-    """The project's measurement of one photo: skin metrics (H1) and pixel quality (H2)."""
+    """The project's measurement of one photo: skin metrics (measure) and pixel quality (quality)."""
     from outcomes.photos import measure, quality
 
     skin = measure.measure_skin(rgb, region)
@@ -190,7 +190,19 @@ def _earlier(frame: pd.DataFrame | None) -> tuple[dict[str, list[dict]], set[str
 
 # --- measuring (runs in the workers) ---------------------------------------------------------
 def run_task(task: Task, measure: Measure = measure_photo, pose: Pose = pose_error) -> list[dict]:
-    """Measure the photos of one task; an unusable photo gives one `photo_error` row, never an exception."""
+    """Measure the photos of one task; an unusable photo gives one `photo_error` row, never an exception.
+
+    The BLAS / OpenMP pools run one thread: the parallelism is one task per core. With OpenBLAS's
+    default threads a photo took 0.61-0.72 CPU-s, with one 0.41 (the same results; its idle threads
+    spin), on benchmarks/bench_photos.py's 12-megapixel photos, one process, warm.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _run_task(task, measure, pose)
+
+
+def _run_task(task: Task, measure: Measure, pose: Pose) -> list[dict]:
     rows: list[dict] = []
     reference = None
     for photo in task.photos:
