@@ -1,6 +1,7 @@
 """Procedural skin photos for the photo tests (numpy only): a skin tone with mottling, pores,
 pigmented spots and fine lines, so blur, clipping, registration and panels have texture to work
-on. H1's simulator (outcomes.photos.simulate) is the real one; this is a stand-in that needs nothing."""
+on. The photo simulator (outcomes.photos.simulate) renders whole photos with a chart and a recorded
+truth; this is a smaller texture, quick to make at any size and tone."""
 from __future__ import annotations
 
 import numpy as np

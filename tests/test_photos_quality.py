@@ -31,7 +31,7 @@ def test_blur_flag_separates_blurred_from_sharp_photos():
 
 
 def test_blur_flag_separates_blurred_from_sharp_rendered_photos():
-    """H1's rendered photos (chart in frame, illuminants 2700-6500 K, exposure, small poses): the
+    """Photos rendered by the simulator (chart in frame, illuminants 2700-6500 K, exposure, small poses): the
     skin region of sharp shots against defocused ones (sigma 3.5-5 px at the 400-px working size)."""
     from outcomes.photos.simulate import Capture, SkinTruth, render_photo
 

@@ -60,7 +60,7 @@ def test_pose_error_flags_a_clearly_different_pose_not_a_repeat_shot():
 
 
 def test_rendered_photos_under_other_light_are_registered_within_2_px():
-    """H1's simulator: the same skin and chart under 6500 K and 3000 K, the second shot moved."""
+    """The photo simulator: the same skin and chart under 6500 K and 3000 K, the second shot moved."""
     from outcomes.photos.simulate import Capture, SkinTruth, render_photo
 
     truth = SkinTruth(L=62, a=14, b=17, spot_fraction=4.0, line_density=3.0, roughness=2.0)

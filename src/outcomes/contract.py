@@ -240,8 +240,8 @@ METRICS: dict[str, Metric] = {
                display="Individual typology angle (ITA°)", scale="interval"),
         Metric("spot_area", "lower", "% of the skin region", 0, 100, min_important=5.0,
                display="Pigmented spot area"),
-        # line density and roughness: an index whose definition (and unit) H1's measurement gives
-        # (docs/photos.md §metrics); "index" until then
+        # line density (line length ÷ region side) and roughness (RMS of the fine relief of L*):
+        # indices defined by the measurement (docs/photos.md, metrics)
         Metric("line_density", "lower", "index", min_important=5.0, display="Line density"),
         Metric("roughness", "lower", "index", min_important=5.0, display="Skin roughness"),
     )

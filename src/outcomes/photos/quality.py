@@ -13,7 +13,7 @@ scores the same at any camera resolution (blur is judged relative to the region'
 Calibration (the score, by Gaussian blur sigma in px at the 400-px working size; sharp = 0):
 textured skin with sensor noise (tests/photo_factory.py; sizes 300-1200 px, three tones): sharp
 0.30-0.37, 0.7 px 0.31-0.40, 1.5 px 0.38-0.51, 2 px 0.43-0.61, 3 px 0.49-0.72, 5 px 0.51-0.77;
-H1's rendered photos (photos.simulate, skin region): 0.28-0.32, 0.30-0.34, 0.37-0.41, 0.43-0.46,
+rendered photos (photos.simulate, skin region): 0.28-0.32, 0.30-0.34, 0.37-0.41, 0.43-0.46,
 0.53-0.57, 0.56-0.66. So the QC threshold 0.5 sits at sigma ~2-2.5 px at 400 px (about 0.6% of
 the region's side, 10 px on a 1600-px region): beyond it fine lines one or two pixels wide (what
 line density counts) are smeared out.
