@@ -12,11 +12,13 @@ formats are decoded whole and reduced by the same factor (box average), so one p
 same working size in any format. Regions given in full-resolution pixels are scaled alike.
 
 From EXIF only the orientation (applied, then dropped) and DateTimeOriginal are read; nothing
-else (GPS, serial numbers) leaves this module.
+else (GPS, serial numbers) leaves this module, not even through a log: PIL logs the value of every
+EXIF tag it reads at DEBUG, so its TIFF reader's logger is kept at INFO.
 """
 from __future__ import annotations
 
 import io
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,6 +33,7 @@ WORKING_LONG_SIDE = 1600  # pixels: the long side a photo is measured at (at lea
 MIN_SIDE = 200  # pixels: a shorter side below this holds no usable chart and skin region
 MAX_PIXELS = 120_000_000  # a 100-megapixel medium-format photo passes; beyond, a decompression bomb
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL's own guard agrees with ours (it refuses twice this at open)
+logging.getLogger("PIL.TiffImagePlugin").setLevel(logging.INFO)  # its DEBUG records hold EXIF values
 
 _EXIF_IFD = 0x8769
 _DATE_TIME_ORIGINAL = 0x9003
