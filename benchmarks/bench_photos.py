@@ -4,10 +4,11 @@ Generates N 4000×3000 JPEGs with the photo simulator (a skin with a colour char
 2700-6500 K and small pose changes, 4 photos per patient; cached under benchmarks/_work/photos:
 rendering takes about 10 s a photo), then measures them with the command's runner
 (`outcomes.photos.command.run`, the project's measurement: measure_skin, blur, clipping, pose):
-once on the local process pool (every core), once on a `distributed.LocalCluster` with 2 worker
-processes of one thread. Prints photos per second for both (target: at least 2 on a 2-core
-machine), the CPU seconds a photo, and the peak memory (this process, and the largest worker
-process).
+on the local process pool (every core), on a `distributed.LocalCluster` with 2 worker processes
+of one thread as Dask starts them, and on the same cluster without the nanny's
+MALLOC_TRIM_THRESHOLD_ (see `_trim_setting`). Prints photos per second for each (target: at
+least 2 on a 2-core machine), the CPU seconds a photo, the peak memory (this process, and the
+largest worker process), and the CPU a photo of a warm worker. Figures: docs/photos.md §speed.
 
     .venv/bin/python benchmarks/bench_photos.py [--photos 24] [--workers 2]
 """
