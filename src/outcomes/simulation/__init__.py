@@ -193,6 +193,8 @@ def write_demo_if_empty(raw_dir: str | Path = config.RAW_DIR, n_patients: int = 
     except BaseException:  # no demo without its photos (a rerun with --if-empty would keep it so)
         for name in ("truth.json", *(f"{table}.csv" for table in TABLES)):
             (raw / name).unlink(missing_ok=True)
+        if (raw / "photos").is_dir() and not any((raw / "photos").iterdir()):
+            (raw / "photos").rmdir()
         raise
     bar = "!" * 78
     print(f"{bar}\n!!  SYNTHETIC DEMO DATA: {n_patients} simulated patients (seed {seed}) written to {raw},\n"
