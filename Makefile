@@ -51,16 +51,22 @@ lock: ## Re-pin requirements.lock from pyproject.toml (keeps pins that still fit
 		--custom-compile-command "make lock" --overrides requirements-overrides.txt --quiet $(LOCK_FLAGS) -o $(LOCK)
 
 CLEAN = $(OUTCOMES) clean --raw $(RAW) --out $(PROCESSED)
+# Photos in $(PHOTOS) (index.csv and the images) are measured into the raw folder before the clean;
+# photos measured before (same bytes) are not measured again. No index: nothing to do.
+PHOTOS ?= $(RAW)/photos
+MEASURE = if [ -f $(PHOTOS)/index.csv ]; then $(OUTCOMES) photos --photos $(PHOTOS) --out $(RAW)/photo_metrics.photos.csv; fi
 REPORT = $(OUTCOMES) report --grid reports.yml --processed $(PROCESSED) --out $(REPORTS) --jobs $(JOBS)
 
-data: $(STAMP) ## Demo cohort into data/raw only if it is empty (never beside real files), then clean into data/processed
+data: $(STAMP) ## Demo cohort (with photos) into data/raw only if it is empty (never beside real files), measure data/raw/photos, clean into data/processed
 	$(OUTCOMES) demo --raw $(RAW) --if-empty
+	$(MEASURE)
 	$(CLEAN)
 
 report: data ## The main job: set-up, data, then every report in reports.yml (PDFs in reports/<date>/<time>/, reports/latest)
 	$(REPORT)
 
-scheduled: $(STAMP) ## For cron/systemd: clean data/raw and make every report; never writes demo data
+scheduled: $(STAMP) ## For cron/systemd: measure new photos (if data/raw/photos/index.csv), clean data/raw, make every report; never writes demo data
+	$(MEASURE)
 	$(CLEAN)
 	$(REPORT)
 

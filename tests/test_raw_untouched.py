@@ -113,3 +113,30 @@ def test_make_report_uses_real_exports_as_they_are_and_never_adds_demo_data(raw,
     with unchanged(morning):
         assert run_until_failure(data) == (0, "")
     assert (tmp_path / "processed" / "manifest.json").is_file()
+
+
+def test_make_measures_the_raw_photos_before_the_clean_once_and_only_with_an_index(tmp_path):
+    """`make data` and `make scheduled` run `outcomes photos` on RAW/photos (when it has an index.csv)
+    between the demo and the clean; a rerun measures nothing again and the photos stay as they are."""
+    from outcomes.photos.simulate import simulate_photos
+
+    raw = tmp_path / "raw"
+    exe = str(Path(sys.executable).with_name("outcomes"))
+    for target in ("data", "scheduled"):
+        args = ["make", "-n", "-s", target, f"OUTCOMES={exe}", f"RAW={raw}", f"PROCESSED={tmp_path / 'processed'}"]
+        lines = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, check=True).stdout.splitlines()
+        measure = next(i for i, line in enumerate(lines) if " photos --photos " in line)
+        clean = next(i for i, line in enumerate(lines) if " clean " in line)
+        assert measure < clean and (target == "scheduled" or " demo " in lines[measure - 1])
+    step = lines[measure]
+    assert f"{raw}/photos/index.csv" in step and f"--out {raw}/photo_metrics.photos.csv" in step
+    raw.mkdir()
+    assert run_until_failure([step]) == (0, "")  # no photos folder: nothing to do, nothing written
+    assert list(raw.iterdir()) == []
+    simulate_photos(raw / "photos", n_patients=1, seed=3, size=(640, 480))
+    with unchanged(raw / "photos"):
+        first = subprocess.run(step, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        again = subprocess.run(step, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+    assert " 0 measured in this run" not in first.stdout and " 0 measured in this run" in again.stdout
+    assert (raw / "photo_metrics.photos.csv").is_file()

@@ -43,16 +43,15 @@ def test_panel_per_view_from_the_first_and_latest_photo_with_values_and_orientat
     latest = posed(baseline, 10, -6, 4, 1.04)
     sideways = Image.Exif()
     sideways[0x0112] = 6  # orientation: the stored pixels must be turned 90° clockwise to be upright
+    sideways.get_ifd(0x8769)[0x9003] = "2025:03:17 10:00:00"  # EXIF DateTimeOriginal: the index has no time
     folder = _folder(tmp_path, [
         ("P001", "ph-1", "2025-01-06", "front", "a.png", ""),
         ("P001", "ph-2", "2025-02-03", "front", "b.png", ""),  # a middle photo: not shown
-        ("P001", "ph-3", "2025-03-17T10:00:00+01:00", "front", "c.jpg", ""),  # the latest, stored sideways
+        ("P001", "ph-3", "", "front", "c.jpg", ""),  # the latest (by its EXIF time), stored sideways
         ("P001", "ph-4", "2025-01-06", "left45", "a.png", ""),  # one photo of this view only
         ("P002", "ph-9", "2025-01-06", "front", "a.png", ""),  # someone else
-        ("P001", "ph-5", "2025-04-01", "front", "../outside.png", ""),  # leads out of the folder: ignored
     ], {"a.png": (baseline, None), "b.png": (skin((400, 300), seed=99), None),
         "c.jpg": (np.ascontiguousarray(np.rot90(latest, 1)), sideways)})
-    Image.fromarray(skin((400, 300), seed=5)).save(tmp_path / "outside.png")
     outcomes = pd.DataFrame({"patient_id": "P001", "photo_id": ["ph-1", "ph-3", "ph-1"],
                              "metric": ["wrinkles", "wrinkles", "hydration"], "value": [12.5, 9.25, 40.0]})
     found = patient.photo_panels(_patient(outcomes), folder, ["hydration"])
@@ -70,6 +69,30 @@ def test_panel_per_view_from_the_first_and_latest_photo_with_values_and_orientat
     assert lines[0][0].startswith("Hydration: 40") and lines[0][1].endswith("–")  # the report's metrics first
     assert lines[1][0].endswith("12.5 " + patient.contract.METRICS["wrinkles"].unit)
     assert "9.25" in lines[1][1]
+
+
+@pytest.mark.parametrize("file", ["../outside.png", "/etc/passwd"])
+def test_an_index_naming_a_file_outside_the_folder_shows_no_photo_and_says_where(tmp_path, file):
+    """The photos command's index reader refuses the whole index (it names row and column); the
+    report then shows no photo, reads nothing outside the folder, and never crashes."""
+    image = skin((400, 300), seed=5)
+    folder = _folder(tmp_path, [("P001", "ph-1", "2025-01-06", "front", "a.png", ""),
+                                ("P001", "ph-2", "2025-04-01", "front", file, "")], {"a.png": (image, None)})
+    Image.fromarray(image).save(tmp_path / "outside.png")
+    found = patient.photo_panels(_patient(), folder, [])
+    assert found.panels == [] and len(found.notes) == 1
+    assert "row 3" in found.notes[0] and "file" in found.notes[0] and str(tmp_path) not in found.notes[0]
+    assert patient.photo_patients(folder) == set()
+
+
+def test_photo_patients_are_those_with_two_photos_of_a_view(tmp_path):
+    image = (skin((300, 200), seed=1), None)
+    folder = _folder(tmp_path, [("P001", "a", "2025-01-06", "front", "a.png", ""),
+                                ("P001", "b", "2025-02-06", "front", "a.png", ""),
+                                ("P002", "c", "2025-01-06", "front", "a.png", ""),
+                                ("P002", "d", "2025-02-06", "left45", "a.png", "")], {"a.png": image})
+    assert patient.photo_patients(folder) == {"P001"}
+    assert patient.photo_patients(tmp_path / "nowhere") == set()
 
 
 @pytest.mark.parametrize("make", ["absent", "empty", "not_mine"])
@@ -114,3 +137,13 @@ def test_panel_is_colour_corrected_to_the_chart_and_cropped_to_the_region(tmp_pa
     assert np.abs(left.mean(axis=(0, 1)) - right.mean(axis=(0, 1))).max() < 4  # same skin colour once corrected
     raw = latest.rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0) - first.rgb[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
     assert np.abs(raw).max() > 20  # as taken, the warm light made it look otherwise (5x the corrected gap)
+
+
+def test_pick_prefers_patients_with_photos_then_goes_by_id():
+    """The demo's example reports (pick 0, 1, 2) show patients with before/after photos when there are any."""
+    rows = [{"patient_id": pid, "metric": "hydration", "view": "front", "sessions": n, "improvement": 5.0,
+             "skin_type": "III", "age": 40} for pid in ("P1", "P2", "P3", "P4") for n in (1, 2)]
+    outcomes = pd.DataFrame(rows)
+    assert [patient.choose_patient(outcomes, ["hydration"], pick=k) for k in range(4)] == ["P1", "P2", "P3", "P4"]
+    picked = [patient.choose_patient(outcomes, ["hydration"], pick=k, prefer={"P4", "P2", "P9"}) for k in range(4)]
+    assert picked == ["P2", "P4", "P1", "P3"]

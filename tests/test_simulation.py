@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -521,7 +522,49 @@ def test_demo_writes_into_an_absent_or_empty_folder_hidden_files_aside(tmp_path)
     (tmp_path / "kept" / ".gitkeep").write_text("")
     write_demo_if_empty(tmp_path / "kept", n_patients=20, seed=1)
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == sorted(
-        [".gitkeep", "truth.json"] + [f"{t}.csv" for t in contract.TABLES])
+        [".gitkeep", "truth.json", "photos"] + [f"{t}.csv" for t in contract.TABLES])
+
+
+def test_demo_has_rendered_photos_of_a_sample_of_its_patients(tmp_path):
+    """The demo's photos folder: index.csv and JPEGs of demo patients (the tidy export's photo ids,
+    two or more photos each), photo_truth.csv saying they are simulated; modest size."""
+    from PIL import Image
+
+    from outcomes import config
+    from outcomes.simulation import demo_photo_patients
+
+    raw = write_demo_if_empty(tmp_path / "raw", n_patients=250, seed=5)
+    index = pd.read_csv(raw / "photos" / "index.csv", dtype=str)
+    patients = pd.read_csv(raw / "patients.csv", sep=None, engine="python", dtype=str)
+    assert index["patient_id"].nunique() == demo_photo_patients(250) == 2
+    assert set(index["patient_id"]) <= set(patients.iloc[:, 0])  # the demo's own patients
+    assert (index.groupby("patient_id").size() >= 2).all()
+    tidy = simulate(250, seed=5, tidy=True).tables["photo_metrics"]
+    assert set(index["photo_id"]) <= set(tidy["photo_id"].astype(str))
+    assert (raw / "photos" / "photo_truth.csv").is_file()
+    jpegs = sorted((raw / "photos").rglob("*.jpg"))
+    assert len(jpegs) == len(index)
+    with Image.open(jpegs[0]) as first:
+        assert first.size == config.DEMO_PHOTO_SIZE
+    assert sum(p.stat().st_size for p in jpegs) < 150_000 * len(jpegs)
+    assert demo_photo_patients(20) == 1 and demo_photo_patients(config.DEMO_PATIENTS) == config.DEMO_PHOTO_PATIENTS
+
+
+def test_demo_without_its_photos_is_taken_back(tmp_path, monkeypatch):
+    """A failure (or Ctrl-C) while the photos are rendered leaves the folder as it was: otherwise
+    `--if-empty` would keep a demo without photos for good."""
+    import outcomes.photos.simulate as photos
+
+    def broken(out, **kwargs):
+        Path(out).mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(photos, "simulate_photos", broken)
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / ".gitkeep").write_text("")
+    with pytest.raises(KeyboardInterrupt):
+        write_demo_if_empty(tmp_path / "raw", n_patients=20, seed=1)
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == [".gitkeep"]
 
 
 def test_a_file_appearing_after_the_check_is_never_replaced(tmp_path, monkeypatch):

@@ -26,5 +26,10 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 KERNEL_NAME = "mesotherapy-outcomes"
 DEFAULT_SEED = 20251
 DEMO_PATIENTS = 2000
+# The demo's rendered photos (data/raw/photos): one patient in DEMO_PHOTO_SHARE, at most
+# DEMO_PHOTO_PATIENTS, every photo visit at DEMO_PHOTO_SIZE pixels (about 75 kB a JPEG; README).
+DEMO_PHOTO_PATIENTS = 8
+DEMO_PHOTO_SHARE = 100
+DEMO_PHOTO_SIZE = (800, 600)
 MIN_CELL = 5  # group statistics over fewer patients are suppressed in reports
 MIN_CELL_FLOOR = 5  # no cohort report may use a lower min_cell (its cover says groups under 5 are hidden)

@@ -351,6 +351,22 @@ def photo_truth(base: SkinTruth, g: float, truth: dict[str, Any], skin_type: str
                      line_density=values["line_density"], roughness=values["roughness"])
 
 
+def _front_photos(cohort: Any):
+    """The cohort's front photos (one row per photo id) of a tidy cohort."""
+    from outcomes.simulation.parameters import PHOTO_METRICS
+
+    pm = cohort.tables["photo_metrics"]
+    camera = pm["metric"].astype(str).isin(PHOTO_METRICS)  # instrument readings share view "front"
+    return pm[camera & (pm["view"].astype(str) == "front")].drop_duplicates("photo_id")
+
+
+def photo_candidates(cohort: Any) -> list[str]:
+    """The patients of a tidy cohort `simulate_photos` can choose from: two or more front photos, sorted."""
+    front = _front_photos(cohort)
+    counts = front.groupby(front["patient_id"].astype(str), observed=True).size()
+    return sorted(counts.index[counts >= 2])
+
+
 def simulate_photos(out_dir: str | Path, *, n_patients: int, seed: int, size: tuple[int, int] = (1600, 1200),
                     cohort: Any = None) -> Path:
     """Photos (front view, every photo visit) of `n_patients` face patients of `cohort` (default: a
@@ -369,13 +385,8 @@ def simulate_photos(out_dir: str | Path, *, n_patients: int, seed: int, size: tu
     if cohort is None:
         cohort = simulate(max(60, 10 * n_patients), seed=seed, tidy=True)
     truth = cohort.truth
-    pm = cohort.tables["photo_metrics"]
-    from outcomes.simulation.parameters import PHOTO_METRICS
-
-    camera = pm["metric"].astype(str).isin(PHOTO_METRICS)  # instrument readings share view "front"
-    front = pm[camera & (pm["view"].astype(str) == "front")].drop_duplicates("photo_id")
-    counts = front.groupby(front["patient_id"].astype(str), observed=True).size()
-    eligible = sorted(counts.index[counts >= 2])
+    front = _front_photos(cohort)
+    eligible = photo_candidates(cohort)
     if len(eligible) < n_patients:
         raise ValueError(f"the cohort has {len(eligible)} patients with two or more front photos, fewer than {n_patients}")
     rng = np.random.default_rng(seed)

@@ -12,15 +12,19 @@ model saw at least ``min_cell`` patients of this age band and skin type.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from outcomes import config, contract, models, privacy
 from outcomes.escaping import markdown_text
+
+if TYPE_CHECKING:
+    from outcomes.photos.index import Entry
 from outcomes.reports import cohort as cohorts, fitting
 
 MIN_SESSIONS_FOR_REPORT = 2
@@ -41,13 +45,15 @@ def eligible_patients(outcomes: pd.DataFrame, metrics: Sequence[str], view: str 
     return sorted(counts.index[counts >= MIN_SESSIONS_FOR_REPORT].astype(str))
 
 
-def choose_patient(outcomes: pd.DataFrame, metrics: Sequence[str], patient_id: str = "", pick: int = 0) -> str:
-    """`patient_id` if given (it must exist), else the `pick`-th eligible patient."""
+def choose_patient(outcomes: pd.DataFrame, metrics: Sequence[str], patient_id: str = "", pick: int = 0,
+                   prefer: Collection[str] = ()) -> str:
+    """`patient_id` if given (it must exist), else the `pick`-th eligible patient, those in
+    `prefer` (patients with before/after photos, :func:`photo_patients`) first."""
     if patient_id:
         if not (outcomes["patient_id"].astype(str) == patient_id).any():
             raise ValueError(f"patient {patient_id!r} has no outcome rows in this processed data")
         return patient_id
-    eligible = eligible_patients(outcomes, metrics)
+    eligible = sorted(eligible_patients(outcomes, metrics), key=lambda pid: pid not in prefer)  # stable: by id
     if not eligible:
         raise ValueError("no patient has measurements after two or more session counts; nothing to report")
     if not 0 <= pick < len(eligible):
@@ -216,9 +222,9 @@ class Patient:
 
 
 def load_patient(tables: dict[str, pd.DataFrame], metrics: Sequence[str], patient_id: str = "",
-                 pick: int = 0) -> Patient:
-    """The patient a report is about (`patient_id`, or the `pick`-th eligible one)."""
-    pid = choose_patient(tables["outcomes"], metrics, patient_id, pick)
+                 pick: int = 0, prefer: Collection[str] = ()) -> Patient:
+    """The patient a report is about (`patient_id`, or the `pick`-th eligible one, `prefer` first)."""
+    pid = choose_patient(tables["outcomes"], metrics, patient_id, pick, prefer)
     patients = tables["patients"]
     me = patients.loc[patients["patient_id"] == pid].iloc[0]
     return Patient(pid, str(models.age_band(pd.Series([me["age"]])).iloc[0]),
@@ -388,46 +394,36 @@ class Photos:
     notes: list[str]
 
 
-def photo_index(folder: Path) -> pd.DataFrame:
-    """The rows of `folder`/index.csv (docs/photos.md) with the columns the panels use; `file`
-    resolved inside `folder` (a path leading out of it is None). A minimal reader: the full one,
-    with EXIF capture times, is outcomes.photos.index (the photos command)."""
-    index = pd.read_csv(folder / "index.csv", dtype=str, keep_default_na=False)
-    missing = {"patient_id", "photo_id", "file"} - set(index.columns)
-    if missing:
-        raise ValueError(f"{folder / 'index.csv'}: missing column(s) {', '.join(sorted(missing))}")
-    out = pd.DataFrame({"patient_id": index["patient_id"].str.strip(), "photo_id": index["photo_id"].str.strip(),
-                        "view": index.get("view", pd.Series("", index=index.index)).str.strip()
-                        .replace("", contract.DEFAULT_VIEW),
-                        "taken_at": pd.to_datetime(index.get("taken_at", pd.Series("", index=index.index)),
-                                                   errors="coerce", utc=True, format="ISO8601").dt.tz_localize(None),
-                        "region": index.get("region", pd.Series("", index=index.index))})
-    root = folder.resolve()
-    out["file"] = [p if p.is_relative_to(root) else None
-                   for p in ((root / f.strip()).resolve() for f in index["file"])]
-    return out
+def photo_patients(photos: str | os.PathLike | None) -> set[str]:
+    """Patients with two or more photos of one view in the photos folder (`photos`, empty:
+    config.PHOTOS_DIR): the ones a before/after panel can be shown for. Empty without a readable index."""
+    from outcomes.photos.index import PhotoIndexError, read_index
 
-
-def _read_photo(path: Path, max_side: int = 1600) -> tuple[np.ndarray, float]:
-    """The photo as uint8 RGB with its EXIF orientation applied, at most `max_side` px (a panel
-    is a page column wide), and the factor it was scaled by."""
-    from PIL import Image, ImageOps
-
-    with Image.open(path) as opened:
-        image = ImageOps.exif_transpose(opened).convert("RGB")
-    factor = min(1.0, max_side / max(image.size))
-    if factor < 1:
-        image = image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))),
-                             Image.Resampling.LANCZOS)
-    return np.asarray(image), factor
-
-
-def _region(text: object, factor: float) -> tuple[int, int, int, int] | None:
+    folder = Path(photos) if photos else config.PHOTOS_DIR
     try:
-        x0, y0, x1, y1 = (float(v) for v in str(text).split(","))
-    except ValueError:
-        return None
-    return round(x0 * factor), round(y0 * factor), round(x1 * factor), round(y1 * factor)
+        entries = read_index(folder) if (folder / "index.csv").is_file() else []
+    except PhotoIndexError:
+        return set()
+    counts = pd.Series([(e.patient_id, e.view) for e in entries], dtype=object).value_counts()
+    return {pid for (pid, _), n in counts.items() if n >= 2}
+
+
+def _taken_at(entry: Entry) -> pd.Timestamp | None:
+    """The index's capture time, else the photo's EXIF DateTimeOriginal (None when neither; PhotoError
+    when the file cannot be read)."""
+    from outcomes.photos import images
+
+    when = entry.taken_at or images.probe(images.read_bytes(entry.path)).taken_at
+    return None if when is None else pd.Timestamp(when)
+
+
+def _read_photo(entry: Entry) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
+    """The photo as the photos command measures it (outcomes.photos.images: EXIF orientation
+    applied, at its working size) and the index's region scaled alike."""
+    from outcomes.photos import images
+
+    loaded = images.decode(images.read_bytes(entry.path))
+    return loaded.rgb, loaded.scale_box(entry.region)
 
 
 def _chart_correction(rgb: np.ndarray):
@@ -462,35 +458,42 @@ def photo_panels(me: Patient, photos: str | os.PathLike | None, metrics: Sequenc
     """Per view, the before/after panel of the patient's first and latest photo in the photos
     folder (`photos`, empty: config.PHOTOS_DIR): colour-corrected where a chart is found,
     aligned and cropped alike, with the photos' measured values under them."""
-    from PIL import Image
-
+    from outcomes.photos.images import PhotoError
+    from outcomes.photos.index import PhotoIndexError, read_index
     from outcomes.photos.panels import before_after
 
     folder = Path(photos) if photos else config.PHOTOS_DIR
     if not (folder / "index.csv").is_file():
         return Photos([], [NO_PHOTOS])
-    index = photo_index(folder)
-    mine = index.loc[(index["patient_id"] == me.patient_id) & index["taken_at"].notna() & index["file"].notna()]
-    if mine.empty:
+    try:
+        entries = [e for e in read_index(folder) if e.patient_id == me.patient_id]
+    except PhotoIndexError as exc:  # the message names index.csv, the row and the column, not the path
+        return Photos([], [f"The photos' index.csv could not be read ({markdown_text(exc)}), so no photo is shown."])
+    if not entries:
         return Photos([], [NO_PHOTOS])
     panels, notes = [], []
-    views = sorted(mine["view"].unique(), key=lambda v: (list(contract.VIEWS) + [v]).index(v))
+    views = sorted({e.view for e in entries}, key=lambda v: (list(contract.VIEWS) + [v]).index(v))
     for view in views:
-        shots = mine.loc[mine["view"] == view].sort_values("taken_at", kind="stable")
         name = markdown_text(view)
-        if len(shots) < 2:
+        try:
+            timed = [(when, e) for e in entries if e.view == view and (when := _taken_at(e)) is not None]
+        except PhotoError:  # the message would name the file's path
+            notes.append(f"{name} view: a photo file could not be read, so no before/after.")
+            continue
+        if len(timed) < 2:
             notes.append(f"{name} view: only one photo of this patient, so no before/after.")
             continue
-        first, last = shots.iloc[0], shots.iloc[-1]
+        timed.sort(key=lambda pair: pair[0])
+        (first_at, first), (last_at, last) = timed[0], timed[-1]
         try:
-            (before, factor), (after, _) = _read_photo(first["file"]), _read_photo(last["file"])
+            (before, region), (after, _) = _read_photo(first), _read_photo(last)
             corrections = _chart_correction(before), _chart_correction(after)
-            weeks = [int(round(w)) + 0 for w in me.weeks(pd.Series([first["taken_at"], last["taken_at"]]))]
+            weeks = [int(round(w)) + 0 for w in me.weeks(pd.Series([first_at, last_at]))]
             png = before_after(before, after, correct_before=corrections[0], correct_after=corrections[1],
                                labels=(f"Baseline: week {weeks[0]}", f"Latest: week {weeks[1]}"),
-                               values=_photo_values(me, (first["photo_id"], last["photo_id"]), metrics),
-                               region=_region(first["region"], factor))
-        except (OSError, Image.DecompressionBombError):  # the message would name the file's path
+                               values=_photo_values(me, (first.photo_id, last.photo_id), metrics),
+                               region=region)
+        except PhotoError:  # the message would name the file's path
             notes.append(f"{name} view: a photo file could not be read, so no before/after.")
             continue
         except ValueError as exc:  # photos that share too little of the frame

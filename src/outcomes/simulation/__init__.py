@@ -172,20 +172,42 @@ def simulate(
 
 def write_demo_if_empty(raw_dir: str | Path = config.RAW_DIR, n_patients: int = config.DEMO_PATIENTS,
                         seed: int = config.DEFAULT_SEED) -> Path:
-    """Write the messy demo cohort into raw_dir if it is empty or absent (hidden files aside).
+    """Write the messy demo cohort into raw_dir if it is empty or absent (hidden files aside),
+    with rendered photos of a sample of its patients in raw_dir/photos (`demo_photo_patients`).
 
     Anything else raises OutputError naming what is there, and nothing is written: a folder
     with any export (`Patients.CSV`, or sessions without patients) is never mixed with or
     overwritten by synthetic data.
     """
+    from outcomes.photos.simulate import photo_candidates, simulate_photos
+
     raw = Path(raw_dir)
     refuse_unless_empty(raw)  # before the work; `write` checks again and never replaces a file
     simulate(n_patients=n_patients, seed=seed, tidy=False).write(raw)
+    # the photos follow the tidy export of the same seed: the same patients, photo ids and truth
+    tidy = simulate(n_patients=n_patients, seed=seed, tidy=True)
+    shown = min(demo_photo_patients(n_patients), len(photo_candidates(tidy)))
+    try:
+        if shown:
+            simulate_photos(raw / "photos", n_patients=shown, seed=seed, size=config.DEMO_PHOTO_SIZE, cohort=tidy)
+    except BaseException:  # no demo without its photos (a rerun with --if-empty would keep it so)
+        for name in ("truth.json", *(f"{table}.csv" for table in TABLES)):
+            (raw / name).unlink(missing_ok=True)
+        if (raw / "photos").is_dir() and not any((raw / "photos").iterdir()):
+            (raw / "photos").rmdir()
+        raise
     bar = "!" * 78
-    print(f"{bar}\n!!  SYNTHETIC DEMO DATA: {n_patients} simulated patients (seed {seed}) written to {raw}\n"
+    print(f"{bar}\n!!  SYNTHETIC DEMO DATA: {n_patients} simulated patients (seed {seed}) written to {raw},\n"
+          f"!!  with rendered photos of {shown} of them in {raw / 'photos'}.\n"
           f"!!  These are NOT real patients. Put your clinic's exports there to analyse real data.\n{bar}",
           file=sys.stderr)
     return raw
+
+
+def demo_photo_patients(n_patients: int) -> int:
+    """How many demo patients get photos: one in config.DEMO_PHOTO_SHARE, at least 1, at most
+    config.DEMO_PHOTO_PATIENTS (few: the photos take time to render and measure, and disk space)."""
+    return min(config.DEMO_PHOTO_PATIENTS, max(1, n_patients // config.DEMO_PHOTO_SHARE))
 
 
 @functools.lru_cache(maxsize=4)
