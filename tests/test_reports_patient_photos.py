@@ -52,8 +52,8 @@ def test_panel_per_view_from_the_first_and_latest_photo_with_values_and_orientat
         ("P002", "ph-9", "2025-01-06", "front", "a.png", ""),  # someone else
     ], {"a.png": (baseline, None), "b.png": (skin((400, 300), seed=99), None),
         "c.jpg": (np.ascontiguousarray(np.rot90(latest, 1)), sideways)})
-    outcomes = pd.DataFrame({"patient_id": "P001", "photo_id": ["ph-1", "ph-3", "ph-1"],
-                             "metric": ["wrinkles", "wrinkles", "hydration"], "value": [12.5, 9.25, 40.0]})
+    outcomes = pd.DataFrame({"patient_id": "P001", "photo_id": ["ph-1", "ph-3", "ph-1", "ph-3"],
+                             "metric": ["wrinkles", "wrinkles", "hydration", "ita"], "value": [12.5, 9.25, 40.0, 31.5]})
     found = patient.photo_panels(_patient(outcomes), folder, ["hydration"])
     assert len(found.panels) == 1 and any("left45" in n and "only one photo" in n for n in found.notes)
     png, caption = found.panels[0]
@@ -66,9 +66,11 @@ def test_panel_per_view_from_the_first_and_latest_photo_with_values_and_orientat
     np.testing.assert_array_equal(shown_left, left)
     assert np.abs(shown_right - shown_left).mean() < 6  # JPEG-compressed, but the same skin in place
     lines = patient._photo_values(_patient(outcomes), ("ph-1", "ph-3"), ["hydration"])
-    assert lines[0][0].startswith("Hydration: 40") and lines[0][1].endswith("–")  # the report's metrics first
-    assert lines[1][0].endswith("12.5 " + patient.contract.METRICS["wrinkles"].unit)
-    assert "9.25" in lines[1][1]
+    ita = patient.contract.METRICS["ita"]
+    assert lines[0] == (f"{ita.label}: –", f"{ita.label}: 31.5 {ita.unit}")  # the photo's own readings first
+    assert lines[1][0].startswith("Hydration: 40") and lines[1][1].endswith("–")  # then the report's metrics
+    assert lines[2][0].endswith("12.5 " + patient.contract.METRICS["wrinkles"].unit)
+    assert "9.25" in lines[2][1]
 
 
 @pytest.mark.parametrize("file", ["../outside.png", "/etc/passwd"])

@@ -31,7 +31,7 @@ MIN_SESSIONS_FOR_REPORT = 2
 # On the cover of every patient report that shows a photo (issue 13, point 5).
 IDENTIFIABLE = "Contains identifiable images: for the consultation only."
 NO_PHOTOS = "No photos are available for this patient (no photos folder, or no photo of this patient in it)."
-PANEL_VALUES = 6  # metric lines under each photo of a panel, at most
+PANEL_VALUES = 7  # metric lines under each photo of a panel, at most (the 7 read off the pixels fit)
 
 
 def eligible_patients(outcomes: pd.DataFrame, metrics: Sequence[str], view: str = contract.DEFAULT_VIEW) -> list[str]:
@@ -437,12 +437,14 @@ def _chart_correction(rgb: np.ndarray):
 
 
 def _photo_values(me: Patient, photo_ids: tuple[str, str], metrics: Sequence[str]) -> list[tuple[str, str]]:
-    """Per metric measured on either photo (the report's metrics first): its text under each."""
+    """Per metric measured on either photo: its text under each. The values read off the photo's own
+    pixels (`outcomes photos`) come first, as they describe what the reader sees; then the
+    report's metrics (an instrument reading that shares the photo id), then the rest."""
     out = me.tables["outcomes"]
     if "photo_id" not in out:
         return []
     rows = out.loc[(out["patient_id"] == me.patient_id) & out["photo_id"].astype(str).isin(photo_ids)]
-    order = list(metrics) + [m for m in contract.METRICS if m not in metrics]
+    order = list(dict.fromkeys([*contract.PHOTO_MEASURED_METRICS, *metrics, *contract.METRICS]))
     lines = []
     for metric in [m for m in order if (rows["metric"] == m).any()][:PANEL_VALUES]:
         spec = contract.METRICS[metric]
