@@ -101,3 +101,14 @@ def test_a_reference_prepared_once_gives_the_same_pose_as_the_photo_itself(monke
     # 8 comparisons × 2 passes: the moving photo's log-polar spectrum each time, the reference's once
     # (unprepared, both were computed in every pass: 32)
     assert len(spectra) == 1 + 2 * 2 * len(later)
+
+
+@pytest.mark.parametrize("side", [300, 511])
+def test_the_log_polar_grid_made_once_reads_the_spectrum_as_warp_polar_does(side):
+    from skimage.transform import warp, warp_polar
+
+    from outcomes.photos.registration import _log_polar_grid
+
+    spectrum = np.abs(np.random.default_rng(side).normal(size=(side, side))) ** 3
+    expected = warp_polar(spectrum, radius=side // 2 - 1, output_shape=(720, 720), scaling="log", order=1)[:360]
+    assert np.array_equal(warp(spectrum, _log_polar_grid(side), order=1), expected)

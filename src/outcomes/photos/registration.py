@@ -20,6 +20,7 @@ as displayed) and scaled by `scale` about the image centre, then shifted by (`dx
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -113,19 +114,35 @@ def _to_frame(moving: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(moving.dtype) if moving.dtype == np.uint8 else out
 
 
+@lru_cache(maxsize=8)
+def _log_polar_grid(side: int) -> np.ndarray:
+    """Where each pixel of the log-polar spectrum (half the angles, 360 × 720) is read in a `side`
+    square spectrum: skimage.transform.warp_polar's map (scaling="log", 720 × 720, the same float
+    operations), made once per size. Remade for every spectrum, it was about a tenth of a photo's
+    CPU in a Dask worker (0.05 of 0.55 CPU-s, cProfile, after the reference was prepared once)."""
+    radius = side // 2 - 1
+    centre = np.array((side, side)) / 2 - 0.5
+    k_angle, k_radius = 720 / (2 * np.pi), 720 / np.log(radius)
+    rows, cols = np.indices((360, 720), dtype=float)
+    angle = rows / k_angle
+    grid = np.stack([np.exp(cols / k_radius) * np.sin(angle) + centre[0],
+                     np.exp(cols / k_radius) * np.cos(angle) + centre[1]])
+    grid.setflags(write=False)
+    return grid
+
+
 def _log_polar_spectrum(grey: np.ndarray) -> tuple[np.ndarray, float]:
     from scipy.fft import fft2, fftshift
     from skimage.filters import difference_of_gaussians, window
-    from skimage.transform import warp_polar
+    from skimage.transform import warp
 
     side = min(grey.shape)
     top, left = (grey.shape[0] - side) // 2, (grey.shape[1] - side) // 2
     square = grey[top:top + side, left:left + side]
     band = difference_of_gaussians(square, 1, 8)
     spectrum = np.abs(fftshift(fft2(band * window("hann", band.shape))))
-    radius = side // 2 - 1
-    polar = warp_polar(spectrum, radius=radius, output_shape=(720, 720), scaling="log", order=1)
-    return polar[:360], radius  # half the spectrum: it is symmetric
+    # half the spectrum (it is symmetric), as warp_polar(spectrum, radius, (720, 720), "log", order=1)[:360]
+    return warp(spectrum, _log_polar_grid(side), order=1), side // 2 - 1
 
 
 def _match(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
