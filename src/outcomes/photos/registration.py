@@ -166,9 +166,9 @@ class Reference:
     the Fourier transforms the phase correlations need (its log-polar spectrum, its own spectrum).
 
     Why: `outcomes photos` compares every photo of a patient and view with the same baseline photo.
-    Unprepared, each comparison redid the reference's share in both passes; under cProfile that
-    share was most of the pose comparison's 0.30 s of a warm photo's 0.40-0.46 s (12-megapixel
-    JPEGs of benchmarks/bench_photos.py, compared at 512 px). The results are the same numbers:
+    Under cProfile the comparison was 0.30 s of a warm photo's 0.40-0.46 s (12-megapixel JPEGs of
+    benchmarks/bench_photos.py, compared at 512 px), redoing the reference's share in both passes;
+    prepared once, a comparison took 0.15 CPU-s instead of 0.25 (one thread). The same numbers:
     the same arrays go into the same functions (phase_cross_correlation with space="fourier" is
     what it computes from real images). Prepared lazily, on the first comparison."""
 
