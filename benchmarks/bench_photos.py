@@ -4,9 +4,8 @@ Generates N 4000×3000 JPEGs with the photo simulator (a skin with a colour char
 2700-6500 K and small pose changes, 4 photos per patient; cached under benchmarks/_work/photos:
 rendering takes about 10 s a photo), then measures them with the command's runner
 (`outcomes.photos.command.run`, the project's measurement: measure_skin, blur, clipping, pose):
-on the local process pool (every core), on a `distributed.LocalCluster` with 2 worker processes
-of one thread as Dask starts them, and on the same cluster without the nanny's
-MALLOC_TRIM_THRESHOLD_ (see `_trim_setting`). Prints photos per second for each (target: at
+on the local process pool (every core) and on a `distributed.LocalCluster` with 2 worker
+processes of one thread, with Dask's default settings. Prints photos per second for each (target: at
 least 2 on a 2-core machine), the CPU seconds a photo, the peak memory (this process, and the
 largest worker process), and the CPU a photo of a warm worker. Figures: docs/photos.md §speed.
 
@@ -69,9 +68,10 @@ def steady_cpu(folder: Path, n: int = 8) -> float:
     from threadpoolctl import threadpool_limits
 
     from outcomes.photos import command, images
+    from outcomes.photos.registration import Reference
 
     files = sorted(folder.glob("*.jpg"))[:n]
-    reference = images.shrink(images.decode(files[0].read_bytes()).rgb, command.POSE_LONG_SIDE)
+    reference = Reference(images.shrink(images.decode(files[0].read_bytes()).rgb, command.POSE_LONG_SIDE))  # as run_task
     command.measure_photo(images.decode(files[0].read_bytes()).rgb, None)  # warm-up: imports
     start = time.process_time()
     with threadpool_limits(limits=1):  # as command.run_task
@@ -80,16 +80,6 @@ def steady_cpu(folder: Path, n: int = 8) -> float:
             command.pose_error(reference, images.shrink(loaded.rgb, command.POSE_LONG_SIDE))
             command.measure_photo(loaded.rgb, None)
     return (time.process_time() - start) / (len(files) - 1)
-
-
-def _trim_setting(trim: bool) -> dict:
-    """Dask's default for its worker processes (the nanny sets MALLOC_TRIM_THRESHOLD_=65536, which
-    returns freed memory to the OS at once), or that variable unset (Dask's documented way: None).
-    A warm worker measured a photo in 0.67-0.69 CPU-s with it and 0.40 without, the same as a plain
-    process: with it glibc maps and unmaps every large temporary array, which is page-faulted in
-    again each time (docs/photos.md, scaling out)."""
-    os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # the nanny sets it in this process's environment too
-    return {} if trim else {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 def peak_gb(who: int) -> float:
@@ -141,7 +131,6 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=24)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
-    import dask
     from distributed import LocalCluster
 
     from outcomes.photos import command
@@ -153,7 +142,7 @@ def main() -> None:
     print(f"{args.photos} photos of {SIZE[0]}×{SIZE[1]}, {KIND} ({megabytes:.0f} MB of JPEG) ready in "
           f"{time.perf_counter() - start:.1f} s; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     figures = {}
-    for name in ("local", "dask", "dask-notrim"):
+    for name in ("local", "dask"):
         out = WORK / f"photo_metrics.{name}.csv"
         out.unlink(missing_ok=True)  # the benchmark's own file: every photo is measured
         if name == "local":
@@ -162,8 +151,7 @@ def main() -> None:
                 result = command.run(photos, out, workers=args.workers)
                 took, cpu = time.perf_counter() - start, time.process_time() - cpu
         else:
-            with dask.config.set(_trim_setting(trim=name == "dask")), \
-                    LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
                 with Workers() as workers:
                     start, cpu = time.perf_counter(), time.process_time()
                     result = command.run(photos, out, scheduler=cluster.scheduler_address)
@@ -171,7 +159,7 @@ def main() -> None:
         assert result.failed == 0 and result.measured == args.photos, (result.failed, result.measured)
         figures[name] = args.photos / took
         worker_cpu = workers.cpu
-        print(f"{name:>11}: {args.photos} photos in {took:.1f} s = {figures[name]:.2f} photos/s "
+        print(f"{name:>5}: {args.photos} photos in {took:.1f} s = {figures[name]:.2f} photos/s "
               f"(target >= {TARGET}): {'ok' if figures[name] >= TARGET else 'BELOW TARGET'}; "
               f"CPU {(cpu + worker_cpu) / args.photos:.2f} s a photo (this process {cpu / args.photos:.2f}), "
               f"so about {os.cpu_count() * args.photos / (cpu + worker_cpu):.1f} photos/s on {os.cpu_count()} idle cores; "

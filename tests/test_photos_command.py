@@ -24,6 +24,7 @@ from outcomes.cli import app
 from outcomes.photos import command, images
 from outcomes.photos.command import Reading
 from outcomes.photos.index import PhotoIndexError, read_index
+from outcomes.photos.registration import Reference
 from raw_factory import write_raw
 
 CALLS: list[tuple[int, int]] = []  # shapes the in-process measurer was given
@@ -37,8 +38,8 @@ def measure(rgb: np.ndarray, region) -> Reading:
                    chart=False, color_delta_e=float("nan"), blur=0.25, clipped=0.0)
 
 
-def pose(reference: np.ndarray, moving: np.ndarray) -> float:
-    return round(abs(float(reference.mean()) - float(moving.mean())), 6)
+def pose(reference, moving: np.ndarray) -> float:
+    return round(abs(float(reference.rgb.mean()) - float(moving.mean())), 6)
 
 
 def photo(path: Path, level: int, size=(400, 300), fmt=None, exif=None) -> Path:
@@ -407,3 +408,21 @@ def test_clean_reads_a_sourced_photo_metrics_file_alone_and_notes_a_second_forma
     assert set(result.tables["measurements"]["source"]) == {"Clinic_B"} and len(result.tables["measurements"]) == 4
     assert [i["file"] for i in result.manifest["inputs"] if i["table"] == "photo_metrics"] == ["photo_metrics.Clinic_B.csv"]
     assert "ignored: photo_metrics.Clinic_B.csv is read instead" in set(result.notes["note"])
+
+
+def test_a_task_prepares_its_baseline_photo_once_for_all_its_photos(tmp_path):
+    """registration.Reference: the baseline's share of the pose comparison is done once per patient and view."""
+    photos = tmp_path / "photos"
+    for i, level in enumerate((90, 110, 130, 150)):
+        photo(photos / f"p{i}.jpg", level)
+    index(photos, [f"P1,{name},2025-0{i + 1}-10,front,p{i}.jpg" for i, name in enumerate("abcd")])
+    seen = []
+
+    def recording(reference, moving):
+        seen.append(reference)
+        return pose(reference, moving)
+
+    frame = command.run(photos, tmp_path / "out.csv", measure=measure, pose=recording, workers=1).frame
+    assert len(seen) == 3 and all(reference is seen[0] for reference in seen)
+    assert isinstance(seen[0], Reference) and seen[0].rgb.mean() == pytest.approx(90, abs=3)  # the earliest photo
+    assert frame["photo_error"].eq("").all() and len(frame) == 8

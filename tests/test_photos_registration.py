@@ -69,3 +69,46 @@ def test_rendered_photos_under_other_light_are_registered_within_2_px():
         moving = render_photo(truth, Capture(cct_k=3000, shift_px=shift, rotation_deg=rotation, scale=scale,
                                              size=(400, 300), seed=5), texture_seed=1).rgb
         assert _misalignment(register(reference, moving), *shift, rotation, scale) <= 2.0
+
+
+def test_a_reference_prepared_once_gives_the_same_pose_as_the_photo_itself(monkeypatch):
+    """`outcomes photos` prepares the baseline photo once per patient and view (registration.Reference)
+    and compares every later photo with it: the same Similarity and pose_error as comparing with
+    the plain photo, photo after photo (nothing of one comparison leaks into the next), and the
+    reference's share of the work is done once."""
+    from outcomes.photos import registration
+    from outcomes.photos.simulate import Capture, SkinTruth, render_photo
+
+    truth = SkinTruth(L=58, a=13, b=16, spot_fraction=5.0, line_density=2.5, roughness=1.5)
+    baseline = render_photo(truth, Capture(size=(640, 480)), texture_seed=2).rgb
+    later = [render_photo(truth, Capture(cct_k=cct, shift_px=shift, rotation_deg=rotation, scale=scale,
+                                         size=(640, 480), seed=i), texture_seed=2).rgb
+             for i, (cct, shift, rotation, scale) in enumerate([(3000, (9, -6), 2.0, 1.02), (6500, (-14, 4), -3.0, 0.97),
+                                                                  (4200, (3, 11), 0.5, 1.0)])]
+    later.append(skin((640, 480), seed=9))  # nothing aligns: NO_MATCH_ERROR both ways
+    plain = [(register(baseline, photo), pose_error(baseline, photo)) for photo in later]
+    spectra = []
+    counted = registration._log_polar_spectrum
+    monkeypatch.setattr(registration, "_log_polar_spectrum", lambda grey: spectra.append(grey.shape) or counted(grey))
+    reference = registration.Reference(baseline)
+    prepared = [(register(reference, photo), pose_error(reference, photo)) for photo in later]
+    for (want, want_error), (got, got_error) in zip(plain, prepared):
+        assert np.allclose(
+            [got.dx, got.dy, got.rotation_deg, got.scale, got.residual_px, got.match],
+            [want.dx, want.dy, want.rotation_deg, want.scale, want.residual_px, want.match], rtol=0, atol=1e-9)
+        assert got.reference_shape == want.reference_shape and got_error == pytest.approx(want_error, abs=1e-9)
+    assert prepared[-1][1] == NO_MATCH_ERROR and prepared[0][1] < POSE_ERROR_LIMIT
+    # 8 comparisons × 2 passes: the moving photo's log-polar spectrum each time, the reference's once
+    # (unprepared, both were computed in every pass: 32)
+    assert len(spectra) == 1 + 2 * 2 * len(later)
+
+
+@pytest.mark.parametrize("side", [300, 511])
+def test_the_log_polar_grid_made_once_reads_the_spectrum_as_warp_polar_does(side):
+    from skimage.transform import warp, warp_polar
+
+    from outcomes.photos.registration import _log_polar_grid
+
+    spectrum = np.abs(np.random.default_rng(side).normal(size=(side, side))) ** 3
+    expected = warp_polar(spectrum, radius=side // 2 - 1, output_shape=(720, 720), scaling="log", order=1)[:360]
+    assert np.array_equal(warp(spectrum, _log_polar_grid(side), order=1), expected)

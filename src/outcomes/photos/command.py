@@ -31,6 +31,7 @@ from outcomes.escaping import spreadsheet_safe
 from outcomes.photos import images
 from outcomes.photos.images import Box, PhotoError
 from outcomes.photos.index import Entry, PhotoIndexError, read_index
+from outcomes.photos.registration import Reference
 
 # the header of every file this command writes, in this order (also how it knows its own output)
 COLUMNS = ("patient_id", "photo_id", "taken_at", "view", "metric", "value", "source", "photo_hash", "chart",
@@ -60,7 +61,7 @@ class Reading:
 
 
 Measure = Callable[[np.ndarray, "Box | None"], Reading]
-Pose = Callable[[np.ndarray, np.ndarray], float]
+Pose = Callable[[Reference, np.ndarray], float]  # (the baseline photo prepared once, a photo) -> pose_error
 
 
 def measure_photo(rgb: np.ndarray, region: Box | None) -> Reading:
@@ -73,7 +74,7 @@ def measure_photo(rgb: np.ndarray, region: Box | None) -> Reading:
                    clipped=float(quality.clipped_fraction(rgb, skin.region)))
 
 
-def pose_error(reference: np.ndarray, moving: np.ndarray) -> float:
+def pose_error(reference: Reference, moving: np.ndarray) -> float:
     """How far a photo's pose is from its baseline photo's (registration.pose_error)."""
     from outcomes.photos import registration
 
@@ -216,8 +217,8 @@ def _run_task(task: Task, measure: Measure, pose: Pose) -> list[dict]:
                 rows.append(_row(entry, photo.taken_at, photo.source, digest, photo_error=exc.code))
             continue
         first = reference is None
-        if first:
-            reference = images.shrink(loaded.rgb, POSE_LONG_SIDE)
+        if first:  # prepared once for all the task's photos (registration.Reference: why)
+            reference = Reference(images.shrink(loaded.rgb, POSE_LONG_SIDE))
         if not photo.measure:
             continue
         try:

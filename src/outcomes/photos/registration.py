@@ -20,6 +20,7 @@ as displayed) and scaled by `scale` about the image centre, then shifted by (`dx
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -113,19 +114,35 @@ def _to_frame(moving: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(np.rint(out), 0, 255).astype(moving.dtype) if moving.dtype == np.uint8 else out
 
 
+@lru_cache(maxsize=8)
+def _log_polar_grid(side: int) -> np.ndarray:
+    """Where each pixel of the log-polar spectrum (half the angles, 360 × 720) is read in a `side`
+    square spectrum: skimage.transform.warp_polar's map (scaling="log", 720 × 720, the same float
+    operations), made once per size. Remade for every spectrum, it was about a tenth of a photo's
+    CPU in a Dask worker (0.05 of 0.55 CPU-s, cProfile, after the reference was prepared once)."""
+    radius = side // 2 - 1
+    centre = np.array((side, side)) / 2 - 0.5
+    k_angle, k_radius = 720 / (2 * np.pi), 720 / np.log(radius)
+    rows, cols = np.indices((360, 720), dtype=float)
+    angle = rows / k_angle
+    grid = np.stack([np.exp(cols / k_radius) * np.sin(angle) + centre[0],
+                     np.exp(cols / k_radius) * np.cos(angle) + centre[1]])
+    grid.setflags(write=False)
+    return grid
+
+
 def _log_polar_spectrum(grey: np.ndarray) -> tuple[np.ndarray, float]:
     from scipy.fft import fft2, fftshift
     from skimage.filters import difference_of_gaussians, window
-    from skimage.transform import warp_polar
+    from skimage.transform import warp
 
     side = min(grey.shape)
     top, left = (grey.shape[0] - side) // 2, (grey.shape[1] - side) // 2
     square = grey[top:top + side, left:left + side]
     band = difference_of_gaussians(square, 1, 8)
     spectrum = np.abs(fftshift(fft2(band * window("hann", band.shape))))
-    radius = side // 2 - 1
-    polar = warp_polar(spectrum, radius=radius, output_shape=(720, 720), scaling="log", order=1)
-    return polar[:360], radius  # half the spectrum: it is symmetric
+    # half the spectrum (it is symmetric), as warp_polar(spectrum, radius, (720, 720), "log", order=1)[:360]
+    return warp(spectrum, _log_polar_grid(side), order=1), side // 2 - 1
 
 
 def _match(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
@@ -144,14 +161,48 @@ def _similarity_matrix(theta_deg: float, scale: float, d, c) -> np.ndarray:
     return m
 
 
-def _estimate(ref: np.ndarray, mov: np.ndarray, both_ways: bool) -> tuple[np.ndarray, float]:
-    """One Fourier-Mellin pass: the matrix (working px) posing `mov` relative to `ref`, and the
-    match of the aligned images (with `both_ways`, θ and θ + 180° are tried)."""
+class Reference:
+    """A reference photo prepared once for every photo compared with it: its grey working copy and
+    the Fourier transforms the phase correlations need (its log-polar spectrum, its own spectrum).
+
+    Why: `outcomes photos` compares every photo of a patient and view with the same baseline photo.
+    Under cProfile the comparison was 0.30 s of a warm photo's 0.40-0.46 s (12-megapixel JPEGs of
+    benchmarks/bench_photos.py, compared at 512 px), redoing the reference's share in both passes;
+    prepared once, a comparison took 0.15 CPU-s instead of 0.25 (one thread). The same numbers:
+    the same arrays go into the same functions (phase_cross_correlation with space="fourier" is
+    what it computes from real images). Prepared lazily, on the first comparison."""
+
+    def __init__(self, rgb: np.ndarray):
+        self.rgb = rgb
+        self.shape: tuple[int, int] = tuple(rgb.shape[:2])
+        self._prepared: tuple | None = None
+
+    def prepared(self) -> tuple[float, np.ndarray, np.ndarray, float, np.ndarray]:
+        """(k, grey working copy, its spectrum, log-polar radius, spectrum of its log-polar spectrum)."""
+        if self._prepared is None:
+            from scipy.fft import fftn
+            from skimage.transform import rescale
+
+            ref = _grey(self.rgb)
+            k = min(1.0, WORK_SIDE / max(self.shape))
+            if k < 1:
+                ref = rescale(ref, k, anti_aliasing=True)
+            polar, radius = _log_polar_spectrum(ref)
+            self._prepared = (k, ref, fftn(ref), radius, fftn(polar))
+        return self._prepared
+
+
+def _estimate(reference: Reference, mov: np.ndarray, both_ways: bool) -> tuple[np.ndarray, float]:
+    """One Fourier-Mellin pass: the matrix (working px) posing `mov` relative to the reference, and
+    the match of the aligned images (with `both_ways`, θ and θ + 180° are tried)."""
+    from scipy.fft import fftn
     from skimage.registration import phase_cross_correlation
     from skimage.transform import AffineTransform, warp
 
-    (ref_polar, radius), (mov_polar, _) = _log_polar_spectrum(ref), _log_polar_spectrum(mov)
-    shifts, _, _ = phase_cross_correlation(ref_polar, mov_polar, upsample_factor=20, normalization=None)
+    _, ref, ref_freq, radius, ref_polar_freq = reference.prepared()
+    mov_polar, _ = _log_polar_spectrum(mov)
+    shifts, _, _ = phase_cross_correlation(ref_polar_freq, fftn(mov_polar), upsample_factor=20,
+                                           normalization=None, space="fourier")
     angle, scale = 360.0 / 720 * shifts[0], float(np.exp(shifts[1] * np.log(radius) / 720))
     h, w = ref.shape
     c = np.array([(w - 1) / 2, (h - 1) / 2])
@@ -160,7 +211,8 @@ def _estimate(ref: np.ndarray, mov: np.ndarray, both_ways: bool) -> tuple[np.nda
         about = _similarity_matrix(theta, scale, (0, 0), c)
         unposed = warp(mov, AffineTransform(matrix=about), order=1, mode="constant", cval=np.nan)
         fill = np.where(np.isnan(unposed), np.nanmean(unposed), unposed)
-        shift, _, _ = phase_cross_correlation(ref, fill, upsample_factor=20, normalization=None)
+        shift, _, _ = phase_cross_correlation(ref_freq, fftn(fill), upsample_factor=20, normalization=None,
+                                              space="fourier")
         e = -shift[::-1]  # (x, y): reference(x) = unposed(x + e)
         m = about @ np.r_[np.c_[np.eye(2), e], [[0, 0, 1]]]
         aligned = warp(mov, AffineTransform(matrix=m), order=1, mode="constant", cval=np.nan)
@@ -170,20 +222,23 @@ def _estimate(ref: np.ndarray, mov: np.ndarray, both_ways: bool) -> tuple[np.nda
     return best[1], best[0]
 
 
-def register(reference: np.ndarray, moving: np.ndarray) -> Similarity:
+def register(reference: np.ndarray | Reference, moving: np.ndarray) -> Similarity:
     """The similarity transform posing `moving` relative to `reference` (uint8 H×W×3 photos of
-    the same view; see the module's note for the method and the convention). A second pass on
-    the aligned photo corrects what the first left (the log-polar grid is coarse far out)."""
+    the same view, the reference as an array or prepared once as a `Reference`; see the module's
+    note for the method and the convention). A second pass on the aligned photo corrects what the
+    first left (the log-polar grid is coarse far out)."""
     from skimage.transform import AffineTransform, rescale, warp
 
-    shape = reference.shape[:2]
-    ref, mov = _grey(reference), _grey(_to_frame(moving, shape))
-    k = min(1.0, WORK_SIDE / max(shape))
+    if not isinstance(reference, Reference):
+        reference = Reference(reference)
+    shape = reference.shape
+    k = reference.prepared()[0]
+    mov = _grey(_to_frame(moving, shape))
     if k < 1:
-        ref, mov = rescale(ref, k, anti_aliasing=True), rescale(mov, k, anti_aliasing=True)
-    first, _ = _estimate(ref, mov, both_ways=True)
+        mov = rescale(mov, k, anti_aliasing=True)
+    first, _ = _estimate(reference, mov, both_ways=True)
     aligned = warp(mov, AffineTransform(matrix=first), order=1, mode="edge")
-    second, match = _estimate(ref, aligned, both_ways=False)
+    second, match = _estimate(reference, aligned, both_ways=False)
     # reference px -> working px (pixel centres, as rescale maps them), and back
     to_work = np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2], [0, 0, 1]])
     scaled = np.linalg.inv(to_work) @ first @ second @ to_work
@@ -197,10 +252,10 @@ def register(reference: np.ndarray, moving: np.ndarray) -> Similarity:
     return Similarity(float(d[0]), float(d[1]), theta, scale, float(residual), float(match), tuple(shape))
 
 
-def pose_error(reference: np.ndarray, moving: np.ndarray) -> float:
+def pose_error(reference: np.ndarray | Reference, moving: np.ndarray) -> float:
     """How far the framing of `moving` is from that of `reference` (its baseline photo of the
-    same view): the largest displacement of a frame corner under the estimated transform, in %
-    of the reference's diagonal; ``NO_MATCH_ERROR`` (100) when no credible alignment exists.
+    same view, as an array or a `Reference` prepared once): the largest displacement of a frame
+    corner under the estimated transform, in % of the reference's diagonal; ``NO_MATCH_ERROR`` (100) when no credible alignment exists.
     The QC flags `pose_vs_baseline` above ``POSE_ERROR_LIMIT`` (10; docs/photos.md §quality)."""
     sim = register(reference, moving)
     if sim.match < MIN_MATCH:
