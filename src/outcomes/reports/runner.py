@@ -23,7 +23,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -280,6 +281,28 @@ def _first_error(nb_path: Path) -> str:
     return ""
 
 
+@contextmanager
+def kernel_transport() -> Iterator[Any]:
+    """Kernel sockets as Unix-domain socket files in a folder of this report's own (IPC transport).
+
+    Why: over TCP, jupyter_client picks each kernel's five ports by binding port 0 and closing it;
+    two reports starting their kernels at once can be handed the same port, and one kernel then
+    dies on `Address already in use` while papermill waits KERNEL_START_TIMEOUT for it (seen on
+    the default grid: 1 report in 29 failed after 120 s). Socket files in a folder of their own
+    cannot collide. The folder is a fresh one under the system's temp dir, as a socket's path must
+    stay within about 100 bytes (a report's work folder can be deeper); it is removed afterwards.
+    TCP where there are no Unix sockets (Windows)."""
+    import tempfile
+
+    from traitlets.config import Config
+
+    if os.name != "posix":
+        yield Config()
+        return
+    with tempfile.TemporaryDirectory(prefix="outcomes-kernel-") as folder:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "k")}})
+
+
 def run_one(spec: ReportSpec, run_dir: Path, work_dir: Path, cell_timeout: int, manifest: dict | None) -> ReportResult:
     """Execute one report and make its PDF into RUN_DIR. Runs in a worker process; never raises."""
     import logging
@@ -314,11 +337,13 @@ def run_one(spec: ReportSpec, run_dir: Path, work_dir: Path, cell_timeout: int, 
         log.info("parameters: %s", spec.parameters)
         t0 = time.perf_counter()
         try:
-            papermill.execute_notebook(
-                str(spec.notebook), str(tmp_nb), parameters=dict(spec.parameters),
-                kernel_name=config.KERNEL_NAME, execution_timeout=cell_timeout,
-                start_timeout=KERNEL_START_TIMEOUT, progress_bar=False, log_output=True, cwd=str(work_dir),
-            )
+            with kernel_transport() as sockets:
+                papermill.execute_notebook(
+                    str(spec.notebook), str(tmp_nb), parameters=dict(spec.parameters),
+                    kernel_name=config.KERNEL_NAME, execution_timeout=cell_timeout,
+                    start_timeout=KERNEL_START_TIMEOUT, progress_bar=False, log_output=True, cwd=str(work_dir),
+                    config=sockets,
+                )
         except PapermillExecutionError as exc:
             result.error = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
             raise
