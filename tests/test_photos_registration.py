@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from skimage.transform import resize
 
-from outcomes.photos.registration import NO_MATCH_ERROR, POSE_ERROR_LIMIT, Similarity, pose_error, register
+from outcomes.contract import QC_MAX_POSE_ERROR as POSE_ERROR_LIMIT
+from outcomes.photos.registration import NO_MATCH_ERROR, Similarity, pose_error, register
 from photo_factory import posed, skin
 
 

@@ -261,6 +261,8 @@ def execute(tasks: list[Task], measure: Measure = measure_photo, pose: Pose = po
                 bar.update(task.size)
         else:
             workers = min(workers or os.cpu_count() or 1, len(tasks))
+            # one task per core (issue 13: all local cores by default): 4.72-5.00 photos/s on 2 cores against
+            # about 3.5 for one warm process (0.28 CPU-s a photo), benchmarks/bench_photos.py, docs/photos.md
             # forkserver: no fork of a process that has threads (arrow, tqdm)
             with ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) as pool:
                 futures = {pool.submit(run_task, task, measure, pose): task.size for task in tasks}

@@ -24,15 +24,11 @@ from functools import lru_cache
 
 import numpy as np
 
-from outcomes import contract
-
 WORK_SIDE = 512  # longer side (px) of the grey images the transform is estimated on
 # Below this normalised cross-correlation of the aligned photos no credible alignment was
 # found (another view, another person, a blank frame): pose_error reports NO_MATCH_ERROR.
 MIN_MATCH = 0.2
 NO_MATCH_ERROR = 100.0
-# pose_vs_baseline: pose_error above this (% of the image diagonal) flags a photo (docs/photos.md §quality).
-POSE_ERROR_LIMIT = contract.QC_MAX_POSE_ERROR
 
 
 @dataclass(frozen=True)
@@ -256,7 +252,7 @@ def pose_error(reference: np.ndarray | Reference, moving: np.ndarray) -> float:
     """How far the framing of `moving` is from that of `reference` (its baseline photo of the
     same view, as an array or a `Reference` prepared once): the largest displacement of a frame
     corner under the estimated transform, in % of the reference's diagonal; ``NO_MATCH_ERROR`` (100) when no credible alignment exists.
-    The QC flags `pose_vs_baseline` above ``POSE_ERROR_LIMIT`` (10; docs/photos.md §quality)."""
+    The QC flags `pose_vs_baseline` above ``contract.QC_MAX_POSE_ERROR`` (10; docs/photos.md §quality)."""
     sim = register(reference, moving)
     if sim.match < MIN_MATCH:
         return NO_MATCH_ERROR

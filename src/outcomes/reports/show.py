@@ -124,19 +124,21 @@ def figure(fig, caption: str, height_in: float | None = None) -> _HTML:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight", facecolor="white")
     plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    body = (f'<figure class="report-figure"><img alt="{html_text(_plain(caption))}" '
+    return _png_figure(buf.getvalue(), caption, "report-figure", "figure")
+
+
+def _png_figure(png: bytes, caption: str, classes: str, kind: str) -> _HTML:
+    """A PNG embedded at page width with its numbered caption (both escaped here)."""
+    data = base64.b64encode(png).decode("ascii")
+    body = (f'<figure class="{classes}"><img alt="{html_text(_plain(caption))}" '
             f'src="data:image/png;base64,{data}"/><figcaption>{_md_inline(caption)}</figcaption></figure>')
-    return _display(_HTML(body, f"[figure] {caption}"))
+    return _display(_HTML(body, f"[{kind}] {caption}"))
 
 
 def image(png: bytes, caption: str) -> _HTML:
     """Show a PNG made elsewhere (a before/after photo panel) at page width with a numbered
     caption, as :func:`figure` does; ``report-photo`` marks it as a photo of a patient."""
-    data = base64.b64encode(png).decode("ascii")
-    body = (f'<figure class="report-figure report-photo"><img alt="{html_text(_plain(caption))}" '
-            f'src="data:image/png;base64,{data}"/><figcaption>{_md_inline(caption)}</figcaption></figure>')
-    return _display(_HTML(body, f"[photo] {caption}"))
+    return _png_figure(png, caption, "report-figure report-photo", "photo")
 
 
 def images(items: Iterable[tuple[bytes, str]]) -> list[_HTML]:
