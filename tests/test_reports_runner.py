@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -351,20 +352,25 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 
 
 @linux_only
-@pytest.mark.parametrize("platform", ["linux", "elsewhere"])
-def test_a_worker_ends_when_its_parent_ends(tmp_path, platform):
-    """Linux: the parent-death signal; elsewhere (faked here): the thread polling the parent."""
+@pytest.mark.parametrize("watch", ["pidfd", "polling"])
+def test_a_worker_ends_when_its_run_ends_though_its_parent_lives_on(tmp_path, watch):
+    """The worker's parent is the run's fork server, which outlives the run while a worker lives:
+    the worker watches the run itself (its pidfd; polling where there is none, faked here)."""
     ready = tmp_path / "ready"
     script = f"""
 import os, sys, time
 from outcomes.reports import runner
-if os.fork() == 0:
-    if {platform!r} != "linux":
-        sys.platform = "elsewhere"
-    runner._die_with_parent(os.getppid())
-    open({str(ready)!r} + ".tmp", "w").write(str(os.getpid()))
-    os.replace({str(ready)!r} + ".tmp", {str(ready)!r})
-    time.sleep(120)  # ends early only if the parent's death ends it
+run = os.getpid()
+if os.fork() == 0:  # the fork server
+    if os.fork() == 0:  # the worker
+        if {watch!r} == "polling":
+            del os.pidfd_open
+        runner._die_with_run(run)
+        open({str(ready)!r} + ".tmp", "w").write(f"{{os.getppid()}} {{os.getpid()}}")
+        os.replace({str(ready)!r} + ".tmp", {str(ready)!r})
+        time.sleep(120)  # ends early only if the run's end ends it
+        os._exit(3)
+    time.sleep(120)
     os._exit(3)
 deadline = time.monotonic() + 60
 while not os.path.exists({str(ready)!r}) and time.monotonic() < deadline:
@@ -372,8 +378,27 @@ while not os.path.exists({str(ready)!r}) and time.monotonic() < deadline:
 os._exit(0)
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=90)
-    child = int(ready.read_text())
-    assert _wait_for(lambda: not _alive(child), 30), f"worker {child} outlived its parent"
+    server, worker = map(int, ready.read_text().split())
+    try:
+        assert _wait_for(lambda: not _alive(worker), 30), f"worker {worker} outlived its run"
+        assert _alive(server)
+    finally:
+        os.kill(server, signal.SIGKILL)
+
+
+def test_a_worker_started_after_its_run_ended_ends_at_once():
+    """A fork server can fork a worker just as the run dies: the worker must not outlive it."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
+    script = f"""
+import os, time
+from outcomes.reports import runner
+runner._die_with_run({int(gone.stdout)})  # not this process's parent, and no longer running
+time.sleep(120)
+os._exit(3)
+"""
+    done = subprocess.run([sys.executable, "-c", script], timeout=90)
+    assert done.returncode == 1
 
 
 HOLD = """import os, pathlib, time
@@ -398,10 +423,12 @@ def test_kill_9_of_the_run_ends_its_worker_and_kernel_next_run_removes_its_work_
         assert _wait_for(lambda: ready.is_file() or proc.poll() is not None, 120)
         assert proc.poll() is None, (project / "killed-run.txt").read_text()
         kernel, worker = map(int, ready.read_text().split())
-        assert _parent(worker) == proc.pid  # the notebook runs in a kernel of a worker of the run
+        server = _parent(worker)  # the notebook runs in a kernel of a worker of the run's fork server
+        assert _parent(server) == proc.pid
     finally:
         proc.kill()  # kill -9
         proc.wait()
+    assert _wait_for(lambda: not _alive(server), 30), "the fork server outlived the killed run"
     assert _wait_for(lambda: not _alive(worker), 30), "the worker outlived the killed run"
     assert _wait_for(lambda: not _alive(kernel), 30), "the kernel outlived the killed run"
     (work,) = out.glob("*/*/.work")
@@ -565,3 +592,37 @@ def test_kernels_started_at_once_cannot_be_handed_the_same_port(project, monkeyp
     assert result.status == "ok", (project / "run" / "good.log").read_text()
     assert "twice n is 8 ok" in (project / "run" / "good.log").read_text()
     assert made and not Path(made[0]).parent.exists()
+
+
+@linux_only
+@pytest.mark.parametrize("pango", ["present", "missing"])
+def test_the_fork_server_preload_never_fails_and_leaves_nothing_to_fork_badly(tmp_path, pango):
+    """Workers are forked from the state outcomes.reports.preload leaves: it must load what it can,
+    never raise (a WeasyPrint that cannot find Pango is injected here), and import no numpy
+    (OpenBLAS starts threads) nor start a thread itself."""
+    env = dict(os.environ)
+    if pango == "missing":
+        (tmp_path / "weasyprint.py").write_text("raise OSError(\"cannot load library 'pango-1.0-0'\")\n")
+        env["PYTHONPATH"] = str(tmp_path)
+    code = ("import json, os, sys; from outcomes.reports import preload; "
+            "print(json.dumps([preload.LOADED, 'numpy' in sys.modules, len(os.listdir('/proc/self/task'))]))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    loaded, numpy, threads = json.loads(done.stdout)
+    assert loaded == (["nbformat", "nbconvert", "weasyprint"] if pango == "present" else ["nbformat", "nbconvert"])
+    assert not numpy and threads == 1
+
+
+def test_each_run_gives_its_reports_its_own_environment(project, monkeypatch):
+    """The fork server keeps the environment of the run that started it; each report must still
+    see the environment of the run it belongs to (as a spawned worker would)."""
+    nb = _notebook(project / "nb" / "env.ipynb", "import os\nprint('mark is', os.environ.get('OUTCOMES_TEST_MARK'))")
+    out = project / "out"
+    seen = []
+    for mark in ("first", "second"):
+        monkeypatch.setenv("OUTCOMES_TEST_MARK", mark)
+        (result,) = runner.run_reports([runner.single_spec(str(nb), [])], project / "processed", out)
+        assert result.ok, result.error
+        seen += [o.get("text", "") for c in nbformat.read(result.notebook, as_version=4).cells
+                 for o in c.get("outputs", [])]
+    assert "mark is first\n" in seen and "mark is second\n" in seen
