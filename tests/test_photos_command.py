@@ -264,6 +264,10 @@ def test_a_measurement_failing_on_one_photo_or_a_region_outside_it_does_not_stop
     frame = command.run(photos, tmp_path / "out.csv", measure=measure_failing_on_dark, pose=pose, workers=1).frame
     assert frame.loc[frame["photo_error"] != ""].set_index("photo_id")["photo_error"].to_dict() == {
         "a": "measure_failed", "c": "region_outside"}
+    CALLS.clear()  # a failed photo keeps its error until its bytes change (docs/photos.md, reruns)
+    again = command.run(photos, tmp_path / "out.csv", measure=measure, pose=pose, workers=1)
+    assert CALLS == [] and again.measured == 0
+    pd.testing.assert_frame_equal(again.frame, frame)
     b = frame.loc[(frame["photo_id"] == "b") & (frame["metric"] == "texture"), "value"].iloc[0]
     whole = np.asarray(Image.open(photos / "p1.jpg"))
     assert b == pytest.approx(whole[10:150, 10:200].mean(), abs=1e-4)  # the region was measured, not the photo
@@ -426,3 +430,39 @@ def test_a_task_prepares_its_baseline_photo_once_for_all_its_photos(tmp_path):
     assert len(seen) == 3 and all(reference is seen[0] for reference in seen)
     assert isinstance(seen[0], Reference) and seen[0].rgb.mean() == pytest.approx(90, abs=3)  # the earliest photo
     assert frame["photo_error"].eq("").all() and len(frame) == 8
+
+
+def test_a_rerun_measures_again_a_photo_whose_region_changed_and_only_it(tmp_path):
+    photos = folder_of_good_photos(tmp_path)
+    header = "patient_id,photo_id,taken_at,view,file,region"
+    rows = ['P1,a,2025-01-10,front,p0.jpg,', 'P1,b,2025-02-10,front,p1.jpg,"0,0,200,150"',
+            'P2,c,2025-01-05,,p2.jpg,', 'P2,d,2025-02-05,front,p3.jpg,']
+    index(photos, rows, header)
+    out = tmp_path / "photo_metrics.photos.csv"
+    first = command.run(photos, out, measure=measure, pose=pose, workers=1).frame
+    index(photos, [*rows[:1], 'P1,b,2025-02-10,front,p1.jpg,"100,50,400,300"', *rows[2:]], header)  # corrected
+    CALLS.clear()
+    again = command.run(photos, out, measure=measure, pose=pose, workers=1).frame
+    assert CALLS == [(300, 400)]  # b only
+    fresh = command.run(photos, tmp_path / "fresh.csv", measure=measure, pose=pose, workers=1).frame
+    pd.testing.assert_frame_equal(again, fresh)
+    b = again["photo_id"] == "b"
+    assert set(again.loc[b, "region"]) == {"100,50,400,300"}
+    assert not again.loc[b, "value"].equals(first.loc[b, "value"])
+    pd.testing.assert_frame_equal(again.loc[~b], first.loc[~b])
+
+
+def test_a_rerun_over_csv_output_does_not_measure_again_photos_with_hostile_ids(tmp_path):
+    photos = tmp_path / "photos"
+    photo(photos / "p0.jpg", 100)
+    photo(photos / "p1.jpg", 120)
+    index(photos, ['"=HYPERLINK(""http://x"",""click"")",a,2025-01-10,front,p0.jpg',
+                   '"=HYPERLINK(""http://x"",""click"")",b,2025-02-10,front,p1.jpg'])
+    out = tmp_path / "photo_metrics.photos.csv"
+    command.run(photos, out, measure=measure, pose=pose, workers=1)
+    written = out.read_bytes()
+    assert b"'=HYPERLINK" in written  # made inert in the CSV
+    CALLS.clear()
+    again = command.run(photos, out, measure=measure, pose=pose, workers=1)
+    assert CALLS == [] and again.measured == 0
+    assert out.read_bytes() == written

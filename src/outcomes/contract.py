@@ -79,6 +79,7 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
         # written by `outcomes photos` (docs/photos.md §command); optional in any export
         Column("source"),
         Column("photo_hash"),
+        Column("region"),  # x0,y0,x1,y1 pixels measured (blank: the automatic region); not used by clean
         Column("photo_error"),
     ),
     "assessments": (

@@ -34,8 +34,8 @@ from outcomes.photos.index import Entry, PhotoIndexError, read_index
 from outcomes.photos.registration import Reference
 
 # the header of every file this command writes, in this order (also how it knows its own output)
-COLUMNS = ("patient_id", "photo_id", "taken_at", "view", "metric", "value", "source", "photo_hash", "chart",
-           "color_delta_e", "blur", "clipped", "pose_error", "photo_error")
+COLUMNS = ("patient_id", "photo_id", "taken_at", "view", "metric", "value", "source", "photo_hash", "region",
+           "chart", "color_delta_e", "blur", "clipped", "pose_error", "photo_error")
 NUMBERS = ("value", "color_delta_e", "blur", "clipped", "pose_error")
 WRITTEN_BY = b"outcomes photos"  # parquet output: its schema metadata says who wrote it
 DEFAULT_SOURCE = "photos"
@@ -113,9 +113,15 @@ class Plan:
 
 def _row(entry: Entry, taken_at: datetime | None, source: str, sha256: str = "", **values) -> dict:
     row = {"patient_id": entry.patient_id, "photo_id": entry.photo_id, "taken_at": _stamp(taken_at),
-           "view": entry.view, "source": source, "photo_hash": sha256, "_order": entry.row}
+           "view": entry.view, "source": source, "photo_hash": sha256, "region": region_text(entry.region),
+           "_order": entry.row}
     row.update(values)
     return row
+
+
+def region_text(region: Box | None) -> str:
+    """The index's region as the output writes it: `x0,y0,x1,y1`, blank for the automatic one."""
+    return "" if region is None else ",".join(str(v) for v in region)
 
 
 def _stamp(when: datetime | None) -> str:
@@ -150,18 +156,17 @@ def plan(entries: list[Entry], earlier: pd.DataFrame | None, source: str = DEFAU
             rows.append(_row(entry, taken_at, source, digest, photo_error="region_outside"))
             continue
         ready.append(Photo(entry=entry, taken_at=taken_at, sha256=digest, measure=True, source=source))
-    done, failed, references = _earlier(earlier)
+    done, failed = _earlier(earlier)
     tasks = []
     key = lambda p: (p.entry.patient_id, p.entry.view)  # noqa: E731
-    for group_key, group in groupby(sorted(ready, key=lambda p: (*key(p), p.taken_at, p.entry.row)), key=key):
+    for _, group in groupby(sorted(ready, key=lambda p: (*key(p), p.taken_at, p.entry.row)), key=key):
         group = list(group)
         reference = next((p.sha256 for p in group if p.sha256 not in failed), None)
-        same_reference = reference is not None and references.get(group_key) == reference
         photos = []
         for photo in group:
-            if same_reference and photo.sha256 in done:
-                rows += [{**old, **_row(photo.entry, photo.taken_at, source, photo.sha256)}
-                         for old in done[photo.sha256]]
+            old = failed.get(photo.sha256) or done.get((photo.sha256, region_text(photo.entry.region), reference))
+            if old is not None:
+                rows += [{**row, **_row(photo.entry, photo.taken_at, source, photo.sha256)} for row in old]
                 photo = replace(photo, measure=False)
             photos.append(photo)
         if any(p.measure for p in photos):
@@ -169,24 +174,30 @@ def plan(entries: list[Entry], earlier: pd.DataFrame | None, source: str = DEFAU
     return Plan(tasks=tasks, rows=rows, photos=len(entries))
 
 
-def _earlier(frame: pd.DataFrame | None) -> tuple[dict[str, list[dict]], set[str], dict[tuple[str, str], str]]:
-    """From an earlier output: rows per photo hash (measurement columns only), the hashes that
-    failed, and the pose reference's hash per (patient, view)."""
+def _earlier(frame: pd.DataFrame | None) -> tuple[dict[tuple[str, str, str], list[dict]], dict[str, list[dict]]]:
+    """From an earlier output: each measured photo's rows, by what they depend on (the photo's
+    bytes, its region, and the bytes of the pose reference it was compared with: the earliest
+    measured photo of its patient and view), and the rows of photos that failed, by their bytes.
+
+    Only hashes and regions are compared, never ids: ids are data, and a CSV output holds some
+    changed (`=cmd` is written `'=cmd`, see `spreadsheet_safe`)."""
     if frame is None or not len(frame):
-        return {}, set(), {}
+        return {}, {}
+    frame = frame.assign(_pos=np.arange(len(frame)))
     frame = frame.loc[frame["photo_hash"].fillna("") != ""]
+    broken = frame["photo_error"].fillna("") != ""
     measured = ["metric", *NUMBERS, "chart", "photo_error"]
-    done: dict[str, list[dict]] = {}
-    for digest, rows in frame.groupby("photo_hash", sort=False):
-        first = rows.loc[rows["photo_id"] == rows["photo_id"].iloc[0]]  # one photo's rows (copies share bytes)
-        done[digest] = first[measured].to_dict("records")
-    failed = set(frame.loc[frame["photo_error"].fillna("") != "", "photo_hash"])
-    ok = frame.loc[frame["photo_error"].fillna("") == ""]
-    when = pd.to_datetime(ok["taken_at"], errors="coerce")
-    firsts = ok.assign(_when=when, _pos=np.arange(len(ok))).sort_values(["_when", "_pos"], kind="stable")
-    firsts = firsts.drop_duplicates(["patient_id", "view"])
-    references = {(p, v): h for p, v, h in zip(firsts["patient_id"], firsts["view"], firsts["photo_hash"])}
-    return done, failed, references
+
+    def first_photo(rows: pd.DataFrame) -> list[dict]:  # one photo's rows (copies share bytes)
+        return rows.loc[rows["photo_id"] == rows["photo_id"].iloc[0], measured].to_dict("records")
+
+    failed = {photo: first_photo(rows) for photo, rows in frame.loc[broken].groupby("photo_hash", sort=False)}
+    ok = frame.loc[~broken]
+    ok = ok.assign(_when=pd.to_datetime(ok["taken_at"], errors="coerce")).sort_values(["_when", "_pos"], kind="stable")
+    ok = ok.assign(_ref=ok.groupby(["patient_id", "view"], sort=False)["photo_hash"].transform("first"))
+    done = {key: first_photo(rows.sort_values("_pos", kind="stable"))
+            for key, rows in ok.groupby(["photo_hash", "region", "_ref"], sort=False)}
+    return done, failed
 
 
 # --- measuring (runs in the workers) ---------------------------------------------------------
