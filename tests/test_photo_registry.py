@@ -1,6 +1,8 @@
 """Photo metrics in the registry: scale, interval-scale improvement, the photo QC flags (issue 13)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,6 +45,28 @@ def test_photo_metrics_are_registered_with_scale_range_and_direction():
                       "spot_area": (0, 100)}
     assert contract.METRICS["ita"].better == "higher" and contract.METRICS["cielab_a"].better == "lower"
 
+
+
+def _table_cells(doc: str, column: int) -> dict[str, str]:
+    """{`key`: the text of `column`} of the markdown table rows of docs/`doc` keyed by a metric."""
+    text = (Path(__file__).parents[1] / "docs" / doc).read_text(encoding="utf-8")
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| `")]
+    return {r[0].strip("`"): r[column] for r in rows if r[0].strip("`") in contract.METRICS}
+
+
+def test_units_are_what_the_docs_say_the_measurement_is_in():
+    """A unit is a word a practitioner can read in a table header: the photo metrics' units are
+    those of their measurement (docs/photos.md; line density and roughness read "index" before),
+    and the registry table of docs/data-contract.md shows the registry's units."""
+    measured = _table_cells("photos.md", 2)
+    assert set(measured) == set(PHOTO)
+    for name in PHOTO:
+        assert measured[name].startswith(contract.METRICS[name].unit), (name, measured[name])
+    listed = _table_cells("data-contract.md", 3)
+    assert set(listed) == set(contract.METRICS)
+    assert {n: u.rstrip("¹²") for n, u in listed.items()} == {n: m.unit for n, m in contract.METRICS.items()}
+    assert not any("*" in m.unit or "*" in m.label for m in contract.METRICS.values())  # markdown emphasis
 
 def test_photo_metrics_come_after_the_instrument_metrics_so_the_default_grid_keeps_its_first_two():
     before = {"fine_lines": ("wrinkles", "elasticity_r7"), "skin_quality": ("hydration", "elasticity_r7"),

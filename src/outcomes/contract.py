@@ -240,10 +240,10 @@ METRICS: dict[str, Metric] = {
                display="Individual typology angle (ITA°)", scale="interval"),
         Metric("spot_area", "lower", "% of the skin region", 0, 100, min_important=5.0,
                display="Pigmented spot area"),
-        # line density (line length ÷ region side) and roughness (RMS of the fine relief of L*):
-        # indices defined by the measurement (docs/photos.md, metrics)
-        Metric("line_density", "lower", "index", min_important=5.0, display="Line density"),
-        Metric("roughness", "lower", "index", min_important=5.0, display="Skin roughness"),
+        # line density: the lines' total length ÷ the skin region's side; roughness: the RMS of the
+        # fine relief of L*, in L* units (docs/photos.md, metrics); no "*" in a unit either
+        Metric("line_density", "lower", "line length ÷ region side", min_important=5.0, display="Line density"),
+        Metric("roughness", "lower", "CIELAB L units", min_important=5.0, display="Skin roughness"),
     )
 }
 # the metrics `outcomes photos` measures from the photos themselves (photos.measure keys), and of
