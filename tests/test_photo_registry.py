@@ -257,6 +257,47 @@ def test_the_plateau_uses_the_metrics_smallest_important_change_by_default(ita_m
     assert (model.plateau(gain=1.0, n_draws=20)["gain"] == 1.0).all()
 
 
+
+@pytest.mark.parametrize("metric", ["hydration", "ita"])  # a ratio metric (7%), an interval one (4 degrees)
+def test_the_response_threshold_is_the_metrics_smallest_important_change_unless_given(ita_model, metric):
+    """One number for every metric (10, before) meant 10 degrees of ITA°: the default is now each
+    metric's smallest important change; an explicit threshold is used as given."""
+    import models_synthetic as ms
+    from outcomes import models
+
+    d = ita_model[0] if metric == "ita" else ms.cohort(150, seed=4)
+    after = d.loc[d["sessions"] > 0].groupby("patient_id")["improvement"].max()
+    for given, used in [(None, contract.METRICS[metric].min_important), (2.5, 2.5)]:
+        response = models.fit_response(d, metric, threshold=given, by=None)
+        assert response.threshold == used
+        responded = response.data_.set_index("patient_id")["responded"].astype(bool)
+        assert (responded == (after.reindex(responded.index) >= used)).all()
+        assert 0 < responded.sum() < len(responded)  # the threshold tells patients apart here
+
+
+def test_the_report_says_what_a_response_is_in_the_metrics_unit():
+    from outcomes.reports import findings
+
+    said = findings.responders(30, 60, 7.0, "hydration")
+    assert "a response being an improvement of at least 7%, the smallest important change in hydration" in said
+    said = findings.responders(30, 60, 4.0, "ita")
+    assert ("at least 4 degrees, the smallest important change in individual typology angle (ITA°)" in said
+            and "%" not in said.split("responded")[1])
+    said = findings.responders(30, 60, 10.0, "hydration")
+    assert "at least 10%, as this report was asked (the smallest important change in hydration is 7%)" in said
+
+
+def test_the_report_notebook_declares_zero_for_the_registrys_threshold():
+    """papermill's inspect_notebook does not see a `float | None` annotation (its pattern has no
+    "|"), so 0 stands for "the metric's smallest important change", as plateau_gain's 0 does."""
+    from outcomes import config
+    from outcomes.reports import params
+
+    notebook = config.NOTEBOOKS_DIR / "20-sessions-response.ipynb"
+    declared = params.declared_parameters(notebook)["response_threshold"]
+    assert declared["type"] == "float" and float(declared["default"]) == 0.0
+    assert params.check_parameters(notebook, {"response_threshold": "12.5"}) == {"response_threshold": 12.5}
+
 def test_the_plateau_sentence_says_which_condition_failed():
     from outcomes.reports import findings
 

@@ -246,6 +246,15 @@ METRICS: dict[str, Metric] = {
         Metric("roughness", "lower", "CIELAB L units", min_important=5.0, display="Skin roughness"),
     )
 }
+
+
+def min_important(metric: str) -> float:
+    """The smallest important change of `metric` (METRICS); for a name the built-in registry does
+    not know, the Metric default."""
+    known = METRICS.get(metric)
+    return known.min_important if known is not None else Metric.min_important
+
+
 # the metrics `outcomes photos` measures from the photos themselves (photos.measure keys), and of
 # them the colour metrics, which need a colour chart in the photo (QC flag no_chart)
 PHOTO_MEASURED_METRICS = ("cielab_l", "cielab_a", "cielab_b", "ita", "spot_area", "line_density", "roughness")
