@@ -68,6 +68,7 @@ def test_units_are_what_the_docs_say_the_measurement_is_in():
     assert {n: u.rstrip("¹²") for n, u in listed.items()} == {n: m.unit for n, m in contract.METRICS.items()}
     assert not any("*" in m.unit or "*" in m.label for m in contract.METRICS.values())  # markdown emphasis
 
+
 def test_photo_metrics_come_after_the_instrument_metrics_so_the_default_grid_keeps_its_first_two():
     before = {"fine_lines": ("wrinkles", "elasticity_r7"), "skin_quality": ("hydration", "elasticity_r7"),
               "pigmentation": ("brown_spots", "melanin_index"), "acne_scars": ("texture", "pores"),
@@ -100,6 +101,48 @@ def test_metrics_csv_may_give_a_scale(tmp_path):
     with pytest.raises(outcomes.raw_files.RawDataError, match="scale"):
         outcomes.clean(raw)
 
+
+
+def test_metrics_csv_may_give_the_smallest_important_change_and_a_blank_one_is_noted(tmp_path):
+    """min_important from metrics.csv reaches the registry in use (clean's, written to the manifest);
+    absent or blank: the documented default, and data_quality.csv says so (it was 2, silently)."""
+    from outcomes.cleaning.registry import load_registry
+
+    photos = [photo("2025-01-05", "glow", 4.0), photo("2025-02-05", "glow", 5.0),
+              photo("2025-01-05", "Skin Tone", -2.0), photo("2025-02-05", "skin_tone", 1.0)]
+    raw = write_raw(tmp_path / "raw", patients=ONE, sessions=BOOKED, photo_metrics=photos)
+    pd.DataFrame([{"metric": "glow", "better": "higher", "high": 10, "min_important": "8.5"},
+                  {"metric": "Skin Tone", "better": "higher", "low": -50, "high": 50, "scale": "interval",
+                   "min_important": " "}]).to_csv(raw / "metrics.csv", index=False)
+    registry, _, _, notes = load_registry(raw / "metrics.csv")
+    assert registry["glow"].min_important == 8.5 and registry["skin_tone"].min_important == contract.DEFAULT_MIN_IMPORTANT
+    assert registry["hydration"].min_important == contract.METRICS["hydration"].min_important  # built-ins kept
+    result = outcomes.clean(raw, tmp_path / "out")
+    written = result.manifest["metric_registry"]
+    assert written["glow"]["min_important"] == 8.5 and written["skin_tone"]["min_important"] == 5.0
+    noted = pd.read_csv(tmp_path / "out" / "data_quality.csv")
+    noted = noted.loc[noted["table"] == "metrics"]
+    assert noted[["source_file", "column", "value", "first_source_row"]].values.tolist() == [
+        ["metrics.csv", "min_important", "skin_tone", 3]]
+    assert "default 5 is used" in noted["note"].iloc[0] and "own unit" in noted["note"].iloc[0]
+    (raw / "metrics.csv").write_text("metric,better\nglow,higher\n")  # no column at all: the default, noted
+    assert outcomes.clean(raw).notes.query("table == 'metrics'")["value"].tolist() == ["glow"]
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "a lot", "inf"])
+def test_a_bad_min_important_stops_clean_naming_file_row_and_column(tmp_path, bad):
+    from typer.testing import CliRunner
+
+    from outcomes.cli import app
+
+    raw = write_raw(tmp_path / "raw", patients=ONE, sessions=BOOKED, photo_metrics=[photo("2025-01-05", "glow", 4.0)])
+    pd.DataFrame([{"metric": "glow", "better": "higher", "min_important": 6},
+                  {"metric": "shine", "better": "higher", "min_important": bad}]).to_csv(raw / "metrics.csv", index=False)
+    result = CliRunner().invoke(app, ["clean", "--raw", str(raw), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    first = result.stderr.splitlines()[0]
+    assert "metrics.csv" in first and "row 3" in first and "min_important" in first and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
 
 # --- interval-scale improvement -----------------------------------------------------------------
 @pytest.mark.parametrize(("metric", "before", "later", "expected"), [
