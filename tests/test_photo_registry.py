@@ -1,6 +1,8 @@
 """Photo metrics in the registry: scale, interval-scale improvement, the photo QC flags (issue 13)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,6 +46,29 @@ def test_photo_metrics_are_registered_with_scale_range_and_direction():
     assert contract.METRICS["ita"].better == "higher" and contract.METRICS["cielab_a"].better == "lower"
 
 
+
+def _table_cells(doc: str, column: int) -> dict[str, str]:
+    """{`key`: the text of `column`} of the markdown table rows of docs/`doc` keyed by a metric."""
+    text = (Path(__file__).parents[1] / "docs" / doc).read_text(encoding="utf-8")
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
+            if line.startswith("| `")]
+    return {r[0].strip("`"): r[column] for r in rows if r[0].strip("`") in contract.METRICS}
+
+
+def test_units_are_what_the_docs_say_the_measurement_is_in():
+    """A unit is a word a practitioner can read in a table header: the photo metrics' units are
+    those of their measurement (docs/photos.md; line density and roughness read "index" before),
+    and the registry table of docs/data-contract.md shows the registry's units."""
+    measured = _table_cells("photos.md", 2)
+    assert set(measured) == set(PHOTO)
+    for name in PHOTO:
+        assert measured[name].startswith(contract.METRICS[name].unit), (name, measured[name])
+    listed = _table_cells("data-contract.md", 3)
+    assert set(listed) == set(contract.METRICS)
+    assert {n: u.rstrip("¹²") for n, u in listed.items()} == {n: m.unit for n, m in contract.METRICS.items()}
+    assert not any("*" in m.unit or "*" in m.label for m in contract.METRICS.values())  # markdown emphasis
+
+
 def test_photo_metrics_come_after_the_instrument_metrics_so_the_default_grid_keeps_its_first_two():
     before = {"fine_lines": ("wrinkles", "elasticity_r7"), "skin_quality": ("hydration", "elasticity_r7"),
               "pigmentation": ("brown_spots", "melanin_index"), "acne_scars": ("texture", "pores"),
@@ -76,6 +101,48 @@ def test_metrics_csv_may_give_a_scale(tmp_path):
     with pytest.raises(outcomes.raw_files.RawDataError, match="scale"):
         outcomes.clean(raw)
 
+
+
+def test_metrics_csv_may_give_the_smallest_important_change_and_a_blank_one_is_noted(tmp_path):
+    """min_important from metrics.csv reaches the registry in use (clean's, written to the manifest);
+    absent or blank: the documented default, and data_quality.csv says so (it was 2, silently)."""
+    from outcomes.cleaning.registry import load_registry
+
+    photos = [photo("2025-01-05", "glow", 4.0), photo("2025-02-05", "glow", 5.0),
+              photo("2025-01-05", "Skin Tone", -2.0), photo("2025-02-05", "skin_tone", 1.0)]
+    raw = write_raw(tmp_path / "raw", patients=ONE, sessions=BOOKED, photo_metrics=photos)
+    pd.DataFrame([{"metric": "glow", "better": "higher", "high": 10, "min_important": "8.5"},
+                  {"metric": "Skin Tone", "better": "higher", "low": -50, "high": 50, "scale": "interval",
+                   "min_important": " "}]).to_csv(raw / "metrics.csv", index=False)
+    registry, _, _, notes = load_registry(raw / "metrics.csv")
+    assert registry["glow"].min_important == 8.5 and registry["skin_tone"].min_important == contract.DEFAULT_MIN_IMPORTANT
+    assert registry["hydration"].min_important == contract.METRICS["hydration"].min_important  # built-ins kept
+    result = outcomes.clean(raw, tmp_path / "out")
+    written = result.manifest["metric_registry"]
+    assert written["glow"]["min_important"] == 8.5 and written["skin_tone"]["min_important"] == 5.0
+    noted = pd.read_csv(tmp_path / "out" / "data_quality.csv")
+    noted = noted.loc[noted["table"] == "metrics"]
+    assert noted[["source_file", "column", "value", "first_source_row"]].values.tolist() == [
+        ["metrics.csv", "min_important", "skin_tone", 3]]
+    assert "default 5 is used" in noted["note"].iloc[0] and "own unit" in noted["note"].iloc[0]
+    (raw / "metrics.csv").write_text("metric,better\nglow,higher\n")  # no column at all: the default, noted
+    assert outcomes.clean(raw).notes.query("table == 'metrics'")["value"].tolist() == ["glow"]
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "a lot", "inf"])
+def test_a_bad_min_important_stops_clean_naming_file_row_and_column(tmp_path, bad):
+    from typer.testing import CliRunner
+
+    from outcomes.cli import app
+
+    raw = write_raw(tmp_path / "raw", patients=ONE, sessions=BOOKED, photo_metrics=[photo("2025-01-05", "glow", 4.0)])
+    pd.DataFrame([{"metric": "glow", "better": "higher", "min_important": 6},
+                  {"metric": "shine", "better": "higher", "min_important": bad}]).to_csv(raw / "metrics.csv", index=False)
+    result = CliRunner().invoke(app, ["clean", "--raw", str(raw), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    first = result.stderr.splitlines()[0]
+    assert "metrics.csv" in first and "row 3" in first and "min_important" in first and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
 
 # --- interval-scale improvement -----------------------------------------------------------------
 @pytest.mark.parametrize(("metric", "before", "later", "expected"), [
@@ -232,6 +299,47 @@ def test_the_plateau_uses_the_metrics_smallest_important_change_by_default(ita_m
     assert (model.plateau(n_draws=20)["gain"] == contract.METRICS["ita"].min_important).all()
     assert (model.plateau(gain=1.0, n_draws=20)["gain"] == 1.0).all()
 
+
+
+@pytest.mark.parametrize("metric", ["hydration", "ita"])  # a ratio metric (7%), an interval one (4 degrees)
+def test_the_response_threshold_is_the_metrics_smallest_important_change_unless_given(ita_model, metric):
+    """One number for every metric (10, before) meant 10 degrees of ITA°: the default is now each
+    metric's smallest important change; an explicit threshold is used as given."""
+    import models_synthetic as ms
+    from outcomes import models
+
+    d = ita_model[0] if metric == "ita" else ms.cohort(150, seed=4)
+    after = d.loc[d["sessions"] > 0].groupby("patient_id")["improvement"].max()
+    for given, used in [(None, contract.METRICS[metric].min_important), (2.5, 2.5)]:
+        response = models.fit_response(d, metric, threshold=given, by=None)
+        assert response.threshold == used
+        responded = response.data_.set_index("patient_id")["responded"].astype(bool)
+        assert (responded == (after.reindex(responded.index) >= used)).all()
+        assert 0 < responded.sum() < len(responded)  # the threshold tells patients apart here
+
+
+def test_the_report_says_what_a_response_is_in_the_metrics_unit():
+    from outcomes.reports import findings
+
+    said = findings.responders(30, 60, 7.0, "hydration")
+    assert "a response being an improvement of at least 7%, the smallest important change in hydration" in said
+    said = findings.responders(30, 60, 4.0, "ita")
+    assert ("at least 4 degrees, the smallest important change in individual typology angle (ITA°)" in said
+            and "%" not in said.split("responded")[1])
+    said = findings.responders(30, 60, 10.0, "hydration")
+    assert "at least 10%, as this report was asked (the smallest important change in hydration is 7%)" in said
+
+
+def test_the_report_notebook_declares_zero_for_the_registrys_threshold():
+    """papermill's inspect_notebook does not see a `float | None` annotation (its pattern has no
+    "|"), so 0 stands for "the metric's smallest important change", as plateau_gain's 0 does."""
+    from outcomes import config
+    from outcomes.reports import params
+
+    notebook = config.NOTEBOOKS_DIR / "20-sessions-response.ipynb"
+    declared = params.declared_parameters(notebook)["response_threshold"]
+    assert declared["type"] == "float" and float(declared["default"]) == 0.0
+    assert params.check_parameters(notebook, {"response_threshold": "12.5"}) == {"response_threshold": 12.5}
 
 def test_the_plateau_sentence_says_which_condition_failed():
     from outcomes.reports import findings

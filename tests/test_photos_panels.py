@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from skimage.feature import match_template
 
+from outcomes.escaping import plot_text
 from outcomes.photos import panels
 from photo_factory import posed, skin
 
@@ -98,3 +99,66 @@ def test_hostile_texts_are_drawn_literally():
 def test_photos_that_cannot_be_aligned_are_not_paired():
     with pytest.raises(ValueError, match="could not be aligned"):
         panels.aligned_pair(skin((400, 300), seed=10), skin((400, 300), seed=11))
+
+
+
+def _strip(half: int, columns, monkeypatch) -> tuple[np.ndarray, list[str]]:
+    """The text strip under photos `half` px wide, and the texts it drew (as matplotlib got them)."""
+    drawn = []
+    original = Figure.text
+
+    def text(self, x, y, s, *args, **kwargs):
+        drawn.append(s)
+        return original(self, x, y, s, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "text", text)
+    strip = panels._text_strip(2 * half + panels.GAP, half, columns).astype(float).mean(axis=2)
+    monkeypatch.undo()
+    return strip, drawn
+
+
+def _inside_the_columns(grey: np.ndarray, half: int) -> bool:
+    """No ink in the gap between the two columns nor at the strip's right edge (where a text too
+    long for the right column would be clipped)."""
+    return grey[:, half:half + panels.GAP].min() > 250 and grey[:, -panels.MARGIN + 1:].min() > 250
+
+
+@pytest.mark.parametrize("half", [panels.MAX_SIDE, panels.MAX_SIDE * 3 // 4, 300])  # landscape, portrait, a small crop
+def test_every_registry_metric_line_is_drawn_in_full_under_its_photo(half, monkeypatch):
+    """The report's value lines (patient._photo_values, as the panel gets them) are drawn whole within
+    their photo's width, each on one line under a photo of full size: the old estimate of a character's width cut
+    'Individual typology angle (ITA°): 45.1 degrees' with '…'."""
+    import pandas as pd
+
+    from outcomes import contract
+    from outcomes.reports import patient
+
+    names = [*contract.PHOTO_MEASURED_METRICS, *(m for m in contract.METRICS if m not in contract.PHOTO_MEASURED_METRICS)]
+    me = patient.Patient("P001", "35-44", "III", "fine_lines", 4, 40.0, pd.Timestamp("2025-01-06"), {})
+    for start in range(0, len(names), patient.PANEL_VALUES):
+        chunk = names[start:start + patient.PANEL_VALUES]
+        me.tables["outcomes"] = pd.DataFrame({"patient_id": "P001", "photo_id": ["ph-1", "ph-2"] * len(chunk),
+                                              "metric": [m for m in chunk for _ in (0, 1)],
+                                              "value": [-0.0123, -123.4] * len(chunk)})
+        values = patient._photo_values(me, ("ph-1", "ph-2"), [])
+        assert [v[0].split(":")[0] for v in values] == [contract.METRICS[m].label for m in chunk]
+        columns = [["Baseline: week 0", *(v[0] for v in values)], ["Latest: week 12", *(v[1] for v in values)]]
+        grey, drawn = _strip(half, columns, monkeypatch)
+        texts = [plot_text(t) for column in columns for t in column]
+        assert " ".join(drawn) == " ".join(texts)  # every text whole, no '…'
+        if half >= panels.MAX_SIDE * 3 // 4:  # a photo of the panel's full size: each on one line
+            assert drawn == texts
+        assert _inside_the_columns(grey, half)
+
+
+def test_a_text_wider_than_its_photo_goes_on_to_further_lines_in_full(monkeypatch):
+    label = "Hydration of the lower eyelid, the clinic's own probe: 123 AU (corneometer, probe 2, left side)"
+    hostile = "$x^2$" * 30  # one 150-character word: cut at characters, still drawn literally
+    grey, drawn = _strip(300, [["Before", label], ["After", hostile]], monkeypatch)
+    assert _inside_the_columns(grey, 300)
+    size = panels.font_pt(grey.shape[1])
+    assert _literal(label, False, size).shape[1] > 300  # the test's point: it does not fit on one line
+    pieces = drawn[1:drawn.index("After")]
+    assert len(pieces) >= 2 and " ".join(pieces) == label
+    pieces = drawn[drawn.index("After") + 1:]
+    assert len(pieces) >= 2 and "".join(pieces) == plot_text(hostile, max_length=len(hostile))

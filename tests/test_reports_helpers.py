@@ -125,7 +125,7 @@ def test_fewer_patients_modelled_than_selected_is_explained(hydration):
     model, _, texts, _, _ = hydration
     assert texts[1].startswith(f"{model.n_patients_:,} patients of the 150 patients selected are modelled; the others")
     assert re.match(r"\d+ of \d+ patients \([\d.]+%\) with a hydration measurement after a session of their course "
-                    r"reached a 10% improvement", texts[5]), texts[5]
+                    r"responded at some visit, a response being an improvement of at least 10%", texts[5]), texts[5]
 
 
 def test_naive_sentence_follows_the_numbers():

@@ -242,6 +242,14 @@ def test_every_notebook_runs_and_makes_a_pdf(run):
         assert section in texts["patient"], section
 
 
+
+@pytest.mark.slow
+def test_sessions_response_says_what_a_response_is_in_the_metrics_unit(run):
+    """The default threshold is hydration's smallest important change (7%), not one 10 for all."""
+    flat = " ".join(run[1]["sessions-response"].split())
+    assert "a response being an improvement of at least 7%, the smallest important change in hydration" in flat
+    assert "not yet showing a 7% improvement in hydration" in flat
+
 @pytest.mark.slow
 def test_page_one_is_the_answer_and_provenance_is_last(run):
     """Page 1: the title, the headline in words with numbers and uncertainty, the figure that shows

@@ -157,8 +157,9 @@ class Metric:
     # the smallest change in improvement a patient would notice, in the units improvement is
     # counted in (percentage points of the baseline on a ratio scale, the metric's own unit on an
     # interval scale): the plateau's "one more session adds less than this", and the least gain a
-    # plateau is claimed after. Each metric's value and its reason: METRICS below, docs/data-contract.md §5
-    min_important: float = 2.0
+    # plateau is claimed after. Each metric's value and its reason: METRICS below, docs/data-contract.md §5;
+    # a metric of the clinic's metrics.csv without one gets DEFAULT_MIN_IMPORTANT, with a data-quality note
+    min_important: float = 5.0
     display: str = ""  # what a reader sees ("Brown spots"); the code name is for files and parameters
     # "ratio": a true zero (a count, an area, a concentration): change is compared as a percentage of
     # the baseline. "interval": no true zero, the value may cross it (CIELAB a*, ITA°): change is
@@ -241,12 +242,27 @@ METRICS: dict[str, Metric] = {
                display="Individual typology angle (ITA°)", scale="interval"),
         Metric("spot_area", "lower", "% of the skin region", 0, 100, min_important=5.0,
                display="Pigmented spot area"),
-        # line density (line length ÷ region side) and roughness (RMS of the fine relief of L*):
-        # indices defined by the measurement (docs/photos.md, metrics)
-        Metric("line_density", "lower", "index", min_important=5.0, display="Line density"),
-        Metric("roughness", "lower", "index", min_important=5.0, display="Skin roughness"),
+        # line density: the lines' total length ÷ the skin region's side; roughness: the RMS of the
+        # fine relief of L*, in L* units (docs/photos.md, metrics); no "*" in a unit either
+        Metric("line_density", "lower", "line length ÷ region side", min_important=5.0, display="Line density"),
+        Metric("roughness", "lower", "CIELAB L units", min_important=5.0, display="Skin roughness"),
     )
 }
+
+# The smallest important change of a metric whose own is not known (a clinic's metrics.csv without the
+# column): 5 points, the middle of the registry's ratio-scale values (4 to 7: a reading's within-patient
+# coefficient of variation); the metric's own unit on an interval scale, where no default can know the
+# unit, so the data-quality note asks for it
+DEFAULT_MIN_IMPORTANT = Metric.min_important
+
+
+def min_important(metric: str) -> float:
+    """The smallest important change of `metric` (METRICS); for a name the built-in registry does
+    not know, DEFAULT_MIN_IMPORTANT."""
+    known = METRICS.get(metric)
+    return known.min_important if known is not None else DEFAULT_MIN_IMPORTANT
+
+
 # the metrics `outcomes photos` measures from the photos themselves (photos.measure keys), and of
 # them the colour metrics, which need a colour chart in the photo (QC flag no_chart)
 PHOTO_MEASURED_METRICS = ("cielab_l", "cielab_a", "cielab_b", "ita", "spot_area", "line_density", "roughness")

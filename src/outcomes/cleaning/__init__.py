@@ -160,7 +160,8 @@ def clean(raw_dir: str | Path, out_dir: str | Path | None = None, *, monthfirst:
     check_folders(raw_dir, out_dir)
     raws, file_notes = read_tables(raw_dir)
     registry_path = find_registry_file(raw_dir)
-    registry, registry_sha, registry_rows = load_registry(registry_path)
+    registry, registry_sha, registry_rows, registry_notes = load_registry(registry_path)
+    file_notes += registry_notes
     lap("read")
     with ProcessedWriter(out_dir) if out_dir is not None else nullcontext() as writer:  # checks --out first
         tables = parse_tables(raws, registry, monthfirst, until)

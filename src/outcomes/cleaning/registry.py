@@ -23,16 +23,20 @@ def find_registry_file(raw_dir: Path) -> Path | None:
     return None
 
 
-def load_registry(path: Path | None) -> tuple[dict[str, contract.Metric], str | None, int]:
-    """Built-in metrics, extended (or overridden) by the user's file. Returns (registry, sha256, rows).
+def load_registry(path: Path | None) -> tuple[dict[str, contract.Metric], str | None, int, list[dict]]:
+    """Built-in metrics, extended (or overridden) by the user's file. Returns (registry, sha256,
+    rows, notes).
 
-    The file needs columns `metric` and `better` (lower/higher); `unit`, `low`, `high`, `scale`
-    are optional (default: no unit, 0, no upper bound, ratio). Any bad row stops the run: the
-    registry is configuration.
+    The file needs columns `metric` and `better` (lower/higher); `unit`, `low`, `high`, `scale`,
+    `min_important` are optional (default: no unit, 0, no upper bound, ratio,
+    contract.DEFAULT_MIN_IMPORTANT). A metric left at the default smallest important change gets a
+    data-quality note (`notes`, the rows of data_quality.csv): a report's plateau and response
+    threshold depend on it. Any bad row stops the run: the registry is configuration.
     """
     registry = dict(contract.METRICS)
+    notes: list[dict] = []
     if path is None:
-        return registry, None, 0
+        return registry, None, 0, notes
     frame, digest = read_raw_frame(path)
     for needed in ("metric", "better"):
         if needed not in frame.columns:
@@ -63,6 +67,22 @@ def load_registry(path: Path | None) -> tuple[dict[str, contract.Metric], str | 
         if scale not in contract.SCALES_OF_MEASUREMENT:
             raise RawDataError(f"{path.name}: row {line}: 'scale' must be ratio or interval (or blank: ratio), "
                                f"not {row.get('scale')!r}", file=path, column="scale")
+        smallest = nz.number(row.get("min_important"))
+        if smallest.reason == "missing":
+            notes.append(_default_note(path.name, key, line, scale))
+        elif smallest.reason or smallest.value <= 0:
+            raise RawDataError(f"{path.name}: row {line}: min_important must be a positive number (or blank: "
+                               f"{contract.DEFAULT_MIN_IMPORTANT:g}), not {row.get('min_important')!r}",
+                               file=path, column="min_important")
         registry[key] = contract.Metric(key, better, nz.text(row.get("unit")) or "", bounds[0], bounds[1],
-                                        scale=scale)
-    return registry, digest, len(frame)
+                                        scale=scale, min_important=smallest.value or contract.DEFAULT_MIN_IMPORTANT)
+    return registry, digest, len(frame), notes
+
+
+def _default_note(file: str, metric: str, line: int, scale: str) -> dict:
+    """The data-quality note of a metric whose smallest important change is the default."""
+    unit = "points of the baseline" if scale == "ratio" else "in the metric's own unit, which no default can know"
+    return {"table": REGISTRY_STEM, "source_file": file, "column": "min_important", "value": metric,
+            "note": f"no smallest important change given: the default {contract.DEFAULT_MIN_IMPORTANT:g} is used "
+                    f"({unit}; it sets the reports' plateau and response threshold): give min_important",
+            "rows": None, "first_source_row": line}

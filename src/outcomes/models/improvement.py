@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..contract import DEFAULT_VIEW, METRICS, SKIN_TYPE_DTYPE
+from ..contract import DEFAULT_VIEW, METRICS, SKIN_TYPE_DTYPE, min_important
 from ._design import require_columns
 from ._tidy import Coefficients, interval
 from .mixed import OPTIMIZERS, MixedModel
@@ -392,8 +392,8 @@ class ImprovementModel(Coefficients):
                 ) -> pd.DataFrame:
         """First session count n after which one more session adds less than ``gain`` (percentage
         points, or the metric's own unit on an interval scale); None: the metric's smallest
-        important change from the registry (``contract.METRICS[metric].min_important``; 2 for a
-        metric it does not know).
+        important change from the registry (``contract.min_important(metric)``;
+        ``contract.DEFAULT_MIN_IMPORTANT`` for a metric it does not know).
 
         Uncertainty by parametric bootstrap of the fixed effects: ``n_draws`` draws from their
         estimated sampling distribution N(beta, cov), the plateau recomputed for each draw;
@@ -401,7 +401,7 @@ class ImprovementModel(Coefficients):
         the session counts observed" (one more session still adds at least ``gain``).
         """
         if gain is None:
-            gain = METRICS[self.metric].min_important if self.metric in METRICS else 2.0
+            gain = min_important(self.metric)
         grid = self._grid()
         x = self.mixed_.design_matrix(grid).to_numpy()
         beta = self.fixed_["estimate"].to_numpy()

@@ -1,7 +1,7 @@
 """Sessions to response: how many sessions until a patient first shows a visible gain.
 
-Per patient, the first session count at which improvement reaches ``threshold`` (default 10%)
-is the event time. A patient who stops (or whose record ends) before reaching it is
+Per patient, the first session count at which improvement reaches ``threshold`` (default: the
+metric's smallest important change, ``contract.METRICS[m].min_important``) is the event time. A patient who stops (or whose record ends) before reaching it is
 censored at the last session count observed: we know only that response needs more than
 that. Survival curves over session count (statsmodels SurvfuncRight, Kaplan-Meier) by group,
 the median sessions to response with its CI, and a Cox model (PHReg, Efron ties) for age and
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..contract import DEFAULT_VIEW, SKIN_TYPE_DTYPE
+from ..contract import DEFAULT_VIEW, SKIN_TYPE_DTYPE, min_important
 from ._design import Design, as_categories
 from ._tidy import Coefficients, tidy_table
 from .improvement import (AGE_BAND_DTYPE, OUTCOME, age_band, attach_columns, centred_age, improvement_unit, model_rows,
@@ -67,9 +67,9 @@ class ResponseModel(Coefficients):
     ----------
     metric : str
         The metric whose improvement is followed.
-    threshold : float
+    threshold : float or None
         Improvement that counts as a response (percent of baseline; the metric's own unit on an
-        interval scale).
+        interval scale). None: the metric's smallest important change (``contract.min_important``).
     by : str or None
         Column that splits the curves: ``age_band``, ``skin_type``, or any patient-level column
         (``clinic_id``, ``concern``, ``area``: the treated area, ``sex``, a column of the patients
@@ -91,9 +91,13 @@ class ResponseModel(Coefficients):
     ['estimate', 'std_error', 'ci_low', 'ci_high', 'p_value']
     """
 
-    def __init__(self, metric: str, threshold: float = 10.0, by: str | None = "skin_type", *,
+    def __init__(self, metric: str, threshold: float | None = None, by: str | None = "skin_type", *,
                  covariates: Sequence[str] = (), view: str | None = DEFAULT_VIEW,
                  patients: pd.DataFrame | None = None, include_flagged: bool = False) -> None:
+        # None: the metric's smallest important change (a response is a change a patient would
+        # notice, in percent of the baseline or the metric's own unit): one number for every metric
+        # would be 10 degrees of ITA° or 10 CIELAB units, far beyond what is noticed
+        threshold = min_important(metric) if threshold is None else float(threshold)
         self.metric, self.threshold, self.by, self.view = metric, threshold, by, view
         self.covariates = tuple(covariates)
         self.patients, self.include_flagged = patients, include_flagged
@@ -239,7 +243,7 @@ def _pointwise_ci(sf: SurvfuncRight, level: float = 0.95) -> tuple[np.ndarray, n
     return low, high
 
 
-def fit_response(data: pd.DataFrame | Mapping[str, pd.DataFrame], metric: str, threshold: float = 10.0,
+def fit_response(data: pd.DataFrame | Mapping[str, pd.DataFrame], metric: str, threshold: float | None = None,
                  by: str | None = "skin_type", *, covariates: Sequence[str] = (), view: str | None = DEFAULT_VIEW,
                  patients: pd.DataFrame | None = None, include_flagged: bool = False) -> ResponseModel:
     """Fit a :class:`ResponseModel` (see there): ``ResponseModel(metric, ...).fit(data)``.

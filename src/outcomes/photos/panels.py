@@ -81,22 +81,63 @@ def aligned_pair(before: np.ndarray, after: np.ndarray, *, correct_before: Corre
     return pair[0], pair[1]
 
 
+MARGIN = 4  # px of white left and right of each column's texts
+MAX_TEXT = 160  # characters of one text at most (a registry line is ~50): only a hostile label is cut
+
+
+def _fitted(text: str, room: float, measure: Callable[[str], float]) -> list[str]:
+    """`text` as the lines it is drawn on, each at most `room` px wide by `measure` (the width of a
+    text in the font that draws it): broken at spaces, a word wider than a line at characters.
+    Nothing is dropped: the lines joined with spaces give `text` back (word breaks aside)."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if measure(candidate) <= room or not candidate.strip():
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        current = word
+        while len(current) > 1 and measure(current) > room:  # a word wider than a line: cut where it fills one
+            cut = 1
+            while cut < len(current) - 1 and measure(current[:cut + 1]) <= room:
+                cut += 1
+            lines.append(current[:cut])
+            current = current[cut:]
+    lines.append(current)
+    return lines
+
+
 def _text_strip(width: int, half: int, columns: Sequence[Sequence[str]]) -> np.ndarray:
-    """White strip of `width` px with each column's lines drawn as plain text under its photo."""
+    """White strip of `width` px with each column's texts drawn as plain text under its photo; the
+    first of each column in bold. A text wider than its photo goes on as many lines as it needs
+    (widths measured by the renderer that draws them, in the font used), so a value is never cut."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
 
     size = font_pt(width)
     line = size * DPI / 72 * 1.5  # px
-    height = int(line * max(len(c) for c in columns) + line / 2)
-    fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
-    FigureCanvasAgg(fig)
-    chars = max(8, int(half / (0.62 * size * DPI / 72)))  # what fits under one photo
-    for i, column in enumerate(columns):
+    fig = Figure(figsize=(width / DPI, 1), dpi=DPI, facecolor="white")
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    drawn: list[list[tuple[str, bool]]] = []
+    for column in columns:
+        pieces = []
         for j, text in enumerate(column):
-            fig.text((i * (half + GAP) + 4) / width, 1 - (line / 3 + j * line) / height,
-                     plot_text(text, max_length=chars), fontsize=size, family="DejaVu Sans",
-                     fontweight="bold" if j == 0 else "normal", ha="left", va="top", color="black")
+            prop = FontProperties(family="DejaVu Sans", size=size, weight="bold" if j == 0 else "normal")
+            # plot_text's one-line, bounded text; its only escape (\$ for $) undone to measure what is drawn
+            plain = plot_text(text, max_length=MAX_TEXT).replace("\\$", "$")
+            pieces += [(piece, j == 0) for piece in _fitted(
+                plain, half - 2 * MARGIN, lambda s, p=prop: renderer.get_text_width_height_descent(s, p, ismath=False)[0])]
+        drawn.append(pieces)
+    height = int(line * max(len(c) for c in drawn) + line / 2)
+    fig.set_size_inches(width / DPI, height / DPI)
+    for i, pieces in enumerate(drawn):
+        for j, (piece, bold) in enumerate(pieces):
+            fig.text((i * (half + GAP) + MARGIN) / width, 1 - (line / 3 + j * line) / height,
+                     plot_text(piece, max_length=MAX_TEXT), fontsize=size, family="DejaVu Sans",
+                     fontweight="bold" if bold else "normal", ha="left", va="top", color="black")
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 

@@ -150,14 +150,26 @@ def plateau(table: pd.DataFrame, cells: pd.DataFrame, common_skin: str, overall:
             f"{int(p['ci_high']) if np.isfinite(p['ci_high']) else 'not reached'}).")
 
 
+def threshold_text(threshold: float, metric: str) -> str:
+    """A response threshold in its unit: "7%" (of the baseline), or "4 degrees" on an interval scale."""
+    m = contract.METRICS[metric]
+    return f"{threshold:g}%" if m.scale == "ratio" else f"{threshold:g} {markdown_text(m.unit)}"
+
+
 def responders(responded: int, total: int, threshold: float, metric: str, min_cell: int = config.MIN_CELL) -> str:
     """Patients who reached the threshold, out of those with a measurement after a session of
-    their course (said, so the count is not mistaken for the selection's)."""
+    their course (said, so the count is not mistaken for the selection's), and what the threshold
+    is: the metric's smallest important change (the default), or the value the report was asked for."""
     share = privacy.share_text(responded, total, "patients", min_cell)
-    reached = f"{threshold:g}%" if contract.METRICS[metric].scale == "ratio" else \
-        f"{threshold:g} {contract.METRICS[metric].unit}"
-    return (f"{_capital(share)} with a {name(metric)} measurement after a session of their course reached a "
-            f"{reached} improvement at some visit.")
+    smallest = contract.METRICS[metric].min_important
+    if threshold == smallest:
+        why = (f"the smallest important change in {name(metric)}, the least change that stands out from the "
+               "measurement's own visit-to-visit noise")
+    else:
+        why = (f"as this report was asked (the smallest important change in {name(metric)} is "
+               f"{threshold_text(smallest, metric)})")
+    return (f"{_capital(share)} with a {name(metric)} measurement after a session of their course responded at "
+            f"some visit, a response being an improvement of at least {threshold_text(threshold, metric)}, {why}.")
 
 
 def gais(responders_: int, total: int, min_cell: int = config.MIN_CELL) -> str:
