@@ -124,7 +124,7 @@ def test_headline_and_expected_table_quote_the_model(hydration):
 def test_fewer_patients_modelled_than_selected_is_explained(hydration):
     model, _, texts, _, _ = hydration
     assert texts[1].startswith(f"{model.n_patients_:,} patients of the 150 patients selected are modelled; the others")
-    assert re.match(r"\d+ of \d+ patients \([\d.]+%\) with a hydration measurement after a session of their course "
+    assert re.match(r"\d+ of \d+ patients \([\d.]+%\) with a measurement of hydration after a session of their course "
                     r"responded at some visit, a response being an improvement of at least 10%", texts[5]), texts[5]
 
 

@@ -55,7 +55,7 @@ def too_few(n_measured: int, metric: str, needed: int, min_cell: int = config.MI
     """Why a selection gets no model, without writing a small count out."""
     words = privacy.count_text(n_measured, "patients", min_cell)
     words = f"Only {words}" if n_measured >= min_cell else _capital(words)
-    return (f"{words} in this selection have a {name(metric)} measurement after a session. The models need at "
+    return (f"{words} in this selection have a measurement of {name(metric)} after a session. The models need at "
             f"least {needed}, so this report stops here: widen the selection (clinic, concern, dates) or wait for "
             "more data.")
 
@@ -67,7 +67,7 @@ def who_was_modelled(n_selected: int, n_modelled: int, metric: str, min_cell: in
         return f"All {privacy.count_text(n_selected, 'patients', min_cell)} selected are in the model."
     return (f"{_capital(privacy.count_text(n_modelled, 'patients', min_cell))} of the "
             f"{privacy.count_text(n_selected, 'patients', min_cell)} selected are modelled; the others have no "
-            f"{name(metric)} measurement after a session of their course with a baseline photo and a photo that "
+            f"measurement of {name(metric)} after a session of their course with a baseline photo and a photo that "
             "passed the quality checks (their reasons are counted in the data-quality report).")
 
 
@@ -168,7 +168,7 @@ def responders(responded: int, total: int, threshold: float, metric: str, min_ce
     else:
         why = (f"as this report was asked (the smallest important change in {name(metric)} is "
                f"{threshold_text(smallest, metric)})")
-    return (f"{_capital(share)} with a {name(metric)} measurement after a session of their course responded at "
+    return (f"{_capital(share)} with a measurement of {name(metric)} after a session of their course responded at "
             f"some visit, a response being an improvement of at least {threshold_text(threshold, metric)}, {why}.")
 
 
