@@ -158,7 +158,7 @@ def test_metrics_are_named_for_the_reader(hydration):
 def test_too_small_selection_says_so_in_plain_words(tables):
     sel = cohort.select(tables, min_sessions=99)
     model, notes = fitting.improvement_model(sel["outcomes"], "wrinkles", 5, patients=sel.patients)
-    assert model is None and notes[0].startswith("No patients in this selection have a wrinkles measurement")
+    assert model is None and notes[0].startswith("No patients in this selection have a measurement of wrinkles")
     assert "this report stops here" in notes[0]
     model, notes = fitting.improvement_model(tables["outcomes"], "hydration", 50)  # 150 patients < 4 x 50
     n = fitting.measured_patients(tables["outcomes"], "hydration")
