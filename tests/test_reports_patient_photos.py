@@ -55,9 +55,9 @@ def test_panel_per_view_from_the_first_and_latest_photo_with_values_and_orientat
     outcomes = pd.DataFrame({"patient_id": "P001", "photo_id": ["ph-1", "ph-3", "ph-1", "ph-3"],
                              "metric": ["wrinkles", "wrinkles", "hydration", "ita"], "value": [12.5, 9.25, 40.0, 31.5]})
     found = patient.photo_panels(_patient(outcomes), folder, ["hydration"])
-    assert len(found.panels) == 1 and any("left45" in n and "only one photo" in n for n in found.notes)
+    assert len(found.panels) == 1 and any(n.startswith("Left45 view: only one photo") for n in found.notes)
     png, caption = found.panels[0]
-    assert caption.startswith("front view") and "not colour-corrected" in caption
+    assert caption.startswith("Front view:") and "not colour-corrected" in caption
     # the right half shows the latest photo aligned onto the first: the sideways JPEG was turned upright
     from outcomes.photos.panels import aligned_pair
 

@@ -476,7 +476,7 @@ def photo_panels(me: Patient, photos: str | os.PathLike | None, metrics: Sequenc
     panels, notes = [], []
     views = sorted({e.view for e in entries}, key=lambda v: (list(contract.VIEWS) + [v]).index(v))
     for view in views:
-        name = markdown_text(view)
+        name = markdown_text(view.capitalize())  # sentences and captions start with it
         try:
             timed = [(when, e) for e in entries if e.view == view and (when := _taken_at(e)) is not None]
         except PhotoError:  # the message would name the file's path
