@@ -241,6 +241,20 @@ def test_cohort_tables_show_no_patient_ids(hydration, tables):
     assert not [i for i in ids if i in " ".join(texts)]
 
 
+def test_patient_findings_name_the_comparison_group_only_where_it_is_wider_than_the_cover_says(one):
+    """The cover names the comparison (same concern, treated area, age band and skin type where there
+    are enough of them); a finding repeats it only for a wider group, so page 1 keeps room for its figure."""
+    me, prog = one
+    summary = prog.summary.reset_index(drop=True)
+    assert len(summary) >= 2
+    summary.loc[0, "compared with"] = patient.describe_step(patient.WIDENING[0])
+    summary.loc[1, "compared with"] = patient.describe_step(patient.WIDENING[2])
+    found = patient.findings(me, patient.Progress(prog.panels, summary, prog.notes))
+    first, second = (next(f for f in found if f.startswith(str(summary.loc[i, "metric"]) + ":")) for i in (0, 1))
+    assert "comparable patients." in first and "treated area" not in first
+    assert "comparable patients (same concern and age band)." in second
+
+
 def test_patient_findings_say_when_the_data_cannot_tell(tables):
     me = patient.load_patient(tables, ["hydration"], pick=1)
     found = patient.findings(me, patient.progress(me, ["hydration"], min_cell=1000))

@@ -386,3 +386,16 @@ def test_default_grid_has_a_sessions_response_report_per_concern_present(cohort)
                  if s.notebook.name == "25-technical.ipynb"}
     assert technical == {(c, m) for c, ms in by_concern.items() for m in ms}
     assert findings.elsewhere("hydration", "skin_quality").endswith("*Technical report: Hydration (skin quality)*.")
+
+
+@pytest.mark.slow
+def test_page_1_holds_the_headline_figure(run):
+    """Issue 10, point 1: page 1 is the answer, the findings and the one figure that shows them.
+    The patient report with photos is the fullest page 1 (its cover also warns about the photos)."""
+    results, _, _ = run
+    for name in ("sessions-response", "technical", "patient", "patient-no-photos"):
+        nb = nbformat.read(results[name].notebook, as_version=4)
+        made = [o for c in nb.cells if "headline-figure" in c.metadata.get("tags", []) for o in c.get("outputs", [])
+                if "image/png" in o.get("data", {}) or "data:image/png" in o.get("data", {}).get("text/html", "")]
+        assert made, f"{name}: the notebook made no headline figure"
+        assert "Figure 1." in PAGES[name][0], f"{name}: the headline figure is not on page 1"

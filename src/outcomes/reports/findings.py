@@ -163,8 +163,7 @@ def responders(responded: int, total: int, threshold: float, metric: str, min_ce
     share = privacy.share_text(responded, total, "patients", min_cell)
     smallest = contract.METRICS[metric].min_important
     if threshold == smallest:
-        why = (f"the smallest important change in {name(metric)}, the least change that stands out from the "
-               "measurement's own visit-to-visit noise")
+        why = f"the smallest important change in {name(metric)}"  # the body says why (above the noise)
     else:
         why = (f"as this report was asked (the smallest important change in {name(metric)} is "
                f"{threshold_text(smallest, metric)})")

@@ -364,9 +364,11 @@ def findings(me: Patient, prog: Progress) -> list[str]:
         why = sorted({why for expected, _, why in prog.panels.values() if expected is None and why})
         found.append("The data cannot tell how this patient compares with others: "
                      + ("; ".join(why) if why else "no measurement after a session in the chosen metrics") + ".")
+    as_the_cover_says = describe_step(WIDENING[0])  # named in a finding only when a wider group was needed
     for r in prog.summary.to_dict("records"):
-        where = (f", percentile {r['percentile']:.0f} among {r['comparable patients']} comparable patients "
-                 f"({r['compared with']})" if r["percentile"] is not None and not pd.isna(r["percentile"]) else "")
+        group = "" if r["compared with"] == as_the_cover_says else f" ({r['compared with']})"
+        where = (f", percentile {r['percentile']:.0f} among {r['comparable patients']} comparable patients{group}"
+                 if r["percentile"] is not None and not pd.isna(r["percentile"]) else "")
         found.append(f"{markdown_text(r['metric'])}: {r['baseline']:.3g} to {r['latest']:.3g} "
                      f"{markdown_text(r['unit'])} after {r['sessions']} sessions, {r['visit']} "
                      f"({markdown_text(_signed(r['patient'], r['improvement unit']))}): "
