@@ -313,8 +313,27 @@ def test_the_sessions_report_states_the_simpler_structure(tables, monkeypatch):
     model, notes = fitting.improvement_model(tables["outcomes"], "hydration", 5, include_flagged=False,
                                              patients=tables["patients"])
     assert not model.singular_ and model.mixed_.random_intercept is False
-    notes = " ".join(notes)
-    assert "injected" in notes and "no separate level" in notes
+    notes = " ".join(notes)  # the practitioner's report: plain words, no model terms
+    assert "cannot tell each patient's own starting level apart from their own rate" in notes
+    assert "no separate level" in notes and "injected" not in notes and "singular" not in notes
+    _, technical = fitting.improvement_model(tables["outcomes"], "hydration", 5, include_flagged=False,
+                                             patients=tables["patients"], details=True)
+    assert "In the model's terms: age and skin type may change the shape of the curve: singular fit (random " \
+           "effects perfectly correlated (injected))" in " ".join(technical).replace("\\", "")  # markdown-escaped
+
+
+@pytest.mark.parametrize("problem, words", [
+    ("rich: singular fit (random effects perfectly correlated (corr(Intercept, np.log1p(sessions)) = +1.000))",
+     "cannot tell each patient's own starting level apart from their own rate of improvement"),
+    ("rich: singular fit (variance at 0 for Intercept)", "patients' own starting levels do not differ measurably"),
+    ("rich: singular fit (variance at 0 for np.log1p(sessions))",
+     "patients' own rates of improvement do not differ measurably"),
+    ("rich: did not converge", "the fit did not settle on an answer"),
+    ("rich: Singular matrix", "the fit failed on these data"),
+])
+def test_what_went_wrong_with_a_fit_in_plain_words(problem, words):
+    said = fitting.in_plain_words(problem)
+    assert words in said and "(" not in said and "Intercept" not in said
 
 
 # -- 5. readable terms -------------------------------------------------------------------------

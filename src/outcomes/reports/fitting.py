@@ -77,11 +77,27 @@ def measured_patients(outcomes, metric: str) -> int:
     return int(rows["patient_id"].nunique())
 
 
-def improvement_model(outcomes, metric: str, min_cell: int, **spec) -> tuple[Any | None, list[str]]:
+def in_plain_words(problem: str) -> str:
+    """What went wrong with a fit, for a practitioner: 'label: singular fit (random effects
+    perfectly correlated (corr(Intercept, ...) = +1.000))' -> 'the data cannot tell ...'."""
+    if "perfectly correlated" in problem:
+        return "the data cannot tell each patient's own starting level apart from their own rate of improvement"
+    if "variance at 0" in problem:
+        level = "Intercept" in problem.split("variance at 0", 1)[1]
+        return (f"patients' own {'starting levels' if level else 'rates of improvement'} do not differ measurably "
+                "in this selection")
+    if "did not converge" in problem:
+        return "the fit did not settle on an answer"
+    return "the fit failed on these data"
+
+
+def improvement_model(outcomes, metric: str, min_cell: int, *, details: bool = False,
+                      **spec) -> tuple[Any | None, list[str]]:
     """(the richest improvement model that fits, notes for the reader on how it was chosen).
 
     None, with a plain-words note, when fewer than ``MIN_CELLS_FOR_MODELS * min_cell`` patients
-    have a measurement after a session, or when no specification converged.
+    have a measurement after a session, or when no specification converged. The notes say what
+    went wrong in plain words; with `details` (the technical report) also in the model's terms.
     """
     from outcomes.escaping import markdown_text
     from outcomes.reports import findings
@@ -90,17 +106,19 @@ def improvement_model(outcomes, metric: str, min_cell: int, **spec) -> tuple[Any
     if n < needed:
         return None, [findings.too_few(n, metric, needed, min_cell)]
     model, chosen, problems = first_converged(improvement_attempts(outcomes, metric, **spec))
-    why = "; ".join(map(markdown_text, problems))
+    plain = "; ".join(dict.fromkeys(in_plain_words(p) for p in problems))
+    detail = f" In the model's terms: {'; '.join(map(markdown_text, problems))}." if details and problems else ""
     if model is None:
-        return None, [f"The model could not be fitted reliably on this selection (it did not converge), so no "
-                      f"curves are shown. {why}"]
+        return None, [f"The model could not be fitted reliably on this selection ({plain}), so no curves are "
+                      f"shown.{detail}"]
     notes = []
     if problems:
-        notes.append(f"The richest model could not be fitted reliably on this selection ({why}); the report uses a "
-                     f"simpler one ({markdown_text(chosen)}).")
+        notes.append(f"The richest model could not be fitted reliably on this selection ({plain}); the report uses "
+                     f"a simpler one ({markdown_text(chosen)}).{detail}")
     if model.singular_:
-        notes.append(f"Even this model is on the boundary ({markdown_text(model.singular_reason_)}): the data cannot "
-                     "tell patients' own rates of improvement apart; treat its curves with care.")
+        terms = f" In the model's terms: {markdown_text(model.singular_reason_)}." if details else ""
+        notes.append("Even this model is on the boundary: the data cannot tell patients' own rates of improvement "
+                      f"apart; treat its curves with care.{terms}")
     return model, notes
 
 
