@@ -287,3 +287,29 @@ def test_select_by_treated_area_keeps_the_patients_whose_outcomes_name_it(tables
     by_concern = cohort.areas_by_concern(tables)
     assert by_concern["fine_lines"][0] == "face" and len(by_concern["fine_lines"]) >= 2
     assert by_concern["localized_fat"] == ["abdomen"]
+
+
+def test_patient_notes_say_in_plain_words_why_a_simpler_cohort_model_was_used(tables, monkeypatch):
+    real = models.fit_improvement
+
+    def singular_when_rich(*args, **kwargs):
+        m = real(*args, **kwargs)
+        if kwargs.get("random_intercept", True) and kwargs.get("random_slope", True):
+            m.singular_ = True
+            m.singular_reason_ = "random effects perfectly correlated (corr(Intercept, np.log1p(sessions)) = +1.000)"
+        return m
+
+    monkeypatch.setattr(models, "fit_improvement", singular_when_rich)
+    me = patient.load_patient(tables, ["hydration"], pick=1)
+    notes = " ".join(patient.progress(me, ["hydration"]).notes)
+    assert "cannot tell each patient's own starting level apart from their own rate" in notes
+    assert "Intercept" not in notes and "singular" not in notes
+
+
+def test_the_patients_sessions_say_their_status_in_words(tables):
+    me = patient.load_patient(tables, ["hydration"], pick=1)
+    sessions = tables["sessions"].copy()
+    first = sessions.index[sessions["patient_id"] == me.patient_id][0]
+    sessions.loc[first, "status"] = "no_show"
+    me.tables = {**me.tables, "sessions": sessions}
+    assert "no show" in set(me.sessions()["status"]) and "no_show" not in set(me.sessions()["status"])

@@ -202,6 +202,8 @@ class Patient:
         course = self.mine("sessions").sort_values("session_date", kind="stable")
         course = course.assign(week=self.weeks(course["session_date"]))
         cols = [c for c in ("session_number", "week", "status", "product", "area", "volume_ml") if c in course]
+        if "status" in course:  # the contract's codes in words: no_show -> no show
+            course = course.assign(status=course["status"].astype("string").str.replace("_", " ", regex=False))
         return privacy.drop_identifiers(course[cols])
 
     def adverse_events(self) -> pd.DataFrame:
@@ -302,9 +304,9 @@ def progress(me: Patient, metrics: Sequence[str], exclude_flagged: bool = True,
             panels[metric] = (None, points, "cohort model unavailable")
             continue
         if problems:
-            notes.append(f"{label}: the richest cohort model could not be fitted reliably ("
-                         + "; ".join(map(markdown_text, problems)) + f"); the expected course uses a simpler one "
-                         f"({markdown_text(chosen)}).")
+            why = "; ".join(dict.fromkeys(map(fitting.in_plain_words, problems)))
+            notes.append(f"{label}: the richest cohort model could not be fitted reliably ({why}); the expected "
+                         f"course uses a simpler one ({markdown_text(chosen)}).")
         if comparison_group(model, me.band, me.skin) < min_cell:
             panels[metric] = (None, points, "too few comparable patients")
             too_few.append(label)
