@@ -148,6 +148,7 @@ def _report(root, name: str, *params: str):
 def test_benchmark_report_runs_anonymised_with_the_banner_on_every_page(hostile_cohort):
     pages, _ = _report(hostile_cohort, "anonymous")
     assert len(pages) >= 2 and all("SYNTHETIC DEMO DATA" in p for p in pages)
+    assert "Key findings" in pages[0] and "Figure 1." in pages[0]  # page 1 is the answer: findings and the funnel plot
     text = "\n".join(pages)
     flat = re.sub(r"\s+", "", text)
     assert "Clinic A" in text and "Key findings" in text and "Spiegelhalter" in text

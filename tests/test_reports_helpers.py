@@ -313,3 +313,27 @@ def test_the_patients_sessions_say_their_status_in_words(tables):
     sessions.loc[first, "status"] = "no_show"
     me.tables = {**me.tables, "sessions": sessions}
     assert "no show" in set(me.sessions()["status"]) and "no_show" not in set(me.sessions()["status"])
+
+
+def test_flagged_by_clinic_draws_the_tables_shares_without_small_clinics():
+    """The data-quality report's headline figure: each clinic's flagged share as in its table,
+    the all-clinics share as the dashed line, a clinic the table hides left out (C3: 2 patients; C1
+    hidden so that C3's count cannot be worked out from the total)."""
+    from outcomes.reports import figures
+
+    rows = []
+    for clinic, patients, flagged_every in (("C1", 6, 2), ("<b>$x$</b>", 8, 3), ("C2", 6, 5), ("C3", 2, 1)):
+        for p in range(patients):
+            for s in range(4):
+                rows.append({"clinic_id": clinic, "patient_id": f"{clinic}-{p}", "sessions": s,
+                             "qc_ok": not (s > 0 and (p * 4 + s) % flagged_every == 0)})
+    outcomes_ = pd.DataFrame(rows)
+    ax = figures.flagged_by_clinic(outcomes_, min_cell=5)
+    table = T.flag_shares(outcomes_, ["clinic_id"], 5).set_index("clinic_id")
+    shown = table.loc[table["pct_flagged"].map(lambda v: not isinstance(v, str)), "pct_flagged"]
+    assert "<b>$x$</b>" in shown.index and "C3" not in shown.index  # what the table shows
+    drawn = {t.get_text(): bar.get_width() for t, bar in zip(ax.get_yticklabels(), ax.patches)}
+    assert drawn == pytest.approx({f"Clinic {c}".replace("$", "\\$"): float(v) for c, v in shown.items()})
+    follow_up = outcomes_.loc[outcomes_["sessions"] > 0]
+    assert ax.lines[0].get_xdata()[0] == pytest.approx(100 * (~follow_up["qc_ok"]).mean())
+    matplotlib.pyplot.close(ax.figure)

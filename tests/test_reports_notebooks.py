@@ -397,7 +397,7 @@ def test_page_1_holds_the_headline_figure(run):
     """Issue 10, point 1: page 1 is the answer, the findings and the one figure that shows them.
     The patient report with photos is the fullest page 1 (its cover also warns about the photos)."""
     results, _, _ = run
-    for name in ("sessions-response", "technical", "patient", "patient-no-photos"):
+    for name in ("sessions-response", "technical", "patient", "patient-no-photos", "data-quality"):
         nb = nbformat.read(results[name].notebook, as_version=4)
         made = [o for c in nb.cells if "headline-figure" in c.metadata.get("tags", []) for o in c.get("outputs", [])
                 if "image/png" in o.get("data", {}) or "data:image/png" in o.get("data", {}).get("text/html", "")]

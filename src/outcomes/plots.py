@@ -44,10 +44,10 @@ def style() -> None:
     _sns.set_theme(context="paper", style="whitegrid", palette=PALETTE, font_scale=1.1)
 
 
-def _axes(ax):
+def _axes(ax, figsize: tuple[float, float] = FIGSIZE):
     style()
     if ax is None:
-        _, ax = _plt.subplots(figsize=FIGSIZE, layout="constrained")
+        _, ax = _plt.subplots(figsize=figsize, layout="constrained")
     return ax
 
 

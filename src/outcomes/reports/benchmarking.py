@@ -128,7 +128,7 @@ def funnel_plot(table: pd.DataFrame, ax=None, title: str | None = None):
     and 99.8% limits (dotted). Returns the axes."""
     from outcomes import plots
 
-    ax = plots._axes(ax)
+    ax = plots._axes(ax, figsize=(6.6, 2.7))  # about its printed size on page 1 (66 mm high at most, report.css)
     overall, sigma = float(table["overall"].iloc[0]), float(table["sigma"].iloc[0])
     top = max(float(table["n_patients"].max()) * 1.15, 10.0)
     n = np.linspace(max(2.0, float(table["n_patients"].min()) * 0.6), top, 200)
@@ -151,7 +151,7 @@ def funnel_plot(table: pd.DataFrame, ax=None, title: str | None = None):
                   .replace("  ", " "))
     if title:
         ax.set_title(plot_text(title, max_length=90))
-    ax.legend(fontsize=8, loc="best", frameon=True)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)  # off the lines
     return ax
 
 

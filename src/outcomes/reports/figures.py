@@ -86,3 +86,35 @@ def gais_responders(ordinal, ax=None):
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_xlabel("completed sessions")
     return ax
+
+
+def flagged_by_clinic(outcomes: pd.DataFrame, min_cell: int, ax=None):
+    """Share of each clinic's follow-up measurements flagged by the photo-quality checks (bars,
+    largest first), against all clinics together (dashed line). A clinic whose share the table
+    hides (:func:`outcomes.reports.tables.flag_shares`: fewer than `min_cell` patients, or hidden
+    so that a small one cannot be worked out) is left out."""
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import PercentFormatter
+
+    from outcomes.escaping import plot_text
+    from outcomes.reports.tables import flag_shares
+
+    table = flag_shares(outcomes, ["clinic_id"], min_cell)
+    shown = table.loc[table["pct_flagged"].map(lambda v: not isinstance(v, str))]
+    shown = shown.astype({"pct_flagged": float}).sort_values("pct_flagged", kind="stable")
+    follow_up = outcomes.loc[outcomes["sessions"] > 0]
+    overall = 100 * float((~follow_up["qc_ok"].astype(bool)).mean()) if len(follow_up) else float("nan")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.0, 0.45 * max(len(shown), 2) + 1.0))
+    labels = [plot_text(f"Clinic {c}", max_length=30) for c in shown["clinic_id"]]
+    ax.barh(labels, shown["pct_flagged"], color="0.6", edgecolor="black", linewidth=0.6, height=0.6)
+    ax.axvline(overall, color="black", ls="--", lw=1.2, label=f"all clinics: {overall:.1f}%")
+    for y, value in enumerate(shown["pct_flagged"]):
+        ax.annotate(f"{value:.1f}%", (value, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8,
+                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6}, zorder=4)  # over the dashed line
+    ax.xaxis.set_major_formatter(PercentFormatter(100))
+    ax.set_xlim(0, max([overall, *shown["pct_flagged"], 1.0]) * 1.18)
+    ax.set_xlabel("follow-up measurements flagged")
+    ax.legend(fontsize=8, loc="lower right", frameon=True)
+    ax.figure.tight_layout()
+    return ax
