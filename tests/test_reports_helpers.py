@@ -337,3 +337,12 @@ def test_flagged_by_clinic_draws_the_tables_shares_without_small_clinics():
     follow_up = outcomes_.loc[outcomes_["sessions"] > 0]
     assert ax.lines[0].get_xdata()[0] == pytest.approx(100 * (~follow_up["qc_ok"]).mean())
     matplotlib.pyplot.close(ax.figure)
+
+
+@pytest.mark.parametrize("value, signed, text", [
+    (0.493, False, "0.493"), (62.4, False, "62.4"), (8.25, True, "+8.25"), (-3.71, True, "-3.71"),
+    (999.6, False, "1,000"), (1234.6, False, "1,235"), (0.0123, False, "0.0123"), (9.996, False, "10.0"),
+])
+def test_patient_readings_keep_three_digits_and_never_an_exponent(value, signed, text):
+    """A melanin index of 999.6 AU read '1e+03' with the old '.3g'."""
+    assert patient.reading(value, signed=signed) == text

@@ -339,8 +339,8 @@ def reading_table(prog: Progress) -> pd.DataFrame:
     pct = [("–" if pd.isna(p) else f"{p:.0f} of 100") for p in r["percentile"]]
     return pd.DataFrame({
         "metric (unit)": r["metric"] + " (" + r["unit"] + ")", "after sessions": r["sessions"],
-        "baseline": r["baseline"].map("{:.3g}".format), "latest": r["latest"].map("{:.3g}".format),
-        "change": r["change"].map("{:+.3g}".format),
+        "baseline": r["baseline"].map(reading), "latest": r["latest"].map(reading),
+        "change": r["change"].map(lambda v: reading(v, signed=True)),
         # percent of the baseline, or the metric's own unit on an interval scale (CIELAB, ITA°)
         "improvement": [_signed(v, unit) for v, unit in zip(r["patient"], r["improvement unit"])],
         "percentile": pct, "comparable patients": r["comparable patients"].astype(str),
@@ -350,6 +350,15 @@ def reading_table(prog: Progress) -> pd.DataFrame:
 def _signed(value: float, unit: str) -> str:
     """An improvement with its sign and unit: "+12.3%", "+3.1 degrees"."""
     return f"{value:+.1f}%" if unit == "%" else f"{value:+.1f} {unit}"
+
+
+def reading(value: float, signed: bool = False) -> str:
+    """A reading to three significant digits, never in exponent form: 0.493, 62.4, 999.6 -> 1,000
+    (not 1e+03), 1234.6 -> 1,235."""
+    if not np.isfinite(value) or value == 0:
+        return f"{value:+g}" if signed and np.isfinite(value) else f"{value:g}"
+    decimals = max(0, 2 - int(np.floor(np.log10(abs(float(f"{value:.3g}"))))))
+    return f"{value:{'+' if signed else ''},.{decimals}f}"
 
 
 def personal_table(prog: Progress) -> pd.DataFrame:
@@ -371,7 +380,7 @@ def findings(me: Patient, prog: Progress) -> list[str]:
         group = "" if r["compared with"] == as_the_cover_says else f" ({r['compared with']})"
         where = (f", percentile {r['percentile']:.0f} among {r['comparable patients']} comparable patients{group}"
                  if r["percentile"] is not None and not pd.isna(r["percentile"]) else "")
-        found.append(f"{markdown_text(r['metric'])}: {r['baseline']:.3g} to {r['latest']:.3g} "
+        found.append(f"{markdown_text(r['metric'])}: {reading(r['baseline'])} to {reading(r['latest'])} "
                      f"{markdown_text(r['unit'])} after {r['sessions']} sessions, {r['visit']} "
                      f"({markdown_text(_signed(r['patient'], r['improvement unit']))}): "
                      f"{r['verdict']}{where}."
@@ -455,7 +464,7 @@ def _photo_values(me: Patient, photo_ids: tuple[str, str], metrics: Sequence[str
         texts = []
         for pid in photo_ids:
             value = rows.loc[(rows["metric"] == metric) & (rows["photo_id"].astype(str) == pid), "value"]
-            texts.append(f"{spec.label}: " + (f"{float(value.iloc[0]):.3g} {spec.unit}" if len(value) else "–"))
+            texts.append(f"{spec.label}: " + (f"{reading(float(value.iloc[0]))} {spec.unit}" if len(value) else "–"))
         lines.append((texts[0], texts[1]))
     return lines
 
