@@ -190,7 +190,13 @@ class Metric:
 
     def amount(self, value: float, decimals: int = 1) -> str:
         """An improvement in words: "12.3%" on a ratio scale, "3.1 degrees" on an interval scale."""
-        return f"{value:.{decimals}f}%" if self.scale == "ratio" else f"{value:.{decimals}f} {self.unit}"
+        return in_unit(value, self.improvement_unit, f".{decimals}f")
+
+
+def in_unit(value: float, unit: str, fmt: str = ".1f") -> str:
+    """`value` with the unit improvement is counted in: "12.3%" ("%": of the baseline), "3.1 degrees";
+    `fmt` a format spec ("+.1f" signed, "g" shortest)."""
+    return f"{value:{fmt}}%" if unit == "%" else f"{value:{fmt}} {unit}"
 
 
 # min_important, the smallest change worth calling an improvement (issue 10): a change smaller

@@ -413,6 +413,10 @@ def _best_fit(model: GroupedMixedLM, reml: bool, optimizers: Sequence[str], star
     return fits[done], attempts, thetas.get(done)
 
 
+# the words of a boundary reason (reports turn them into plain words: reports.fitting.in_plain_words)
+ZERO_VARIANCE, PERFECT_CORRELATION = "variance at 0 for", "random effects perfectly correlated"
+
+
 def boundary_reason(cov_re: np.ndarray, residual_var: float, mean_square: np.ndarray,
                     names: Sequence[str], tol: float = BOUNDARY_TOL) -> str | None:
     """Why the random-effect covariance is on the boundary of its space, or None.
@@ -424,13 +428,13 @@ def boundary_reason(cov_re: np.ndarray, residual_var: float, mean_square: np.nda
     var = np.diag(cov_re)
     zero = [n for n, v, m in zip(names, var, mean_square) if v * m < tol * residual_var]
     if zero:
-        return "variance at 0 for " + ", ".join(zero)
+        return f"{ZERO_VARIANCE} " + ", ".join(zero)
     if len(var) > 1:
         corr = cov_re / np.sqrt(np.outer(var, var))
         if np.linalg.eigvalsh(corr).min() < tol:
             pairs = [f"corr({names[i]}, {names[j]}) = {corr[i, j]:+.3f}"
                      for i in range(len(names)) for j in range(i + 1, len(names))]
-            return "random effects perfectly correlated (" + ", ".join(pairs) + ")"
+            return f"{PERFECT_CORRELATION} (" + ", ".join(pairs) + ")"
     return None
 
 

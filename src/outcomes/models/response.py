@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..contract import DEFAULT_VIEW, SKIN_TYPE_DTYPE, min_important
+from ..contract import DEFAULT_VIEW, SKIN_TYPE_DTYPE, in_unit, min_important
 from ._design import Design, as_categories
 from ._tidy import Coefficients, tidy_table
 from .improvement import (AGE_BAND_DTYPE, OUTCOME, age_band, attach_columns, centred_age, improvement_unit, model_rows,
@@ -184,8 +184,7 @@ class ResponseModel(Coefficients):
         return self.fixed_
 
     def _threshold_text(self) -> str:
-        unit = improvement_unit(self.metric)
-        return f"{self.threshold:g}%" if unit == "%" else f"{self.threshold:g} {unit}"
+        return in_unit(self.threshold, improvement_unit(self.metric), "g")
 
     def _summary_title(self) -> str:
         return f"ResponseModel: sessions until {self.metric} improves by >= {self._threshold_text()}"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-Box = tuple[int, int, int, int]
+from outcomes.photos.images import Box
 
 CHECKER = "ColorChecker24 - After November 2014"
 # Widths of the downscaled copies the chart is searched in (the library's working width; its

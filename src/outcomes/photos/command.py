@@ -30,7 +30,7 @@ import pandas as pd
 from outcomes.escaping import spreadsheet_safe
 from outcomes.photos import images
 from outcomes.photos.images import Box, PhotoError
-from outcomes.photos.index import Entry, PhotoIndexError, read_index
+from outcomes.photos.index import Entry, PhotoIndexError, read_index, region_text
 from outcomes.photos.registration import Reference
 
 # the header of every file this command writes, in this order (also how it knows its own output)
@@ -117,11 +117,6 @@ def _row(entry: Entry, taken_at: datetime | None, source: str, sha256: str = "",
            "_order": entry.row}
     row.update(values)
     return row
-
-
-def region_text(region: Box | None) -> str:
-    """The index's region as the output writes it: `x0,y0,x1,y1`, blank for the automatic one."""
-    return "" if region is None else ",".join(str(v) for v in region)
 
 
 def _stamp(when: datetime | None) -> str:

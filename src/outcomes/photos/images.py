@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-Box = tuple[int, int, int, int]
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1 and y1 exclusive
 
 WORKING_LONG_SIDE = 1600  # pixels: the long side a photo is measured at (at least; see above)
 MIN_SIDE = 200  # pixels: a shorter side below this holds no usable chart and skin region

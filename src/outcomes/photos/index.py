@@ -124,6 +124,12 @@ def _view(text: str, fail) -> str:
     return parsed.value
 
 
+def region_text(region: Box | None) -> str:
+    """A region as index.csv (and `outcomes photos`' output) write it: `x0,y0,x1,y1`, blank for the
+    automatic one; :func:`_region` reads it back."""
+    return "" if region is None else ",".join(str(v) for v in region)
+
+
 def _region(text: str, fail) -> Box | None:
     if not text:
         return None

@@ -17,9 +17,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from outcomes.escaping import plot_text
+from outcomes.photos.images import Box
 from outcomes.photos.registration import MIN_MATCH, Similarity, register
-
-Box = tuple[int, int, int, int]
 Correction = Callable[[np.ndarray], np.ndarray]  # float H×W×3 in 0..1 -> the same, corrected
 
 MAX_SIDE = 700  # longer side (px) of each photo in the panel: a page column, not the camera's resolution

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-Box = tuple[int, int, int, int]
+from outcomes.photos.images import Box
 
 WORK_SIDE = 400  # longer side (px) of the grey region the blur is judged on
 COARSE_SIDE = 100  # ... and again at this size, where a heavy blur shows through the noise

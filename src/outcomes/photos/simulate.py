@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from outcomes.photos.colour import Box, lab_to_linear, linear_to_srgb, reference_linear
+from outcomes.photos.colour import lab_to_linear, linear_to_srgb, reference_linear
+from outcomes.photos.images import Box
+from outcomes.photos.index import region_text
 
 # Scene layout, as fractions of the image height (skin box) or width/height (chart).
 SKIN_SIDE = 0.5  # the skin box is a square of this share of the image height ...
@@ -423,7 +425,7 @@ def simulate_photos(out_dir: str | Path, *, n_patients: int, seed: int, size: tu
                     made.append(out / rel)
                     fh.write(photo.jpeg)
                 index_rows.append([pid, str(row.photo_id), str(row.taken_at), "front", rel,
-                                   ",".join(str(v) for v in photo.skin_box)])
+                                   region_text(photo.skin_box)])
                 truth_rows.append([pid, str(row.photo_id), str(row.taken_at), "front", rel, int(n[k]), round(float(g[k]), 6),
                                    round(capture.cct_k, 1), round(capture.exposure, 4), round(capture.blur_sigma_px, 3),
                                    "yes" if capture.chart else "no", texture_seed, *(round(v, 4) for v in (

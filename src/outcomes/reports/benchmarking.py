@@ -33,7 +33,7 @@ import string
 import numpy as np
 import pandas as pd
 
-from outcomes import config
+from outcomes import config, contract
 from outcomes.escaping import markdown_text, plot_text
 from outcomes.models.improvement import improvement_unit
 
@@ -170,8 +170,7 @@ def _unit(table: pd.DataFrame) -> str:
 
 
 def _amount(table: pd.DataFrame, value: float) -> str:
-    unit = _unit(table)
-    return f"{value:.1f}%" if unit == "%" else f"{value:.1f} {unit}"
+    return contract.in_unit(value, _unit(table))
 
 
 def suppressed_text(table: pd.DataFrame) -> str:

@@ -152,8 +152,7 @@ def plateau(table: pd.DataFrame, cells: pd.DataFrame, common_skin: str, overall:
 
 def threshold_text(threshold: float, metric: str) -> str:
     """A response threshold in its unit: "7%" (of the baseline), or "4 degrees" on an interval scale."""
-    m = contract.METRICS[metric]
-    return f"{threshold:g}%" if m.scale == "ratio" else f"{threshold:g} {markdown_text(m.unit)}"
+    return contract.in_unit(threshold, contract.METRICS[metric].improvement_unit, "g")
 
 
 def responders(responded: int, total: int, threshold: float, metric: str, min_cell: int = config.MIN_CELL) -> str:

@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 
 
+NOT_CONVERGED = "did not converge"
+
+
 def first_converged(attempts: Sequence[tuple[str, Callable[[], Any]]]) -> tuple[Any | None, str, list[str]]:
     """(model, its label, what went wrong before it) for the first attempt that converged and
     is not singular.
@@ -35,7 +38,7 @@ def first_converged(attempts: Sequence[tuple[str, Callable[[], Any]]]) -> tuple[
                 problems.append(f"{label}: {exc}")
                 continue
         if not getattr(model, "converged_", True):
-            problems.append(f"{label}: did not converge")
+            problems.append(f"{label}: {NOT_CONVERGED}")
         elif getattr(model, "singular_", False):
             problems.append(f"{label}: singular fit ({model.singular_reason_})")
             singular = singular or (model, label, list(problems))
@@ -80,15 +83,22 @@ def measured_patients(outcomes, metric: str) -> int:
 def in_plain_words(problem: str) -> str:
     """What went wrong with a fit, for a practitioner: 'label: singular fit (random effects
     perfectly correlated (corr(Intercept, ...) = +1.000))' -> 'the data cannot tell ...'."""
-    if "perfectly correlated" in problem:
+    from outcomes.models.mixed import PERFECT_CORRELATION, ZERO_VARIANCE
+
+    if PERFECT_CORRELATION in problem:
         return "the data cannot tell each patient's own starting level apart from their own rate of improvement"
-    if "variance at 0" in problem:
-        level = "Intercept" in problem.split("variance at 0", 1)[1]
+    if ZERO_VARIANCE in problem:
+        level = "Intercept" in problem.split(ZERO_VARIANCE, 1)[1]
         return (f"patients' own {'starting levels' if level else 'rates of improvement'} do not differ measurably "
                 "in this selection")
-    if "did not converge" in problem:
+    if NOT_CONVERGED in problem:
         return "the fit did not settle on an answer"
     return "the fit failed on these data"
+
+
+def plain_reasons(problems: Sequence[str]) -> str:
+    """The problems of :func:`first_converged` in plain words, each said once."""
+    return "; ".join(dict.fromkeys(map(in_plain_words, problems)))
 
 
 def improvement_model(outcomes, metric: str, min_cell: int, *, details: bool = False,
@@ -106,7 +116,7 @@ def improvement_model(outcomes, metric: str, min_cell: int, *, details: bool = F
     if n < needed:
         return None, [findings.too_few(n, metric, needed, min_cell)]
     model, chosen, problems = first_converged(improvement_attempts(outcomes, metric, **spec))
-    plain = "; ".join(dict.fromkeys(in_plain_words(p) for p in problems))
+    plain = plain_reasons(problems)
     detail = f" In the model's terms: {'; '.join(map(markdown_text, problems))}." if details and problems else ""
     if model is None:
         return None, [f"The model could not be fitted reliably on this selection ({plain}), so no curves are "

@@ -304,8 +304,8 @@ def progress(me: Patient, metrics: Sequence[str], exclude_flagged: bool = True,
             panels[metric] = (None, points, "cohort model unavailable")
             continue
         if problems:
-            why = "; ".join(dict.fromkeys(map(fitting.in_plain_words, problems)))
-            notes.append(f"{label}: the richest cohort model could not be fitted reliably ({why}); the expected "
+            notes.append(f"{label}: the richest cohort model could not be fitted reliably "
+                         f"({fitting.plain_reasons(problems)}); the expected "
                          f"course uses a simpler one ({markdown_text(chosen)}).")
         if comparison_group(model, me.band, me.skin) < min_cell:
             panels[metric] = (None, points, "too few comparable patients")
@@ -349,7 +349,7 @@ def reading_table(prog: Progress) -> pd.DataFrame:
 
 def _signed(value: float, unit: str) -> str:
     """An improvement with its sign and unit: "+12.3%", "+3.1 degrees"."""
-    return f"{value:+.1f}%" if unit == "%" else f"{value:+.1f} {unit}"
+    return contract.in_unit(value, unit, "+.1f")
 
 
 def reading(value: float, signed: bool = False) -> str:
